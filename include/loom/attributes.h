@@ -1,0 +1,44 @@
+// Typed node attributes: what an op is told besides its inputs (axes, eps, dtypes, ...).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "loom/dtype.h"
+#include "loom/shape.h"
+#include "loom/tensor_data.h"
+
+namespace loom {
+
+using AttrValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, DType,
+                               Shape, TensorData>;
+
+class Attributes {
+ public:
+  Attributes() = default;
+  Attributes(std::initializer_list<std::pair<const std::string, AttrValue>> items) : map_(items) {}
+
+  bool has(const std::string& name) const { return map_.count(name) != 0; }
+  void set(const std::string& name, AttrValue value) { map_[name] = std::move(value); }
+  // Throws loom::Error(internal) when missing or of another type.
+  template <class T>
+  const T& get(const std::string& name) const;
+  template <class T>
+  T get_or(const std::string& name, T fallback) const {
+    return has(name) ? get<T>(name) : fallback;
+  }
+  const std::map<std::string, AttrValue>& items() const { return map_; }
+  // A stable text form, used by the dump and by common-subexpression elimination.
+  std::string str() const;
+  bool operator==(const Attributes& o) const;
+
+ private:
+  std::map<std::string, AttrValue> map_;
+};
+
+std::string attr_to_string(const AttrValue& value);
+
+}  // namespace loom

@@ -1,0 +1,82 @@
+// Graph and Tensor: building a computation.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/attributes.h"
+#include "loom/dtype.h"
+#include "loom/shape.h"
+#include "loom/tensor_data.h"
+
+namespace loom {
+
+namespace ir {
+struct Node;
+class Program;
+}  // namespace ir
+
+class Graph;
+
+// A light handle to one output of one node of a graph (like MPSGraphTensor).
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(std::shared_ptr<ir::Program> program, ir::Node* node, int output)
+      : program_(std::move(program)), node_(node), output_(output) {}
+
+  bool defined() const { return node_ != nullptr; }
+  const Shape& shape() const;
+  DType dtype() const;
+  int rank() const { return int(shape().size()); }
+  ir::Node* node() const { return node_; }
+  int output() const { return output_; }
+  const std::shared_ptr<ir::Program>& program() const { return program_; }
+  // The node's op name, e.g. "add".
+  const std::string& op() const;
+
+ private:
+  std::shared_ptr<ir::Program> program_;
+  ir::Node* node_ = nullptr;
+  int output_ = 0;
+};
+
+class Graph {
+ public:
+  Graph();
+  explicit Graph(std::shared_ptr<ir::Program> program) : program_(std::move(program)) {}
+
+  // A value fed at run time under `name`; dims may be symbols ("seq") bound by the feed.
+  Tensor placeholder(const std::string& name, Shape shape, DType dtype = DType::f32);
+  Tensor constant(TensorData value);
+  Tensor constant(double value, DType dtype = DType::f32);
+  // A named persistent tensor (weights, KV caches); the result reads its current value.
+  Tensor variable(const std::string& name, TensorData initial);
+  // Reads a variable's value (same as the tensor `variable` returned).
+  Tensor read(const Tensor& variable);
+  // Stores `value` into the variable at the end of its step. Returns the assign node's
+  // (empty) handle so that it can be named as an output to keep it.
+  void assign(const Tensor& variable, const Tensor& value);
+
+  // Adds a node of a registered op; infers and checks its outputs, throwing loom::Error
+  // that names the op and its inputs when they do not fit.
+  std::vector<Tensor> add_node(const std::string& op, const std::vector<Tensor>& inputs,
+                               Attributes attrs = {});
+  Tensor add_node1(const std::string& op, const std::vector<Tensor>& inputs,
+                   Attributes attrs = {}) {
+    return add_node(op, inputs, std::move(attrs)).at(0);
+  }
+
+  // Textual form of the graph, one node a line.
+  std::string dump() const;
+  const std::shared_ptr<ir::Program>& program() const { return program_; }
+
+ private:
+  std::shared_ptr<ir::Program> program_;
+};
+
+// The graph a tensor belongs to, for free op functions that add nodes.
+Graph graph_of(const Tensor& t);
+
+}  // namespace loom

@@ -1,0 +1,279 @@
+// loom.compile, loom.Executable and loom.VariableStore.
+//
+// A run converts the feeds without copies where it can, releases the GIL while Loom runs,
+// and reuses the Feeds map and the output buffers between runs (an output buffer is reused
+// only once no array returned to Python still holds it). Runs and variable accesses are
+// serialised process-wide: executables may share a VariableStore.
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "bindings.h"
+#include "ir/node.h"
+#include "loom/error.h"
+#include "loom/executable.h"
+
+namespace loom::python {
+namespace {
+
+std::mutex g_run_mutex;
+
+// Takes the run lock without holding the GIL while waiting, so that a thread inside a run
+// (which needs the GIL back at its end) can always finish.
+std::unique_lock<std::mutex> lock_runs() {
+  std::unique_lock<std::mutex> lock(g_run_mutex, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    nb::gil_scoped_release released;
+    lock.lock();
+  }
+  return lock;
+}
+
+struct PyExecutable {
+  Executable exe;
+  std::shared_ptr<ir::Program> graph;  // as built: the placeholders' dtypes
+  Feeds feeds;                         // map nodes kept between runs
+  std::map<std::string, std::optional<DType>, std::less<>> placeholder_dtypes;
+  std::vector<TensorData> outputs;
+
+  std::optional<DType> placeholder_dtype(const std::string& name) {
+    auto it = placeholder_dtypes.find(name);
+    if (it != placeholder_dtypes.end()) return it->second;
+    std::optional<DType> dtype;
+    if (ir::Node* node = graph ? graph->find_placeholder(name) : nullptr) {
+      if (!node->outputs.empty()) dtype = node->type().dtype;
+    }
+    placeholder_dtypes.emplace(name, dtype);
+    return dtype;
+  }
+};
+
+// Releases the references a run took to the caller's arrays, also when it fails.
+struct FeedRelease {
+  Feeds& feeds;
+  ~FeedRelease() {
+    for (auto& [name, data] : feeds) data = TensorData();
+  }
+};
+
+nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output) {
+  OutputKind kind = output_kind_from_str(output);
+  nb::dict feeds_dict;
+  if (feeds_obj.is_none()) {
+    feeds_dict = nb::dict();
+  } else if (PyDict_Check(feeds_obj.ptr())) {
+    feeds_dict = nb::borrow<nb::dict>(feeds_obj);
+  } else if (PyMapping_Check(feeds_obj.ptr()) && nb::hasattr(feeds_obj, "keys")) {
+    feeds_dict = nb::dict();
+    if (PyDict_Merge(feeds_dict.ptr(), feeds_obj.ptr(), 1) != 0) throw nb::python_error();
+  } else {
+    fail(ErrorKind::value, "feeds must be a dict of name -> array, not " +
+                               nb::cast<std::string>(nb::type_name(feeds_obj.type())));
+  }
+
+  std::unique_lock<std::mutex> lock = lock_runs();
+  FeedRelease release{self.feeds};
+  if (self.feeds.size() != feeds_dict.size()) self.feeds.clear();
+  for (auto [key, value] : feeds_dict) {
+    if (!PyUnicode_Check(key.ptr())) fail(ErrorKind::value, "feed names must be str");
+    Py_ssize_t length = 0;
+    const char* chars = PyUnicode_AsUTF8AndSize(key.ptr(), &length);
+    if (!chars) throw nb::python_error();
+    std::string name(chars, size_t(length));
+    std::optional<DType> want = self.placeholder_dtype(name);
+    TensorData data = tensor_data_from_py(value, want, "feed '" + name + "'");
+    auto it = self.feeds.find(name);
+    if (it == self.feeds.end()) {
+      self.feeds.emplace(std::move(name), std::move(data));
+    } else {
+      it->second = std::move(data);
+    }
+  }
+  // Keys of an earlier run that this run lacks must not reach the executable.
+  if (self.feeds.size() != feeds_dict.size()) {
+    std::erase_if(self.feeds, [&](const auto& entry) { return !feeds_dict.contains(entry.first); });
+  }
+  for (TensorData& out : self.outputs) {
+    if (out.buffer() && out.buffer().use_count() > 1) out = TensorData();
+  }
+  try {
+    nb::gil_scoped_release released;
+    self.exe.run(self.feeds, self.outputs);
+  } catch (...) {
+    self.outputs.clear();
+    throw;
+  }
+  nb::list results;
+  for (const TensorData& out : self.outputs) results.append(tensor_data_to_py(out, kind));
+  return results;
+}
+
+nb::object variable_value(VariableStore& store, const std::string& name, const std::string& output,
+                          bool copy) {
+  OutputKind kind = output_kind_from_str(output);
+  TensorData value;
+  {
+    std::unique_lock<std::mutex> lock = lock_runs();
+    value = store.get(name);
+    // A copy is a snapshot; without one the array sees later runs' updates in place.
+    if (copy) value = value.clone();
+  }
+  return tensor_data_to_py(value, kind);
+}
+
+void set_variable(VariableStore& store, const std::string& name, nb::handle value) {
+  std::optional<DType> want;
+  {
+    std::unique_lock<std::mutex> lock = lock_runs();
+    if (store.has(name)) want = store.get(name).dtype();
+  }
+  TensorData data = tensor_data_from_py(value, want, "variable '" + name + "'");
+  std::unique_lock<std::mutex> lock = lock_runs();
+  store.set(name, data);
+}
+
+std::vector<Tensor> outputs_from_py(nb::handle outputs) {
+  if (outputs.is_none()) return {};
+  if (nb::isinstance<Tensor>(outputs)) return {nb::cast<Tensor>(outputs)};
+  std::vector<Tensor> result;
+  if (!PySequence_Check(outputs.ptr())) {
+    fail(ErrorKind::value, "outputs must be a Tensor or a list of Tensors");
+  }
+  for (nb::handle item : nb::borrow<nb::sequence>(outputs)) {
+    if (!nb::isinstance<Tensor>(item)) {
+      fail(ErrorKind::value, "outputs must be Tensors, not " +
+                                 nb::cast<std::string>(nb::repr(item)));
+    }
+    result.push_back(nb::cast<Tensor>(item));
+  }
+  return result;
+}
+
+}  // namespace
+
+void bind_executable(nb::module_& m) {
+  nb::class_<VariableStore>(m, "VariableStore",
+                            "Named persistent tensors (weights, KV caches) on one device. Pass\n"
+                            "one store to several compile() calls to share it.")
+      .def(
+          "__init__",
+          [](VariableStore* self, const std::string& device) {
+            new (self) VariableStore(Device::parse(device));
+          },
+          nb::arg("device") = "cpu")
+      .def_prop_ro("device", [](const VariableStore& s) { return s.device().str(); })
+      .def(
+          "__getitem__",
+          [](VariableStore& s, const std::string& name) { return variable_value(s, name, "numpy", true); },
+          nb::arg("name"), "A NumPy copy of the variable's current value.")
+      .def("__setitem__", &set_variable, nb::arg("name"), nb::arg("value"),
+           "Replaces the value in place (same shape and dtype).")
+      .def(
+          "get", &variable_value, nb::arg("name"), nb::arg("output") = "numpy",
+          nb::arg("copy") = true,
+          "The current value as output ('numpy', 'torch' or 'loom'); with copy=False it\n"
+          "shares the variable's memory and sees later runs' updates.")
+      .def(
+          "declare",
+          [](VariableStore& s, const std::string& name, nb::handle value) {
+            TensorData data = tensor_data_from_py(value, std::nullopt, "variable '" + name + "'");
+            std::unique_lock<std::mutex> lock = lock_runs();
+            s.declare(name, data);
+          },
+          nb::arg("name"), nb::arg("initial"), "Adds a variable (copied) if it is absent.")
+      .def("__contains__", &VariableStore::has, nb::arg("name"))
+      .def("keys", &VariableStore::names)
+      .def("names", &VariableStore::names)
+      .def("__len__", [](const VariableStore& s) { return s.names().size(); })
+      .def("__iter__",
+           [](const VariableStore& s) { return nb::iter(nb::cast(s.names())); })
+      .def("__repr__", [](const VariableStore& s) {
+        std::string text = "VariableStore(device=" + s.device().str() + ", [";
+        std::vector<std::string> names = s.names();
+        for (size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
+        return text + "])";
+      });
+
+  nb::class_<RunStats>(m, "RunStats", "Statistics of the last run.")
+      .def_ro("bytes_written", &RunStats::bytes_written, "Bytes the kernels wrote.")
+      .def_ro("kernels", &RunStats::kernels, "Kernel calls.")
+      .def_ro("replayed_graph", &RunStats::replayed_graph, "A CUDA graph was replayed.")
+      .def_ro("planned", &RunStats::planned, "This run made a new plan (new symbol binding).")
+      .def("__repr__", [](const RunStats& s) {
+        return "RunStats(bytes_written=" + std::to_string(s.bytes_written) +
+               ", kernels=" + std::to_string(s.kernels) +
+               ", replayed_graph=" + (s.replayed_graph ? "True" : "False") +
+               ", planned=" + (s.planned ? "True" : "False") + ")";
+      });
+
+  nb::class_<PyExecutable>(m, "Executable",
+                           "A compiled graph: run it many times with Executable.run(feeds).")
+      .def("run", &run, nb::arg("feeds") = nb::none(), nb::arg("output") = "numpy",
+           "Runs with one array per placeholder (NumPy arrays, torch tensors on the CPU or\n"
+           "CUDA, anything with __dlpack__, scalars or lists) and returns the outputs in\n"
+           "compile order: NumPy arrays (output='numpy'), torch tensors on the executable's\n"
+           "device (output='torch', zero-copy) or loom.TensorData (output='loom').")
+      .def(
+          "__call__",
+          [](PyExecutable& self, nb::kwargs feeds) { return run(self, feeds, "numpy"); },
+          "run() with the feeds as keyword arguments.")
+      .def_prop_ro("device", [](const PyExecutable& self) { return self.exe.device().str(); })
+      .def_prop_ro(
+          "variables", [](PyExecutable& self) { return self.exe.variable_store(); },
+          "The executable's VariableStore: variables[name] reads, variables[name] = a writes.")
+      .def("dump", [](const PyExecutable& self) { return self.exe.dump(); },
+           "The graph after all passes.")
+      .def_prop_ro(
+          "pass_dumps",
+          [](const PyExecutable& self) {
+            std::vector<std::pair<std::string, std::string>> dumps;
+            for (const PassDump& d : self.exe.pass_dumps()) dumps.emplace_back(d.pass, d.graph);
+            return dumps;
+          },
+          "(pass, graph text after it) for every pass, 'input' first, when compiled with\n"
+          "keep_pass_dumps=True.")
+      .def_prop_ro(
+          "last_run_stats", [](const PyExecutable& self) { return self.exe.last_run_stats(); })
+      .def_prop_ro("arena_bytes", [](const PyExecutable& self) { return self.exe.arena_bytes(); })
+      .def_prop_ro("unshared_intermediate_bytes",
+                   [](const PyExecutable& self) { return self.exe.unshared_intermediate_bytes(); });
+
+  m.def(
+      "compile",
+      [](const Graph& graph, nb::handle outputs, const std::string& device,
+         std::vector<std::string> disabled, std::shared_ptr<VariableStore> variables,
+         bool keep_pass_dumps, bool cuda_graphs) {
+        std::set<std::string> disabled_passes(disabled.begin(), disabled.end());
+        std::vector<std::string> known = pass_names();
+        for (const std::string& name : disabled_passes) {
+          if (std::find(known.begin(), known.end(), name) == known.end()) {
+            std::string list;
+            for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+            fail(ErrorKind::value, "unknown pass '" + name + "' (passes: " + list + ")");
+          }
+        }
+        CompileOptions options;
+        options.device = Device::parse(device);
+        options.outputs = outputs_from_py(outputs);
+        options.disabled_passes = std::move(disabled_passes);
+        options.variables = std::move(variables);
+        options.keep_pass_dumps = keep_pass_dumps;
+        options.cuda_graphs = cuda_graphs;
+        auto* result = new PyExecutable{compile(graph, std::move(options)), graph.program(), {}, {}, {}};
+        return std::unique_ptr<PyExecutable>(result);
+      },
+      nb::arg("graph"), nb::arg("outputs") = nb::none(), nb::arg("device") = "cpu",
+      nb::arg("disabled_passes") = std::vector<std::string>{}, nb::arg("variables") = nb::none(),
+      nb::arg("keep_pass_dumps") = false, nb::arg("cuda_graphs") = true,
+      "Compiles `graph` for `device` ('cpu', 'cuda', 'cuda:1'). outputs: the Tensors run()\n"
+      "returns, in order (assignments to variables always run). disabled_passes: pass names\n"
+      "to skip (loom.pass_names()). variables: a VariableStore to share. keep_pass_dumps:\n"
+      "keep the graph text after every pass (Executable.pass_dumps).");
+  m.def("pass_names", &pass_names, "Names of the compiler passes, in the order they run.");
+}
+
+}  // namespace loom::python

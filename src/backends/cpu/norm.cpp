@@ -1,0 +1,159 @@
+// CPU softmax, log_softmax, layer_norm and rms_norm: a few passes over each row, rows in
+// parallel; f16 and bf16 are computed in f32.
+#include <cmath>
+#include <limits>
+#include <span>
+
+#include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/dispatch.h"
+
+namespace loom::cpu {
+namespace {
+
+// Splits x around `axis` into [outer, n, inner]: row o, i has n elements `inner` apart.
+struct RowLayout {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+RowLayout rows_around(const TensorView& x, int axis) {
+  RowLayout l;
+  for (int d = 0; d < axis; ++d) l.outer *= x.shape[size_t(d)];
+  l.n = x.shape[size_t(axis)];
+  for (int d = axis + 1; d < x.rank(); ++d) l.inner *= x.shape[size_t(d)];
+  return l;
+}
+
+int64_t row_grain(int64_t n) {
+  return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1));
+}
+
+template <class T, bool is_log>
+void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
+  // A NaN never compares greater, so it does not become the max but still poisons the sum.
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    float v = load(x + i * stride);
+    if (v > mx) mx = v;
+  }
+  float sum = 0.f;
+  if constexpr (std::is_same_v<T, float> && !is_log) {
+    if (stride == 1) {  // keep the exponentials and rescale them: one exp per element
+#pragma omp simd reduction(+ : sum)
+      for (int64_t i = 0; i < n; ++i) {
+        float e = std::exp(x[i] - mx);
+        y[i] = e;
+        sum += e;
+      }
+      const float inv = 1.f / sum;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+      return;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(float(load(x + i * stride)) - mx);
+  if constexpr (is_log) {
+    const float log_sum = std::log(sum);
+    for (int64_t i = 0; i < n; ++i)
+      store(y + i * stride, float(load(x + i * stride)) - mx - log_sum);
+  } else {
+    const float inv = 1.f / sum;
+    for (int64_t i = 0; i < n; ++i)
+      store(y + i * stride, std::exp(float(load(x + i * stride)) - mx) * inv);
+  }
+}
+
+template <bool is_log>
+void run_softmax(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
+                 std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  if (x.numel() == 0) return;
+  const int axis =
+      normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(), node.op_name().c_str());
+  const RowLayout l = rows_around(x, axis);
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.as<const T>();
+    T* yp = out[0].as<T>();
+    parallel_for(l.outer * l.inner, row_grain(l.n), [&](int64_t row) {
+      const int64_t o = row / l.inner, i = row % l.inner;
+      const int64_t start = o * l.n * l.inner + i;
+      softmax_row<T, is_log>(xp + start, yp + start, l.n, l.inner);
+    });
+  });
+}
+
+// Sum of a row and of its squares around `center`, in f32.
+template <class T>
+float row_sum(const T* x, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += float(load(x + i));
+  return s;
+}
+
+template <class T>
+float row_sum_squares(const T* x, int64_t n, float center) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    float d = float(load(x + i)) - center;
+    s += d * d;
+  }
+  return s;
+}
+
+// y = (x - center) * scale * weight + bias, weight and bias optional.
+template <class T>
+void write_normalized(const T* x, T* y, int64_t n, float center, float scale, const T* weight,
+                      const T* bias) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = (float(load(x + i)) - center) * scale;
+    if (weight) v *= float(load(weight + i));
+    if (bias) v += float(load(bias + i));
+    store(y + i, v);
+  }
+}
+
+// Rows are the last axis; the feature parameters follow x in the inputs.
+template <bool is_rms>
+void run_norm(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
+              std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  if (x.numel() == 0) return;
+  const int64_t d = x.shape.back();
+  const int64_t rows = x.numel() / d;
+  const float eps = float(node.attrs.get_or<double>("eps", is_rms ? 1e-6 : 1e-5));
+  bool has_weight, has_bias;
+  if constexpr (is_rms) {
+    has_weight = in.size() > 1;
+    has_bias = false;
+  } else {
+    has_weight = node.attrs.get_or<bool>("has_weight", false);
+    has_bias = node.attrs.get_or<bool>("has_bias", false);
+  }
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.as<const T>();
+    T* yp = out[0].as<T>();
+    const T* weight = has_weight ? in[1].as<const T>() : nullptr;
+    const T* bias = has_bias ? in[has_weight ? 2 : 1].as<const T>() : nullptr;
+    parallel_for(rows, row_grain(d), [&](int64_t r) {
+      const T* xr = xp + r * d;
+      float center = 0.f;
+      if constexpr (!is_rms) center = row_sum(xr, d) / float(d);
+      const float variance = row_sum_squares(xr, d, center) / float(d);
+      write_normalized(xr, yp + r * d, d, center, 1.f / std::sqrt(variance + eps), weight, bias);
+    });
+  });
+}
+
+}  // namespace
+
+void register_norm_kernels(Backend& b) {
+  b.add_kernel("softmax", Kernel{"cpu.softmax", run_softmax<false>, nullptr});
+  b.add_kernel("log_softmax", Kernel{"cpu.log_softmax", run_softmax<true>, nullptr});
+  b.add_kernel("layer_norm", Kernel{"cpu.layer_norm", run_norm<false>, nullptr});
+  b.add_kernel("rms_norm", Kernel{"cpu.rms_norm", run_norm<true>, nullptr});
+}
+
+}  // namespace loom::cpu

@@ -1,0 +1,124 @@
+// CPU kernels of the unary elementwise ops: one scalar function object per op in the table
+// below, run by the shared broadcasting loop (which also reads strided inputs).
+#include <cmath>
+#include <type_traits>
+
+#include "backends/cpu/broadcast_loop.h"
+#include "backends/cpu/elementwise.h"
+
+namespace loom::cpu {
+
+namespace {
+
+// Transcendental ops see only floats (f16 and bf16 arrive as float); neg, abs and relu
+// also see integers, where negation wraps around instead of overflowing.
+template <class C>
+C wrapping_neg(C x) {
+  using U = std::make_unsigned_t<C>;
+  return C(U(0) - U(x));
+}
+
+struct Neg {
+  static constexpr bool kFloatOnly = false;
+  template <class C>
+  C operator()(C x) const {
+    if constexpr (std::is_integral_v<C>)
+      return wrapping_neg(x);
+    else
+      return -x;
+  }
+};
+
+struct Abs {
+  static constexpr bool kFloatOnly = false;
+  template <class C>
+  C operator()(C x) const {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::fabs(x);
+    else if constexpr (std::is_signed_v<C>)
+      return x < 0 ? wrapping_neg(x) : x;
+    else
+      return x;
+  }
+};
+
+// relu keeps NaN (x < 0 is false for it), as PyTorch does.
+struct Relu {
+  static constexpr bool kFloatOnly = false;
+  template <class C>
+  C operator()(C x) const {
+    return x < C(0) ? C(0) : x;
+  }
+};
+
+#define LOOM_FLOAT_UNARY(Name, expr)                 \
+  struct Name {                                      \
+    static constexpr bool kFloatOnly = true;         \
+    float operator()(float x) const { return expr; } \
+  };
+
+LOOM_FLOAT_UNARY(Exp, std::exp(x))
+LOOM_FLOAT_UNARY(Log, std::log(x))
+LOOM_FLOAT_UNARY(Sqrt, std::sqrt(x))
+LOOM_FLOAT_UNARY(Rsqrt, 1.0f / std::sqrt(x))
+LOOM_FLOAT_UNARY(Sin, std::sin(x))
+LOOM_FLOAT_UNARY(Cos, std::cos(x))
+LOOM_FLOAT_UNARY(Tanh, std::tanh(x))
+LOOM_FLOAT_UNARY(Sigmoid, 1.0f / (1.0f + std::exp(-x)))
+LOOM_FLOAT_UNARY(Silu, x / (1.0f + std::exp(-x)))
+// 1/sqrt(2) and sqrt(2/pi) as float literals.
+LOOM_FLOAT_UNARY(Gelu, 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)))
+LOOM_FLOAT_UNARY(GeluTanh,
+                 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x))))
+
+#undef LOOM_FLOAT_UNARY
+
+template <class Op, class T>
+void unary_loop(const TensorView& in, TensorView& out) {
+  const T* x = in.as<const T>();
+  T* y = out.as<T>();
+  const Op op;
+  const auto layout = broadcast_layout<1>(out.shape, {&in});
+  for_each_run(layout, out.numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
+    const T* px = x + off[0];
+    T* py = y + o;
+    if (s[0] == 1) {
+      for (int64_t j = 0; j < n; ++j) store(py + j, op(load(px + j)));
+    } else {
+      for (int64_t j = 0; j < n; ++j) store(py + j, op(load(px + j * s[0])));
+    }
+  });
+}
+
+template <class Op>
+void run_unary(KernelContext&, const ir::Node&, std::span<const TensorView> in,
+               std::span<TensorView> out) {
+  if constexpr (Op::kFloatOnly) {
+    dispatch_float(in[0].dtype, [&](auto tag) { unary_loop<Op, decltype(tag)>(in[0], out[0]); });
+  } else {
+    dispatch_all(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_same_v<T, bool>) {
+        fail(ErrorKind::internal, "bool operand reached a numeric unary kernel");
+      } else {
+        unary_loop<Op, T>(in[0], out[0]);
+      }
+    });
+  }
+}
+
+constexpr ElementwiseKernel kUnaryKernels[] = {
+    {"neg", run_unary<Neg>},         {"abs", run_unary<Abs>},
+    {"relu", run_unary<Relu>},       {"exp", run_unary<Exp>},
+    {"log", run_unary<Log>},         {"sqrt", run_unary<Sqrt>},
+    {"rsqrt", run_unary<Rsqrt>},     {"sin", run_unary<Sin>},
+    {"cos", run_unary<Cos>},         {"tanh", run_unary<Tanh>},
+    {"sigmoid", run_unary<Sigmoid>}, {"silu", run_unary<Silu>},
+    {"gelu", run_unary<Gelu>},       {"gelu_tanh", run_unary<GeluTanh>},
+};
+
+}  // namespace
+
+void register_unary_kernels(Backend& b) { add_elementwise_kernels(b, kUnaryKernels); }
+
+}  // namespace loom::cpu

@@ -1,0 +1,90 @@
+// cuBLASLt plans: descriptors, heuristic choice and launch, every call checked.
+#include "backends/cuda/cublas_utils.h"
+#include "backends/cuda/cuda_error.h"
+
+namespace loom::cuda {
+
+std::string GemmDesc::str() const {
+  return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+         " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") +
+         " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
+         " ldc=" + std::to_string(ldc);
+}
+
+namespace {
+
+cublasLtMatrixLayout_t make_layout(cudaDataType_t dtype, uint64_t rows, uint64_t cols, int64_t ld,
+                                   int32_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  check_cublas(cublasLtMatrixLayoutCreate(&layout, dtype, rows, cols, ld),
+               "cublasLtMatrixLayoutCreate");
+  if (batch > 1) {
+    check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                  &batch, sizeof batch),
+                 "cublasLtMatrixLayoutSetAttribute(batch count)");
+    check_cublas(cublasLtMatrixLayoutSetAttribute(
+                     layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+                 "cublasLtMatrixLayoutSetAttribute(batch stride)");
+  }
+  return layout;
+}
+
+}  // namespace
+
+LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
+  try {
+    check_cublas(cublasLtMatmulDescCreate(&op_, d.compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    cublasOperation_t ta = d.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = d.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    check_cublas(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+                 "cublasLtMatmulDescSetAttribute(transa)");
+    check_cublas(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+                 "cublasLtMatmulDescSetAttribute(transb)");
+    // Stored shapes: op(A) is m x k, so A itself is k x m when transposed.
+    a_ = make_layout(d.dtype, d.trans_a ? d.k : d.m, d.trans_a ? d.m : d.k, d.lda, d.batch,
+                     d.stride_a);
+    b_ = make_layout(d.dtype, d.trans_b ? d.n : d.k, d.trans_b ? d.k : d.n, d.ldb, d.batch,
+                     d.stride_b);
+    c_ = make_layout(d.dtype, d.m, d.n, d.ldc, d.batch, d.stride_c);
+
+    cublasLtMatmulPreference_t pref = nullptr;
+    check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    uint64_t ws = d.workspace_bytes;
+    cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    if (status == CUBLAS_STATUS_SUCCESS)
+      status = cublasLtMatmulAlgoGetHeuristic(handle, op_, a_, b_, c_, c_, pref, 1, &result,
+                                              &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    check_cublas(status, "cublasLtMatmulAlgoGetHeuristic for " + d.str());
+    if (found == 0)
+      fail(ErrorKind::unsupported, "cuBLASLt has no algorithm for matmul " + d.str());
+    algo_ = result.algo;
+  } catch (...) {
+    destroy();
+    throw;
+  }
+}
+
+LtGemm::~LtGemm() { destroy(); }
+
+void LtGemm::destroy() {
+  if (c_) cublasLtMatrixLayoutDestroy(c_);
+  if (b_) cublasLtMatrixLayoutDestroy(b_);
+  if (a_) cublasLtMatrixLayoutDestroy(a_);
+  if (op_) cublasLtMatmulDescDestroy(op_);
+  c_ = b_ = a_ = nullptr;
+  op_ = nullptr;
+}
+
+void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d,
+                 void* workspace, cudaStream_t stream, const char* what) const {
+  const float alpha = 1.f, beta = 0.f;
+  check_cublas(cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, &algo_,
+                              workspace, desc_.workspace_bytes, stream),
+               std::string("cublasLtMatmul (") + what + ", " + desc_.str() + ")");
+}
+
+}  // namespace loom::cuda

@@ -1,0 +1,51 @@
+// A thin wrapper over cuBLASLt: one column-major GEMM description, the plan (descriptors
+// and the heuristic's algorithm) made from it once, and its launch.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+namespace loom::cuda {
+
+// D[m, n] = op(A)[m, k] * op(B)[k, n], column-major, `batch` matrices `stride_*` apart.
+struct GemmDesc {
+  cudaDataType_t dtype = CUDA_R_32F;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  bool trans_a = false, trans_b = false;
+  uint64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int32_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  size_t workspace_bytes = 0;
+
+  bool operator==(const GemmDesc&) const = default;
+  std::string str() const;
+};
+
+class LtGemm {
+ public:
+  // Builds the descriptors and asks the heuristic for its best algorithm; throws
+  // loom::Error(unsupported) when cuBLASLt has none for the description.
+  LtGemm(cublasLtHandle_t handle, const GemmDesc& desc);
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  const GemmDesc& desc() const { return desc_; }
+  // Enqueues D = A * B on `stream` (no allocation, no synchronisation: capturable).
+  void run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
+           cudaStream_t stream, const char* what) const;
+
+ private:
+  void destroy();
+
+  GemmDesc desc_;
+  cublasLtMatmulDesc_t op_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasLtMatmulAlgo_t algo_{};
+};
+
+}  // namespace loom::cuda

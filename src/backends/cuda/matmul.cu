@@ -1,0 +1,207 @@
+// matmul through cuBLASLt (f32 without TF32 unless LOOM_CUDA_TF32=1; f16 and bf16 with f32
+// accumulation) and a plain kernel for i32. Row-major C = A B is the column-major
+// C^T = B^T A^T, so B is cuBLASLt's first operand. Batch dims broadcast: the innermost
+// batch group is one strided-batched call (a stride of 0 repeats a matrix), outer groups a
+// loop of calls; with an unbatched B, A's batches fold into M (one tall GEMM).
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "backends/cuda/cublas_utils.h"
+#include "backends/cuda/cuda_backend_impl.h"
+#include "backends/cuda/cuda_error.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device/indexing.cuh"
+#include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/types.cuh"
+
+namespace loom::cuda {
+
+namespace {
+
+// How a node's batches map onto GEMM calls.
+struct BatchPlan {
+  int64_t m = 0, n = 0, k = 0;
+  bool transpose_a = false, transpose_b = false;
+  int64_t inner = 1;                      // matrices per call
+  int64_t inner_a = 0, inner_b = 0;       // their strides (elements)
+  Extents outer_extents;                  // calls, as a grid of batch dims
+  Strides outer_a, outer_b, outer_c;      // offsets per step of each outer dim
+};
+
+BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorView& b,
+                       const TensorView& c) {
+  BatchPlan p;
+  p.transpose_a = node.attrs.get_or<bool>("transpose_a", false);
+  p.transpose_b = node.attrs.get_or<bool>("transpose_b", false);
+  size_t ra = a.shape.size(), rb = b.shape.size(), rc = c.shape.size();
+  p.m = c.shape[rc - 2];
+  p.n = c.shape[rc - 1];
+  p.k = p.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  Extents out_batch(c.shape.begin(), c.shape.end() - 2);
+  Extents a_batch(a.shape.begin(), a.shape.end() - 2), b_batch(b.shape.begin(), b.shape.end() - 2);
+  if (numel(b_batch) == 1 && !p.transpose_a) {
+    p.m *= numel(out_batch);
+    return p;
+  }
+  // Strides in whole matrices, 0 on broadcast dims; then merged like elementwise operands.
+  Strides sa = broadcast_strides(a_batch, out_batch), sb = broadcast_strides(b_batch, out_batch);
+  Strides sc = contiguous_strides(out_batch);
+  for (auto& s : sa) s *= p.m * p.k;
+  for (auto& s : sb) s *= p.k * p.n;
+  for (auto& s : sc) s *= p.m * p.n;
+  auto ix = make_indexer<3>(out_batch, {sa, sb, sc});
+  if (ix.rank == 0) return p;
+  int last = ix.rank - 1;
+  p.inner = ix.extent[last];
+  p.inner_a = ix.stride[0][last];
+  p.inner_b = ix.stride[1][last];
+  for (int d = 0; d < last; ++d) {
+    p.outer_extents.push_back(ix.extent[d]);
+    p.outer_a.push_back(ix.stride[0][d]);
+    p.outer_b.push_back(ix.stride[1][d]);
+    p.outer_c.push_back(ix.stride[2][d]);
+  }
+  return p;
+}
+
+cudaDataType_t cuda_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return CUDA_R_32F;
+    case DType::f16: return CUDA_R_16F;
+    case DType::bf16: return CUDA_R_16BF;
+    default: break;
+  }
+  fail(ErrorKind::dtype, std::string("cuBLASLt matmul of ") + dtype_name(dtype));
+}
+
+bool tf32_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOOM_CUDA_TF32");
+    return v && v[0] == '1';
+  }();
+  return on;
+}
+
+GemmDesc gemm_desc(const BatchPlan& p, DType dtype, size_t workspace_bytes) {
+  GemmDesc d;
+  d.dtype = cuda_dtype(dtype);
+  d.compute = dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                     : CUBLAS_COMPUTE_32F;
+  // Column-major D = C^T [n, m] = op(B^T) [n, k] * op(A^T) [k, m].
+  d.m = uint64_t(p.n);
+  d.n = uint64_t(p.m);
+  d.k = uint64_t(p.k);
+  d.trans_a = p.transpose_b;  // B stored [k, n] row-major is [n, k] column-major
+  d.trans_b = p.transpose_a;
+  d.lda = p.transpose_b ? p.k : p.n;
+  d.ldb = p.transpose_a ? p.m : p.k;
+  d.ldc = p.n;
+  d.batch = int32_t(p.inner);
+  d.stride_a = p.inner_b;
+  d.stride_b = p.inner_a;
+  d.stride_c = p.m * p.n;
+  d.workspace_bytes = workspace_bytes;
+  return d;
+}
+
+void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                      std::span<TensorView> out) {
+  const TensorView &a = in[0], &b = in[1];
+  TensorView& c = out[0];
+  if (c.numel() == 0) return;
+  cudaStream_t stream = stream_of(ctx);
+  BatchPlan p = plan_batches(node, a, b, c);
+  if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype)
+    check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
+    return;
+  }
+  if (p.inner > INT32_MAX) fail(ErrorKind::unsupported, "matmul: too many batched matrices");
+  CudaBackend& backend = cuda_backend_of(ctx);
+  CudaBackend::Workspace ws = backend.workspace(stream);
+  GemmDesc desc = gemm_desc(p, c.dtype, ws.bytes);
+  // The plan is cached per node and rebuilt only when the shapes (or workspace) change.
+  std::shared_ptr<void> local;
+  std::shared_ptr<void>& slot = ctx.state ? *ctx.state : local;
+  auto* gemm = static_cast<LtGemm*>(slot.get());
+  if (!gemm || !(gemm->desc() == desc)) {
+    auto made = std::make_shared<LtGemm>(backend.cublaslt(), desc);
+    gemm = made.get();
+    slot = std::move(made);
+  }
+  size_t elem = storage_bytes(c.dtype, 1);
+  auto* pa = static_cast<const char*>(a.data);
+  auto* pb = static_cast<const char*>(b.data);
+  auto* pc = static_cast<char*>(c.data);
+  int64_t calls = numel(p.outer_extents);
+  for (int64_t call = 0; call < calls; ++call) {
+    int64_t oa = 0, ob = 0, oc = 0, rest = call;
+    for (size_t d = p.outer_extents.size(); d-- > 0;) {
+      int64_t i = rest % p.outer_extents[d];
+      rest /= p.outer_extents[d];
+      oa += i * p.outer_a[d];
+      ob += i * p.outer_b[d];
+      oc += i * p.outer_c[d];
+    }
+    gemm->run(backend.cublaslt(), pb + ob * int64_t(elem), pa + oa * int64_t(elem),
+              pc + oc * int64_t(elem), ws.data, stream, "matmul");
+  }
+}
+
+// i32: one output per thread, products wrapping modulo 2^32 as on the CPU.
+__global__ void matmul_i32_kernel(const uint32_t* __restrict__ a, const uint32_t* __restrict__ b,
+                                  uint32_t* __restrict__ c, int64_t batches, int64_t m, int64_t n,
+                                  int64_t k, int64_t a_row, int64_t a_col, int64_t b_row,
+                                  int64_t b_col, StridedIndexer<2> batch) {
+  int64_t total = batches * m * n, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+    int64_t bi = idx / (m * n), rem = idx - bi * m * n;
+    int64_t i = rem / n, j = rem - i * n;
+    int64_t off[2];
+    batch.offsets(bi, off);
+    const uint32_t* pa = a + off[0] + i * a_row;
+    const uint32_t* pb = b + off[1] + j * b_col;
+    uint32_t acc = 0;
+    for (int64_t kk = 0; kk < k; ++kk) acc += pa[kk * a_col] * pb[kk * b_row];
+    c[idx] = acc;
+  }
+}
+
+void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                    std::span<TensorView> out) {
+  const TensorView &a = in[0], &b = in[1];
+  TensorView& c = out[0];
+  if (c.numel() == 0) return;
+  bool ta = node.attrs.get_or<bool>("transpose_a", false);
+  bool tb = node.attrs.get_or<bool>("transpose_b", false);
+  size_t ra = a.shape.size(), rc = c.shape.size();
+  int64_t m = c.shape[rc - 2], n = c.shape[rc - 1], k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  Extents out_batch(c.shape.begin(), c.shape.end() - 2);
+  Strides sa = broadcast_strides(Extents(a.shape.begin(), a.shape.end() - 2), out_batch);
+  Strides sb = broadcast_strides(Extents(b.shape.begin(), b.shape.end() - 2), out_batch);
+  for (auto& s : sa) s *= m * k;
+  for (auto& s : sb) s *= k * n;
+  auto batch = make_indexer<2>(out_batch, {sa, sb});
+  int64_t batches = numel(out_batch);
+  int64_t a_row = ta ? 1 : k, a_col = ta ? m : 1, b_row = tb ? 1 : n, b_col = tb ? k : 1;
+  matmul_i32_kernel<<<std::min(blocks_for(batches * m * n, kThreads), 65536u), kThreads, 0,
+                      stream_of(ctx)>>>(a.as<const uint32_t>(), b.as<const uint32_t>(),
+                                        c.as<uint32_t>(), batches, m, n, k, a_row, a_col, b_row,
+                                        b_col, batch);
+  check_launch("matmul (i32)");
+}
+
+}  // namespace
+
+void register_matmul_kernels(Backend& b) {
+  b.add_kernel("matmul", Kernel{"cuda.matmul.cublaslt", run_float_matmul,
+                                [](const ir::Node&, std::span<const TensorView> in) {
+                                  return is_float(in[0].dtype);
+                                }});
+  b.add_kernel("matmul", Kernel{"cuda.matmul.i32", run_i32_matmul,
+                                [](const ir::Node&, std::span<const TensorView> in) {
+                                  return in[0].dtype == DType::i32;
+                                }});
+}
+
+}  // namespace loom::cuda

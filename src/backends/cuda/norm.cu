@@ -1,0 +1,194 @@
+// softmax and log_softmax (any axis), layer_norm and rms_norm (last axis). Along the last
+// axis a block owns a row held in registers: one read of x, f32 statistics, one write.
+// Along another axis a thread owns a column and keeps an online max and sum.
+#include <cmath>
+
+#include "backends/cuda/cuda_error.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device/block_reduce.cuh"
+#include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/row_cache.cuh"
+#include "backends/cuda/device/types.cuh"
+
+namespace loom::cuda {
+
+namespace {
+
+// Online softmax statistics: running max m and sum s of exp(x - m).
+__device__ __forceinline__ void online_add(float& m, float& s, float x) {
+  if (x > m) {
+    s = (m == -INFINITY ? 0.f : s * expf(m - x)) + 1.f;
+    m = x;
+  } else {
+    s += expf(x - m);
+  }
+}
+
+template <class T, int V, bool kLog>
+__global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t d) {
+  __shared__ float scratch[32];
+  RowCache<T, V> cache;
+  cache.load_row(x + int64_t(blockIdx.x) * d, d);
+  float m = -INFINITY, s = 0.f;
+  cache.for_each([&](int64_t, const Pack<T, V>& p) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) online_add(m, s, float(load(p.v[k])));
+  });
+  float row_max = block_reduce(m, MaxOp{}, scratch);
+  float scaled = m == -INFINITY ? 0.f : s * expf(m - row_max);
+  float row_sum = block_reduce(scaled, SumOp{}, scratch);
+  float inv = 1.f / row_sum, log_sum = logf(row_sum);
+  auto* out = reinterpret_cast<Pack<T, V>*>(y + int64_t(blockIdx.x) * d);
+  cache.for_each([&](int64_t c, const Pack<T, V>& p) {
+    Pack<T, V> r;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      float v = float(load(p.v[k])) - row_max;
+      r.v[k] = store_as<T>(kLog ? v - log_sum : expf(v) * inv);
+    }
+    out[c] = r;
+  });
+}
+
+// Softmax along a non-last axis: x viewed as [outer, n, inner], one column per thread.
+template <class T, bool kLog>
+__global__ void softmax_column_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
+                                      int64_t n, int64_t inner) {
+  int64_t columns = outer * inner, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; col < columns;
+       col += stride) {
+    int64_t o = col / inner, i = col - o * inner;
+    int64_t start = o * n * inner + i;
+    float m = -INFINITY, s = 0.f;
+    for (int64_t j = 0; j < n; ++j) online_add(m, s, float(load(x[start + j * inner])));
+    float inv = 1.f / s, log_sum = logf(s);
+    for (int64_t j = 0; j < n; ++j) {
+      float v = float(load(x[start + j * inner])) - m;
+      y[start + j * inner] = store_as<T>(kLog ? v - log_sum : expf(v) * inv);
+    }
+  }
+}
+
+// layer_norm (kRms false) and rms_norm (kRms true) of one row per block.
+template <class T, int V, bool kRms>
+__global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                const T* __restrict__ weight, const T* __restrict__ bias,
+                                int64_t d, float eps) {
+  __shared__ float scratch[32];
+  RowCache<T, V> cache;
+  cache.load_row(x + int64_t(blockIdx.x) * d, d);
+  float center = 0.f;
+  if constexpr (!kRms) {
+    float s = 0.f;
+    cache.for_each([&](int64_t, const Pack<T, V>& p) {
+#pragma unroll
+      for (int k = 0; k < V; ++k) s += float(load(p.v[k]));
+    });
+    center = block_reduce(s, SumOp{}, scratch) / float(d);
+  }
+  float ss = 0.f;
+  cache.for_each([&](int64_t, const Pack<T, V>& p) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      float v = float(load(p.v[k])) - center;
+      ss += v * v;
+    }
+  });
+  float scale = 1.f / sqrtf(block_reduce(ss, SumOp{}, scratch) / float(d) + eps);
+  auto* out = reinterpret_cast<Pack<T, V>*>(y + int64_t(blockIdx.x) * d);
+  auto* w = reinterpret_cast<const Pack<T, V>*>(weight);
+  auto* b = reinterpret_cast<const Pack<T, V>*>(bias);
+  cache.for_each([&](int64_t c, const Pack<T, V>& p) {
+    Pack<T, V> r, pw, pb;
+    if (w) pw = w[c];
+    if (b) pb = b[c];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      float v = (float(load(p.v[k])) - center) * scale;
+      if (w) v *= float(load(pw.v[k]));
+      if (b) v += float(load(pb.v[k]));
+      r.v[k] = store_as<T>(v);
+    }
+    out[c] = r;
+  });
+}
+
+// 16-byte packs when every row start and the parameters are 16-byte aligned.
+template <class T>
+bool rows_vectorizable(int64_t d, std::initializer_list<const void*> pointers) {
+  if ((d * int64_t(sizeof(T))) % 16 != 0) return false;
+  for (const void* p : pointers)
+    if (p && !aligned16(p)) return false;
+  return true;
+}
+
+template <bool kLog>
+void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                 std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  if (x.numel() == 0) return;
+  int axis = normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(),
+                            node.op_name().c_str());
+  int64_t outer = 1, n = x.shape[size_t(axis)], inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
+  for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];
+  const char* name = kLog ? "log_softmax" : "softmax";
+  cudaStream_t stream = stream_of(ctx);
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.as<const T>();
+    T* yp = out[0].as<T>();
+    if (inner != 1) {
+      softmax_column_kernel<T, kLog><<<std::min(blocks_for(outer * inner, kThreads), 65536u),
+                                       kThreads, 0, stream>>>(xp, yp, outer, n, inner);
+    } else if (rows_vectorizable<T>(n, {xp, yp})) {
+      constexpr int V = kVec<T>;
+      softmax_row_kernel<T, V, kLog><<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(
+          xp, yp, n);
+    } else {
+      softmax_row_kernel<T, 1, kLog><<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp,
+                                                                                          n);
+    }
+    check_launch(name);
+  });
+}
+
+template <bool kRms>
+void run_norm(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+              std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  if (x.numel() == 0) return;
+  int64_t d = x.shape.back(), rows = x.numel() / d;
+  float eps = float(node.attrs.get_or<double>("eps", kRms ? 1e-6 : 1e-5));
+  bool has_weight = kRms ? in.size() > 1 : node.attrs.get_or<bool>("has_weight", false);
+  bool has_bias = kRms ? false : node.attrs.get_or<bool>("has_bias", false);
+  const char* name = kRms ? "rms_norm" : "layer_norm";
+  cudaStream_t stream = stream_of(ctx);
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.as<const T>();
+    T* yp = out[0].as<T>();
+    const T* w = has_weight ? in[1].as<const T>() : nullptr;
+    const T* b = has_bias ? in[has_weight ? 2 : 1].as<const T>() : nullptr;
+    if (rows_vectorizable<T>(d, {xp, yp, w, b})) {
+      constexpr int V = kVec<T>;
+      norm_row_kernel<T, V, kRms><<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(
+          xp, yp, w, b, d, eps);
+    } else {
+      norm_row_kernel<T, 1, kRms><<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w,
+                                                                                     b, d, eps);
+    }
+    check_launch(name);
+  });
+}
+
+}  // namespace
+
+void register_norm_kernels(Backend& b) {
+  b.add_kernel("softmax", Kernel{"cuda.softmax", run_softmax<false>, nullptr});
+  b.add_kernel("log_softmax", Kernel{"cuda.log_softmax", run_softmax<true>, nullptr});
+  b.add_kernel("layer_norm", Kernel{"cuda.layer_norm", run_norm<false>, nullptr});
+  b.add_kernel("rms_norm", Kernel{"cuda.rms_norm", run_norm<true>, nullptr});
+}
+
+}  // namespace loom::cuda

@@ -1,0 +1,115 @@
+#include "loom/attributes.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "loom/error.h"
+
+namespace loom {
+
+namespace {
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, int64_t>) return "int";
+  if constexpr (std::is_same_v<T, double>) return "float";
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  if constexpr (std::is_same_v<T, std::string>) return "string";
+  if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "int list";
+  if constexpr (std::is_same_v<T, DType>) return "dtype";
+  if constexpr (std::is_same_v<T, Shape>) return "shape";
+  if constexpr (std::is_same_v<T, TensorData>) return "tensor";
+  return "?";
+}
+
+std::string double_text(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+}  // namespace
+
+template <class T>
+const T& Attributes::get(const std::string& name) const {
+  auto it = map_.find(name);
+  if (it == map_.end()) fail(ErrorKind::internal, "missing attribute '" + name + "'");
+  const T* v = std::get_if<T>(&it->second);
+  if (!v)
+    fail(ErrorKind::internal,
+         "attribute '" + name + "' is not of type " + std::string(type_name<T>()));
+  return *v;
+}
+
+template const int64_t& Attributes::get<int64_t>(const std::string&) const;
+template const double& Attributes::get<double>(const std::string&) const;
+template const bool& Attributes::get<bool>(const std::string&) const;
+template const std::string& Attributes::get<std::string>(const std::string&) const;
+template const std::vector<int64_t>& Attributes::get<std::vector<int64_t>>(
+    const std::string&) const;
+template const DType& Attributes::get<DType>(const std::string&) const;
+template const Shape& Attributes::get<Shape>(const std::string&) const;
+template const TensorData& Attributes::get<TensorData>(const std::string&) const;
+
+std::string attr_to_string(const AttrValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          return std::to_string(v);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return double_text(v);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return "\"" + v + "\"";
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          return to_string(Extents(v.begin(), v.end()));
+        } else if constexpr (std::is_same_v<T, DType>) {
+          return dtype_name(v);
+        } else if constexpr (std::is_same_v<T, Shape>) {
+          return to_string(v);
+        } else {
+          return std::string("tensor<") + dtype_name(v.dtype()) + to_string(v.shape()) + ">";
+        }
+      },
+      value);
+}
+
+std::string Attributes::str() const {
+  std::string s;
+  for (const auto& [name, value] : map_) {
+    if (!s.empty()) s += ", ";
+    s += name + "=" + attr_to_string(value);
+  }
+  return s;
+}
+
+static bool same_tensor_data(const TensorData& a, const TensorData& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  if (a.buffer() == b.buffer() && a.offset() == b.offset() && a.strides() == b.strides())
+    return true;
+  TensorData ha = a.to_host().contiguous(), hb = b.to_host().contiguous();
+  return std::memcmp(ha.data(), hb.data(), ha.nbytes()) == 0;
+}
+
+bool Attributes::operator==(const Attributes& o) const {
+  if (map_.size() != o.map_.size()) return false;
+  for (auto a = map_.begin(), b = o.map_.begin(); a != map_.end(); ++a, ++b) {
+    if (a->first != b->first || a->second.index() != b->second.index()) return false;
+    bool same = std::visit(
+        [&](const auto& va) {
+          using T = std::decay_t<decltype(va)>;
+          const T& vb = std::get<T>(b->second);
+          if constexpr (std::is_same_v<T, TensorData>) {
+            return same_tensor_data(va, vb);
+          } else {
+            return va == vb;
+          }
+        },
+        a->second);
+    if (!same) return false;
+  }
+  return true;
+}
+
+}  // namespace loom

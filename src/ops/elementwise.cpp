@@ -1,0 +1,178 @@
+// Elementwise ops: binary arithmetic and comparison with numpy broadcasting, where, unary
+// math, and cast. The public functions and the op definitions live together so that a
+// reader sees what each function builds and what the registry checks.
+#include <initializer_list>
+#include <string>
+
+#include "loom/ops.h"
+#include "ops/op_families.h"
+#include "ops/shape_inference.h"
+
+namespace loom {
+
+namespace {
+
+Tensor binary(const char* op, const Tensor& a, const Tensor& b) {
+  return graph_of(a).add_node1(op, {a, b});
+}
+
+Tensor unary(const char* op, const Tensor& x) { return graph_of(x).add_node1(op, {x}); }
+
+// A rank-0 constant of the tensor's dtype, so that `x * 0.5` keeps x's dtype.
+Tensor scalar_like(const Tensor& t, double value) { return graph_of(t).constant(value, t.dtype()); }
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary("add", a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary("sub", a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary("mul", a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary("div", a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return binary("pow", a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary("maximum", a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary("minimum", a, b); }
+Tensor equal(const Tensor& a, const Tensor& b) { return binary("equal", a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return binary("less", a, b); }
+Tensor greater(const Tensor& a, const Tensor& b) { return binary("greater", a, b); }
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  return graph_of(condition).add_node1("where", {condition, a, b});
+}
+
+Tensor neg(const Tensor& x) { return unary("neg", x); }
+Tensor abs(const Tensor& x) { return unary("abs", x); }
+Tensor exp(const Tensor& x) { return unary("exp", x); }
+Tensor log(const Tensor& x) { return unary("log", x); }
+Tensor sqrt(const Tensor& x) { return unary("sqrt", x); }
+Tensor rsqrt(const Tensor& x) { return unary("rsqrt", x); }
+Tensor sin(const Tensor& x) { return unary("sin", x); }
+Tensor cos(const Tensor& x) { return unary("cos", x); }
+Tensor tanh(const Tensor& x) { return unary("tanh", x); }
+Tensor sigmoid(const Tensor& x) { return unary("sigmoid", x); }
+Tensor silu(const Tensor& x) { return unary("silu", x); }
+Tensor relu(const Tensor& x) { return unary("relu", x); }
+
+Tensor gelu(const Tensor& x, GeluApproximation approximation) {
+  return unary(approximation == GeluApproximation::tanh ? "gelu_tanh" : "gelu", x);
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  return graph_of(x).add_node1("cast", {x}, Attributes{{"dtype", dtype}});
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
+
+}  // namespace loom
+
+namespace loom::ops {
+
+namespace {
+
+using ir::InferContext;
+using ir::TensorType;
+
+// The dtypes elementwise kernels compute on: byte-addressable floats and integers (packed
+// i4/u4 and complex have their own ops), optionally bool.
+bool is_elementwise_dtype(DType d, bool allow_bool) {
+  const DTypeInfo& info = dtype_info(d);
+  if (d == DType::boolean) return allow_bool;
+  return (info.is_float || info.is_integer) && !info.is_complex && info.bits >= 8;
+}
+
+void expect_elementwise_dtype(const InferContext& ctx, size_t input, bool allow_bool) {
+  DType d = ctx.input(input).dtype;
+  if (!is_elementwise_dtype(d, allow_bool))
+    ctx.fail(ErrorKind::dtype, std::string("does not support dtype ") + dtype_name(d) +
+                                   (allow_bool ? "; expected a float, integer or bool dtype"
+                                               : "; expected a float or integer dtype"));
+}
+
+Shape broadcast_inputs(const InferContext& ctx) {
+  Shape shape = ctx.input(0).shape;
+  for (size_t i = 1; i < ctx.inputs.size(); ++i)
+    shape = broadcast_shapes(ctx, shape, ctx.input(i).shape);
+  return shape;
+}
+
+// add, sub, mul, div, pow, maximum, minimum: one numeric dtype in and out.
+std::vector<TensorType> infer_arithmetic(const InferContext& ctx) {
+  ctx.expect_same_dtype();
+  expect_elementwise_dtype(ctx, 0, /*allow_bool=*/false);
+  return {{ctx.input(0).dtype, broadcast_inputs(ctx)}};
+}
+
+// equal also compares bools; less and greater need an order.
+std::vector<TensorType> infer_equality(const InferContext& ctx) {
+  ctx.expect_same_dtype();
+  expect_elementwise_dtype(ctx, 0, /*allow_bool=*/true);
+  return {{DType::boolean, broadcast_inputs(ctx)}};
+}
+
+std::vector<TensorType> infer_ordering(const InferContext& ctx) {
+  ctx.expect_same_dtype();
+  expect_elementwise_dtype(ctx, 0, /*allow_bool=*/false);
+  return {{DType::boolean, broadcast_inputs(ctx)}};
+}
+
+std::vector<TensorType> infer_where(const InferContext& ctx) {
+  if (ctx.input(0).dtype != DType::boolean)
+    ctx.fail(ErrorKind::dtype,
+             std::string("condition must be bool, got ") + dtype_name(ctx.input(0).dtype));
+  if (ctx.input(1).dtype != ctx.input(2).dtype)
+    ctx.fail(ErrorKind::dtype, std::string("both branches need one dtype, got ") +
+                                   dtype_name(ctx.input(1).dtype) + " and " +
+                                   dtype_name(ctx.input(2).dtype));
+  expect_elementwise_dtype(ctx, 1, /*allow_bool=*/true);
+  return {{ctx.input(1).dtype, broadcast_inputs(ctx)}};
+}
+
+// exp, log, ...: transcendental math is defined on floats only.
+std::vector<TensorType> infer_float_unary(const InferContext& ctx) {
+  ctx.expect_float(0);
+  return {ctx.input(0)};
+}
+
+// neg, abs, relu: also meaningful on integers.
+std::vector<TensorType> infer_numeric_unary(const InferContext& ctx) {
+  expect_elementwise_dtype(ctx, 0, /*allow_bool=*/false);
+  return {ctx.input(0)};
+}
+
+std::vector<TensorType> infer_cast(const InferContext& ctx) {
+  DType to = ctx.attrs.get<DType>("dtype");
+  expect_elementwise_dtype(ctx, 0, /*allow_bool=*/true);
+  if (!is_elementwise_dtype(to, /*allow_bool=*/true))
+    ctx.fail(ErrorKind::dtype, std::string("cannot cast to ") + dtype_name(to) +
+                                   "; expected f32, f16, bf16, i8, u8, i32, i64 or bool");
+  return {{to, ctx.input(0).shape}};
+}
+
+void add_all(ir::OpRegistry& r, std::initializer_list<const char*> names, int inputs,
+             const ir::InferFn& infer) {
+  for (const char* name : names)
+    r.add({.name = name, .min_inputs = inputs, .max_inputs = inputs, .infer = infer});
+}
+
+}  // namespace
+
+void register_elementwise_ops(ir::OpRegistry& r) {
+  add_all(r, {"add", "sub", "mul", "div", "pow", "maximum", "minimum"}, 2, infer_arithmetic);
+  add_all(r, {"equal"}, 2, infer_equality);
+  add_all(r, {"less", "greater"}, 2, infer_ordering);
+  add_all(r, {"where"}, 3, infer_where);
+  add_all(
+      r,
+      {"exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "silu", "gelu", "gelu_tanh"},
+      1, infer_float_unary);
+  add_all(r, {"neg", "abs", "relu"}, 1, infer_numeric_unary);
+  add_all(r, {"cast"}, 1, infer_cast);
+}
+
+}  // namespace loom::ops

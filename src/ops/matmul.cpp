@@ -1,0 +1,57 @@
+// matmul: a [..., M, K] x b [..., K, N] -> [..., M, N] with broadcast batch dims.
+#include "ir/op_registry.h"
+#include "loom/ops.h"
+#include "ops/op_families.h"
+#include "ops/shape_inference.h"
+
+namespace loom {
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  return graph_of(a).add_node1(
+      "matmul", {a, b}, Attributes{{"transpose_a", transpose_a}, {"transpose_b", transpose_b}});
+}
+
+namespace ops {
+namespace {
+
+// Two dims can be the same size: equal, or undecidable until the symbols are bound
+// (inference runs again with static dims when a run is planned).
+bool dims_may_match(const Dim& a, const Dim& b) {
+  return !(a.is_static() && b.is_static()) || a.value() == b.value();
+}
+
+std::vector<ir::TensorType> infer_matmul(const ir::InferContext& ctx) {
+  const ir::TensorType& a = ctx.input(0);
+  const ir::TensorType& b = ctx.input(1);
+  if (a.shape.size() < 2 || b.shape.size() < 2)
+    ctx.fail(ErrorKind::shape, "both operands need rank >= 2");
+  ctx.expect_same_dtype();
+  if (!is_float(a.dtype) && a.dtype != DType::i32)
+    ctx.fail(ErrorKind::dtype,
+             std::string("matmul takes f32, f16, bf16 or i32, not ") + dtype_name(a.dtype));
+  const bool transpose_a = ctx.attrs.get_or<bool>("transpose_a", false);
+  const bool transpose_b = ctx.attrs.get_or<bool>("transpose_b", false);
+  const size_t ra = a.shape.size(), rb = b.shape.size();
+  const Dim& m = transpose_a ? a.shape[ra - 1] : a.shape[ra - 2];
+  const Dim& ka = transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  const Dim& kb = transpose_b ? b.shape[rb - 1] : b.shape[rb - 2];
+  const Dim& n = transpose_b ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (!dims_may_match(ka, kb))
+    ctx.fail(ErrorKind::shape,
+             "inner dimensions differ: K = " + ka.str() + " for a, " + kb.str() + " for b");
+  Shape batch_a(a.shape.begin(), a.shape.end() - 2);
+  Shape batch_b(b.shape.begin(), b.shape.end() - 2);
+  Shape out = broadcast_shapes(ctx, batch_a, batch_b);
+  out.push_back(m);
+  out.push_back(n);
+  return {{a.dtype, out}};
+}
+
+}  // namespace
+
+void register_matmul_ops(ir::OpRegistry& r) {
+  r.add({.name = "matmul", .min_inputs = 2, .max_inputs = 2, .infer = infer_matmul});
+}
+
+}  // namespace ops
+}  // namespace loom

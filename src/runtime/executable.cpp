@@ -1,0 +1,424 @@
+#include "loom/executable.h"
+
+#include <map>
+#include <set>
+
+#include "backends/backend.h"
+#include "ir/op_registry.h"
+#include "loom/error.h"
+#include "passes/pass.h"
+#include "runtime/memory_plan.h"
+#include "runtime/plan.h"
+
+namespace loom {
+
+using runtime::Plan;
+using runtime::Step;
+
+struct Executable::Impl {
+  Device device;
+  Backend* backend = nullptr;
+  void* stream = nullptr;
+  std::unique_ptr<ir::Program> program;
+  std::shared_ptr<VariableStore> variables;
+  std::set<std::string> graph_placeholders;  // every placeholder of the graph as built
+  std::vector<const ir::Node*> placeholders;  // those still needed after the passes
+  std::map<const ir::Node*, TensorData> constants;  // uploaded to the device
+  std::map<SymbolBinding, std::unique_ptr<Plan>> plans;
+  Plan* last_plan = nullptr;
+  std::vector<PassDump> dumps;
+  RunStats stats;
+  bool cuda_graphs = true;
+
+  ~Impl() {
+    plans.clear();
+    if (backend && stream) backend->destroy_stream(stream);
+  }
+
+  SymbolBinding bind(const Feeds& feeds) const;
+  std::unique_ptr<Plan> make_plan(const SymbolBinding& binding);
+  void copy_feeds(const Plan& plan, const Feeds& feeds);
+  void run_steps(Plan& plan);
+  void launch(std::vector<Step>& steps);
+  void copy_outputs(const Plan& plan, std::vector<TensorData>& outputs);
+};
+
+// ---- binding feeds to placeholders --------------------------------------------------
+
+SymbolBinding Executable::Impl::bind(const Feeds& feeds) const {
+  for (const auto& [name, data] : feeds) {
+    if (!graph_placeholders.count(name)) {
+      std::string known;
+      for (const auto& p : graph_placeholders) known += (known.empty() ? "" : ", ") + p;
+      fail(ErrorKind::value, "feed '" + name + "' matches no placeholder (placeholders: " +
+                                 (known.empty() ? "none" : known) + ")");
+    }
+    if (!data.defined()) fail(ErrorKind::value, "feed '" + name + "' is empty");
+  }
+  SymbolBinding binding;
+  std::map<std::string, std::string> bound_by;
+  for (const ir::Node* p : placeholders) {
+    const ir::TensorType& declared = p->type();
+    auto it = feeds.find(p->name);
+    if (it == feeds.end())
+      fail(ErrorKind::value, "missing feed for placeholder '" + p->name + "' (" +
+                                 declared.str() + ")");
+    const TensorData& data = it->second;
+    std::string what = "feed '" + p->name + "' " + dtype_name(data.dtype()) +
+                       to_string(data.shape()) + " does not fit placeholder " + declared.str();
+    if (data.dtype() != declared.dtype) fail(ErrorKind::dtype, what + ": wrong dtype");
+    if (size_t(data.rank()) != declared.shape.size()) fail(ErrorKind::shape, what + ": wrong rank");
+    for (size_t d = 0; d < declared.shape.size(); ++d) {
+      const Dim& dim = declared.shape[d];
+      int64_t size = data.shape()[d];
+      if (dim.is_static()) {
+        if (dim.value() != size)
+          fail(ErrorKind::shape, what + ": dim " + std::to_string(d) + " must be " + dim.str());
+        continue;
+      }
+      auto [pos, inserted] = binding.emplace(dim.symbol(), size);
+      if (inserted) {
+        bound_by[dim.symbol()] = p->name;
+      } else if (pos->second != size) {
+        fail(ErrorKind::shape, what + ": '" + dim.symbol() + "' is " + std::to_string(size) +
+                                   " here but " + std::to_string(pos->second) + " in feed '" +
+                                   bound_by[dim.symbol()] + "'");
+      }
+    }
+  }
+  return binding;
+}
+
+// ---- planning -----------------------------------------------------------------------
+
+static TensorView view_of(void* data, const ir::TensorType& type) {
+  Extents shape = static_extents(type.shape);
+  return {data, type.dtype, shape, contiguous_strides(shape)};
+}
+
+std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) {
+  auto plan = std::make_unique<Plan>();
+  plan->binding = binding;
+  const auto& nodes = program->nodes();
+  std::map<const ir::Node*, int> position;
+  std::map<const ir::Node*, std::vector<ir::TensorType>> types;
+
+  // 1. Concrete types: inference again, now with every dim known.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const ir::Node* n = nodes[i].get();
+    position[n] = int(i);
+    std::vector<ir::TensorType> in;
+    for (const auto& v : n->inputs) in.push_back(types.at(v.node).at(size_t(v.output)));
+    ir::InferContext ctx{n->op_name(), in, n->attrs, &binding};
+    auto out = n->op->infer(ctx);
+    for (const auto& t : out)
+      for (const auto& d : t.shape)
+        if (!d.is_static())
+          fail(ErrorKind::shape, n->op_name() + " (%" + std::to_string(n->id) + ") has shape " +
+                                     to_string(t.shape) + ": symbolic dim '" + d.symbol() +
+                                     "' is bound by no placeholder");
+    types[n] = std::move(out);
+  }
+
+  // 2. Storage: arena values get lifetimes; aliases share their root's storage.
+  std::map<ir::Value, ir::Value> root_of;
+  std::map<ir::Value, int> arena_index;
+  std::vector<runtime::Lifetime> lifetimes;
+  auto root = [&](ir::Value v) {
+    auto it = root_of.find(v);
+    return it == root_of.end() ? v : it->second;
+  };
+  for (const auto& node : nodes) {
+    ir::Node* n = node.get();
+    if (n->op->aliases_input >= 0) {
+      root_of[{n, 0}] = root(n->inputs.at(size_t(n->op->aliases_input)));
+      continue;
+    }
+    bool in_arena = n->op_name() == "placeholder" || !n->op->is_source;
+    if (!in_arena) continue;
+    for (size_t o = 0; o < n->outputs.size(); ++o) {
+      const auto& t = types[n][o];
+      arena_index[{n, int(o)}] = int(lifetimes.size());
+      lifetimes.push_back({storage_bytes(t.dtype, numel(static_extents(t.shape))), position[n],
+                           position[n]});
+    }
+  }
+  // Assigns run after every other step, so what they store lives to the end.
+  int end = int(nodes.size());
+  for (const auto& node : nodes)
+    for (const auto& in : node->inputs) {
+      auto it = arena_index.find(root(in));
+      int use = node->op_name() == "assign" ? end : position[node.get()];
+      if (it != arena_index.end())
+        lifetimes[size_t(it->second)].last = std::max(lifetimes[size_t(it->second)].last, use);
+    }
+  for (const auto& out : program->outputs()) {
+    auto it = arena_index.find(root(out));
+    if (it != arena_index.end()) lifetimes[size_t(it->second)].last = end;
+  }
+  runtime::ArenaLayout layout = runtime::plan_arena(lifetimes);
+  plan->arena_bytes = layout.total_bytes;
+  plan->unshared_bytes = layout.unshared_bytes;
+  plan->arena = Buffer::allocate(device, std::max<size_t>(layout.total_bytes, 1));
+  char* base = static_cast<char*>(plan->arena->data());
+
+  // 3. Views of every value.
+  std::map<ir::Value, TensorView> views;
+  for (const auto& node : nodes) {
+    const ir::Node* n = node.get();
+    ir::Node* mut = node.get();
+    for (size_t o = 0; o < n->outputs.size(); ++o) {
+      ir::Value v{mut, int(o)};
+      const auto& t = types[n][o];
+      void* data = nullptr;
+      if (n->op->aliases_input >= 0) {
+        data = views.at(n->inputs.at(size_t(n->op->aliases_input))).data;
+      } else if (n->op_name() == "constant") {
+        data = constants.at(n).data();
+      } else if (n->op_name() == "variable") {
+        data = variables->get(n->name).data();
+      } else {
+        data = base + layout.offsets[size_t(arena_index.at(v))];
+      }
+      views[v] = view_of(data, t);
+    }
+  }
+
+  // 4. Steps, feeds and outputs.
+  for (const auto& node : nodes) {
+    const ir::Node* n = node.get();
+    if (n->op_name() == "placeholder") {
+      plan->feeds.push_back({n->name, views.at({node.get(), 0})});
+      continue;
+    }
+    bool writes_state = n->op->has_side_effect;
+    if (n->op->is_source || (n->op->aliases_input >= 0 && !writes_state)) continue;
+    Step step;
+    step.node = n;
+    for (const auto& in : n->inputs) step.inputs.push_back(views.at(in));
+    for (size_t o = 0; o < n->outputs.size(); ++o)
+      step.outputs.push_back(views.at({node.get(), int(o)}));
+    step.kernel = backend->find_kernel(*n, step.inputs);
+    if (!step.kernel) {
+      std::string in;
+      for (const auto& v : step.inputs)
+        in += std::string(in.empty() ? "" : ", ") + dtype_name(v.dtype) + to_string(v.shape);
+      fail(ErrorKind::unsupported, "no " + device.str() + " kernel for op '" + n->op_name() +
+                                       "' with inputs (" + in + ")");
+    }
+    // Ops that write state into an input move only the bytes of what they write.
+    if (writes_state) {
+      step.bytes_written = step.inputs.back().nbytes();
+      if (n->inputs.size() >= 2) step.bytes_written = step.inputs[1].nbytes();
+    } else {
+      for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
+    }
+    plan->bytes_written += step.bytes_written;
+    (n->op_name() == "assign" ? plan->assign_steps : plan->steps).push_back(std::move(step));
+  }
+  for (const auto& out : program->outputs()) plan->outputs.push_back(views.at(out));
+  return plan;
+}
+
+// ---- running ------------------------------------------------------------------------
+
+void Executable::Impl::copy_feeds(const Plan& plan, const Feeds& feeds) {
+  for (const auto& slot : plan.feeds) {
+    const TensorData& data = feeds.at(slot.name);
+    TensorData src = data.is_contiguous() ? data : data.contiguous();
+    Device from = src.device();
+    Backend& b = (from == Device::cpu() || from == device) ? *backend : backend_for(from);
+    b.copy(slot.view.data, device, src.data(), from, slot.view.nbytes(), stream);
+  }
+}
+
+void Executable::Impl::launch(std::vector<Step>& steps) {
+  for (auto& step : steps) {
+    KernelContext ctx{*backend, stream, &step.state};
+    try {
+      step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::device) throw;
+      throw Error(e.kind(), step.node->op_name() + " (%" + std::to_string(step.node->id) +
+                                ", kernel " + step.kernel->name + "): " + e.what());
+    }
+  }
+}
+
+void Executable::Impl::run_steps(Plan& plan) {
+  bool use_graphs = cuda_graphs && backend->supports_graphs() && !plan.capture_failed;
+  stats.replayed_graph = false;
+  if (use_graphs && plan.graph) {
+    backend->replay(plan.graph, stream);
+    stats.replayed_graph = true;
+  } else if (use_graphs && plan.runs >= 1) {
+    // Kernels have built their per-node state on the eager first run; capture now.
+    backend->begin_capture(stream);
+    try {
+      launch(plan.steps);
+    } catch (...) {
+      try {
+        backend->end_capture(stream);
+      } catch (const Error&) {
+      }
+      throw;
+    }
+    try {
+      plan.graph = backend->end_capture(stream);
+    } catch (const Error&) {
+      plan.capture_failed = true;
+    }
+    if (plan.graph) {
+      backend->replay(plan.graph, stream);
+      stats.replayed_graph = true;
+    } else {
+      plan.capture_failed = true;
+      launch(plan.steps);
+    }
+  } else {
+    launch(plan.steps);
+  }
+  ++plan.runs;
+}
+
+void Executable::Impl::copy_outputs(const Plan& plan, std::vector<TensorData>& outputs) {
+  outputs.resize(plan.outputs.size());
+  for (size_t i = 0; i < plan.outputs.size(); ++i) {
+    const TensorView& v = plan.outputs[i];
+    TensorData& out = outputs[i];
+    bool reusable = out.defined() && out.dtype() == v.dtype && out.shape() == v.shape &&
+                    out.device() == device && out.is_contiguous();
+    for (size_t j = 0; reusable && j < i; ++j) reusable = outputs[j].buffer() != out.buffer();
+    if (!reusable) out = TensorData::empty(v.dtype, v.shape, device);
+    backend->copy(out.data(), device, v.data, device, v.nbytes(), stream);
+  }
+}
+
+// ---- Executable -----------------------------------------------------------------------
+
+Executable::Executable() = default;
+Executable::~Executable() = default;
+Executable::Executable(Executable&&) noexcept = default;
+Executable& Executable::operator=(Executable&&) noexcept = default;
+
+static Executable::Impl& checked(const std::unique_ptr<Executable::Impl>& impl) {
+  if (!impl) fail(ErrorKind::value, "use of an empty Executable (made by compile())");
+  return *impl;
+}
+
+std::vector<TensorData> Executable::run(const Feeds& feeds) {
+  std::vector<TensorData> outputs;
+  run(feeds, outputs);
+  return outputs;
+}
+
+void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
+  Impl& impl = checked(impl_);
+  SymbolBinding binding = impl.bind(feeds);
+  auto it = impl.plans.find(binding);
+  impl.stats = RunStats{};
+  if (it == impl.plans.end()) {
+    it = impl.plans.emplace(binding, impl.make_plan(binding)).first;
+    impl.stats.planned = true;
+  }
+  Plan& plan = *it->second;
+  impl.last_plan = &plan;
+  impl.copy_feeds(plan, feeds);
+  impl.run_steps(plan);
+  impl.copy_outputs(plan, outputs);
+  impl.launch(plan.assign_steps);
+  impl.backend->synchronize(impl.stream);
+  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size();
+  impl.stats.bytes_written = plan.bytes_written;
+}
+
+Device Executable::device() const { return checked(impl_).device; }
+VariableStore& Executable::variables() { return *checked(impl_).variables; }
+const std::shared_ptr<VariableStore>& Executable::variable_store() const {
+  return checked(impl_).variables;
+}
+const std::vector<PassDump>& Executable::pass_dumps() const { return checked(impl_).dumps; }
+const RunStats& Executable::last_run_stats() const { return checked(impl_).stats; }
+size_t Executable::arena_bytes() const {
+  const Impl& impl = checked(impl_);
+  return impl.last_plan ? impl.last_plan->arena_bytes : 0;
+}
+size_t Executable::unshared_intermediate_bytes() const {
+  const Impl& impl = checked(impl_);
+  return impl.last_plan ? impl.last_plan->unshared_bytes : 0;
+}
+
+std::string Executable::dump() const {
+  const Impl& impl = checked(impl_);
+  std::string s = impl.program->dump();
+  if (impl.last_plan) {
+    s += "kernels (" + impl.device.str() + "):\n";
+    for (const auto& step : impl.last_plan->steps)
+      s += "  %" + std::to_string(step.node->id) + " " + step.node->op_name() + " -> " +
+           step.kernel->name + "\n";
+  }
+  return s;
+}
+
+// ---- compile ------------------------------------------------------------------------
+
+Executable compile(const Graph& graph, CompileOptions options) {
+  auto impl = std::make_unique<Executable::Impl>();
+  impl->device = options.device;
+  impl->backend = &backend_for(options.device);
+  impl->cuda_graphs = options.cuda_graphs;
+
+  std::vector<std::pair<const ir::Node*, ir::Node*>> map;
+  impl->program = graph.program()->clone(&map);
+  std::map<const ir::Node*, ir::Node*> remap(map.begin(), map.end());
+  for (const auto& t : options.outputs) {
+    if (!t.defined()) fail(ErrorKind::value, "compile: an output tensor is undefined");
+    if (t.program() != graph.program())
+      fail(ErrorKind::value, "compile: an output tensor belongs to another graph");
+    if (t.node()->outputs.empty())
+      fail(ErrorKind::value, "compile: '" + t.op() + "' has no value to return");
+    impl->program->outputs().push_back({remap.at(t.node()), t.output()});
+  }
+
+  impl->variables = options.variables ? options.variables
+                                      : std::make_shared<VariableStore>(options.device);
+  if (impl->variables->device() != options.device)
+    fail(ErrorKind::device, "compile: the variable store lives on " +
+                                impl->variables->device().str() + ", the executable on " +
+                                options.device.str());
+  for (const auto& n : impl->program->nodes()) {
+    if (n->op_name() == "variable")
+      impl->variables->declare(n->name, n->attrs.get<TensorData>("initial"));
+    if (n->op_name() == "placeholder") impl->graph_placeholders.insert(n->name);
+  }
+
+  for (const auto& name : options.disabled_passes) {
+    bool known = false;
+    for (const auto& p : passes::all_passes()) known |= p.name == name;
+    if (!known) {
+      std::string all;
+      for (const auto& p : passes::all_passes()) all += (all.empty() ? "" : ", ") + p.name;
+      fail(ErrorKind::value, "compile: unknown pass '" + name + "' (passes: " + all + ")");
+    }
+  }
+  passes::PassContext ctx{options.device};
+  if (options.keep_pass_dumps) impl->dumps.push_back({"input", impl->program->dump()});
+  for (const auto& pass : passes::all_passes()) {
+    if (options.disabled_passes.count(pass.name)) continue;
+    pass.run(*impl->program, ctx);
+    if (options.keep_pass_dumps) impl->dumps.push_back({pass.name, impl->program->dump()});
+  }
+
+  for (const auto& n : impl->program->nodes()) {
+    if (n->op_name() == "placeholder") impl->placeholders.push_back(n.get());
+    if (n->op_name() == "constant")
+      impl->constants[n.get()] = n->attrs.get<TensorData>("value").to(options.device);
+  }
+  impl->stream = impl->backend->create_stream();
+
+  Executable exe;
+  exe.impl_ = std::move(impl);
+  return exe;
+}
+
+}  // namespace loom

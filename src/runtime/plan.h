@@ -1,0 +1,45 @@
+// A plan: everything a run needs for one binding of the symbolic dims, made once and
+// reused, so that a steady-state run only copies feeds, launches kernels and copies out.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "ir/node.h"
+
+namespace loom::runtime {
+
+struct Step {
+  const ir::Node* node = nullptr;
+  const Kernel* kernel = nullptr;
+  std::vector<TensorView> inputs;
+  std::vector<TensorView> outputs;
+  std::shared_ptr<void> state;  // the kernel's per-node cache
+  size_t bytes_written = 0;
+};
+
+struct FeedSlot {
+  std::string name;
+  TensorView view;
+};
+
+struct Plan {
+  SymbolBinding binding;
+  std::shared_ptr<Buffer> arena;
+  size_t arena_bytes = 0;
+  size_t unshared_bytes = 0;
+  std::vector<FeedSlot> feeds;
+  std::vector<Step> steps;         // in program order, assigns excluded
+  std::vector<Step> assign_steps;  // run after the outputs are copied
+  std::vector<TensorView> outputs;
+  size_t bytes_written = 0;
+  // CUDA graph of `steps`: captured on the second run, replayed from the third.
+  int runs = 0;
+  bool capture_failed = false;
+  std::shared_ptr<void> graph;
+};
+
+}  // namespace loom::runtime

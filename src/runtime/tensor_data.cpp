@@ -1,0 +1,195 @@
+#include "loom/tensor_data.h"
+
+#include <cstring>
+
+#include "backends/backend.h"
+#include "backends/cpu/dispatch.h"
+#include "loom/error.h"
+
+namespace loom {
+
+TensorData::TensorData(std::shared_ptr<Buffer> buffer, DType dtype, Extents shape,
+                       Strides strides, int64_t offset)
+    : buffer_(std::move(buffer)),
+      dtype_(dtype),
+      shape_(std::move(shape)),
+      strides_(std::move(strides)),
+      offset_(offset) {
+  if (strides_.size() != shape_.size())
+    fail(ErrorKind::shape, "TensorData: " + std::to_string(strides_.size()) + " strides for shape " +
+                               to_string(shape_));
+  for (auto e : shape_)
+    if (e < 0) fail(ErrorKind::shape, "TensorData: negative extent in " + to_string(shape_));
+  if (!buffer_) return;
+  if (is_packed(dtype_) && !is_contiguous())
+    fail(ErrorKind::unsupported, "TensorData: packed dtypes must be contiguous");
+  // Every addressable element must lie inside the buffer.
+  if (numel() > 0) {
+    int64_t lo = offset_, hi = offset_;
+    for (size_t d = 0; d < shape_.size(); ++d) {
+      int64_t span = (shape_[d] - 1) * strides_[d];
+      (span < 0 ? lo : hi) += span;
+    }
+    if (lo < 0 || storage_bytes(dtype_, hi + 1) > buffer_->bytes())
+      fail(ErrorKind::shape, "TensorData: view " + to_string(shape_) + " with strides " +
+                                 to_string(strides_) + " lies outside its buffer of " +
+                                 std::to_string(buffer_->bytes()) + " bytes");
+  }
+}
+
+int64_t TensorData::numel() const { return loom::numel(shape_); }
+
+void* TensorData::data() const {
+  if (!buffer_) return nullptr;
+  return static_cast<char*>(buffer_->data()) + storage_bytes(dtype_, offset_);
+}
+
+bool TensorData::is_contiguous() const {
+  int64_t expected = 1;
+  for (size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] != 1 && strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+void TensorData::check_count(size_t count, const Extents& shape) {
+  if (int64_t(count) != loom::numel(shape))
+    fail(ErrorKind::shape, "TensorData: " + std::to_string(count) + " values for shape " +
+                               to_string(shape) + " (" + std::to_string(loom::numel(shape)) +
+                               " elements)");
+}
+
+void TensorData::check_dtype(DType expected) const {
+  if (dtype_ != expected)
+    fail(ErrorKind::dtype, std::string("TensorData holds ") + dtype_name(dtype_) + ", not " +
+                               dtype_name(expected));
+}
+
+TensorData TensorData::empty(DType dtype, Extents shape, Device device) {
+  for (auto e : shape)
+    if (e < 0) fail(ErrorKind::shape, "TensorData: negative extent in " + to_string(shape));
+  size_t bytes = storage_bytes(dtype, loom::numel(shape));
+  auto buffer = Buffer::allocate(device, bytes == 0 ? 1 : bytes);
+  Strides strides = contiguous_strides(shape);
+  return TensorData(std::move(buffer), dtype, std::move(shape), std::move(strides));
+}
+
+TensorData TensorData::zeros(DType dtype, Extents shape, Device device) {
+  TensorData t = empty(dtype, std::move(shape), Device::cpu());
+  std::memset(t.data(), 0, t.nbytes());
+  return device == Device::cpu() ? t : t.to(device);
+}
+
+TensorData TensorData::from_pointer(const void* data, DType dtype, Extents shape) {
+  TensorData t = empty(dtype, std::move(shape));
+  if (t.nbytes()) {
+    if (!data) fail(ErrorKind::value, "TensorData::from_pointer: null data");
+    std::memcpy(t.data(), data, t.nbytes());
+  }
+  return t;
+}
+
+TensorData TensorData::from_floats(const std::vector<float>& values, DType dtype, Extents shape) {
+  check_count(values.size(), shape);
+  TensorData t = empty(dtype, std::move(shape));
+  cpu::dispatch_all(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* out = static_cast<T*>(t.data());
+    for (size_t i = 0; i < values.size(); ++i) {
+      if constexpr (std::is_same_v<T, bool>) {
+        out[i] = values[i] != 0.f;
+      } else {
+        cpu::store(out + i, values[i]);
+      }
+    }
+  });
+  return t;
+}
+
+TensorData TensorData::scalar(double value, DType dtype) {
+  return from_floats({float(value)}, dtype, {});
+}
+
+TensorData TensorData::wrap(void* data, DType dtype, Extents shape, Strides strides,
+                            Device device, std::shared_ptr<void> owner) {
+  // Span of the view, so the buffer's size covers exactly what the view reaches.
+  int64_t lo = 0, hi = 0;
+  bool empty = false;
+  for (size_t d = 0; d < shape.size() && d < strides.size(); ++d) {
+    if (shape[d] == 0) empty = true;
+    int64_t span = (shape[d] - 1) * strides[d];
+    (span < 0 ? lo : hi) += span;
+  }
+  if (empty) lo = hi = 0;
+  char* base = static_cast<char*>(data) - storage_bytes(dtype, -lo);
+  size_t bytes = storage_bytes(dtype, hi - lo + 1);
+  auto buffer = Buffer::wrap(device, base, bytes, std::move(owner));
+  return TensorData(std::move(buffer), dtype, std::move(shape), std::move(strides), -lo);
+}
+
+TensorData TensorData::view(Extents shape, Strides strides, int64_t offset) const {
+  if (!buffer_) fail(ErrorKind::value, "TensorData::view of an empty TensorData");
+  return TensorData(buffer_, dtype_, std::move(shape), std::move(strides), offset);
+}
+
+// Copies a strided host view into contiguous host memory, element by element.
+static void gather_strided_host(const TensorData& src, void* dst) {
+  size_t elem = storage_bytes(src.dtype(), 1);
+  int rank = src.rank();
+  int64_t n = src.numel();
+  std::vector<int64_t> idx(size_t(rank), 0);
+  const char* base = static_cast<const char*>(src.data());
+  char* out = static_cast<char*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int d = 0; d < rank; ++d) off += idx[size_t(d)] * src.strides()[size_t(d)];
+    std::memcpy(out + size_t(i) * elem, base + off * int64_t(elem), elem);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < src.shape()[size_t(d)]) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+TensorData TensorData::contiguous() const {
+  if (!buffer_ || is_contiguous()) return *this;
+  if (device() != Device::cpu()) return to_host().contiguous().to(device());
+  TensorData out = empty(dtype_, shape_);
+  gather_strided_host(*this, out.data());
+  return out;
+}
+
+TensorData TensorData::to(Device target) const {
+  if (!buffer_) fail(ErrorKind::value, "TensorData::to on an empty TensorData");
+  TensorData src = contiguous();
+  if (target == device()) return src;
+  TensorData out = empty(dtype_, shape_, target);
+  Backend& b = backend_for(target == Device::cpu() ? src.device() : target);
+  b.copy(out.data(), target, src.data(), src.device(), src.nbytes(), nullptr);
+  b.synchronize(nullptr);
+  return out;
+}
+
+TensorData TensorData::clone() const {
+  TensorData src = contiguous();
+  if (src.buffer() != buffer_) return src;
+  TensorData out = empty(dtype_, shape_, device());
+  Backend& b = backend_for(device());
+  b.copy(out.data(), device(), src.data(), device(), src.nbytes(), nullptr);
+  b.synchronize(nullptr);
+  return out;
+}
+
+std::vector<float> TensorData::to_floats() const {
+  TensorData host = to_host().contiguous();
+  std::vector<float> out(size_t(host.numel()));
+  cpu::dispatch_all(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = static_cast<const T*>(host.data());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = float(cpu::load(p + i));
+  });
+  return out;
+}
+
+}  // namespace loom

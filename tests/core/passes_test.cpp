@@ -1,0 +1,93 @@
+#include "test_util.h"
+
+namespace loom {
+
+static int count_ops(const std::string& dump, const std::string& op) {
+  int n = 0;
+  for (size_t p = dump.find("= " + op); p != std::string::npos; p = dump.find("= " + op, p + 1))
+    ++n;
+  return n;
+}
+
+TEST(Passes, ConstantFoldingEvaluatesConstantSubgraphs) {
+  Graph g;
+  Tensor x = g.placeholder("x", {3});
+  Tensor c = exp(g.constant(TensorData::from_vector<float>({0, 1, 2}, {3}))) + 1.0;
+  Tensor y = x * c;
+  CompileOptions options;
+  options.outputs = {y};
+  options.keep_pass_dumps = true;
+  Executable exe = compile(g, options);
+  std::string after = exe.dump();
+  EXPECT_EQ(count_ops(after, "exp"), 0) << after;
+  EXPECT_EQ(count_ops(after, "add"), 0) << after;
+  auto out = exe.run({{"x", TensorData::from_vector<float>({1, 2, 3}, {3})}})[0].to_vector<float>();
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(out[size_t(i)], (i + 1) * (std::exp(float(i)) + 1), 1e-4);
+  // The dump before the pass still has them.
+  ASSERT_GE(exe.pass_dumps().size(), 2u);
+  EXPECT_EQ(exe.pass_dumps()[0].pass, "input");
+  EXPECT_EQ(count_ops(exe.pass_dumps()[0].graph, "exp"), 1);
+}
+
+TEST(Passes, CseMergesIdenticalNodes) {
+  Graph g;
+  Tensor x = g.placeholder("x", {4});
+  Tensor y = exp(x) + exp(x);
+  CompileOptions options;
+  options.outputs = {y};
+  Executable exe = compile(g, options);
+  EXPECT_EQ(count_ops(exe.dump(), "exp"), 1) << exe.dump();
+  options.disabled_passes = {"cse"};
+  Executable plain = compile(g, options);
+  EXPECT_EQ(count_ops(plain.dump(), "exp"), 2) << plain.dump();
+  auto feed = testing::random_tensor(DType::f32, {4});
+  EXPECT_EQ(exe.run({{"x", feed}})[0].to_vector<float>(),
+            plain.run({{"x", feed}})[0].to_vector<float>());
+}
+
+TEST(Passes, DceRemovesUnusedNodesButKeepsAssign) {
+  Graph g;
+  Tensor x = g.placeholder("x", {4});
+  Tensor unused = sin(x);
+  (void)unused;
+  Tensor v = g.variable("v", TensorData::zeros(DType::f32, {4}));
+  g.assign(v, cos(x));
+  Tensor y = neg(x);
+  CompileOptions options;
+  options.outputs = {y};
+  Executable exe = compile(g, options);
+  std::string d = exe.dump();
+  EXPECT_EQ(count_ops(d, "sin"), 0) << d;
+  EXPECT_EQ(count_ops(d, "cos"), 1) << d;
+  auto feed = testing::random_tensor(DType::f32, {4});
+  exe.run({{"x", feed}});
+  auto stored = exe.variables().get("v").to_vector<float>();
+  auto in = feed.to_vector<float>();
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(stored[size_t(i)], std::cos(in[size_t(i)]));
+}
+
+TEST(Passes, UnknownPassNameIsAnError) {
+  Graph g;
+  Tensor x = g.placeholder("x", {4});
+  CompileOptions options;
+  options.outputs = {neg(x)};
+  options.disabled_passes = {"no_such_pass"};
+  EXPECT_THROW(compile(g, options), Error);
+}
+
+TEST(Passes, EveryPassCanBeDisabled) {
+  for (const auto& name : pass_names()) {
+    Graph g;
+    Tensor x = g.placeholder("x", {5});
+    Tensor y = (x + g.constant(1.0) * g.constant(2.0)) * (x + g.constant(1.0) * g.constant(2.0));
+    CompileOptions options;
+    options.outputs = {y};
+    options.disabled_passes = {name};
+    Executable exe = compile(g, options);
+    auto out = exe.run({{"x", TensorData::from_vector<float>({0, 1, 2, 3, 4}, {5})}});
+    auto v = out[0].to_vector<float>();
+    for (int i = 0; i < 5; ++i) EXPECT_FLOAT_EQ(v[size_t(i)], float((i + 2) * (i + 2))) << name;
+  }
+}
+
+}  // namespace loom

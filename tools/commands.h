@@ -1,0 +1,11 @@
+// One function per subcommand; each adds itself to the app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace loom::tools {
+
+void add_demo_command(CLI::App& app);
+void add_ops_command(CLI::App& app);
+
+}  // namespace loom::tools
