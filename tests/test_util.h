@@ -16,11 +16,11 @@ namespace loom::testing {
 // Fresh random generator per test; seeded from the test's name so failures reproduce.
 inline std::mt19937& rng() {
   static std::mt19937 gen;
-  static std::string seeded_for;
+  static const void* seeded_for = nullptr;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "";
-  if (name != seeded_for) {
-    seeded_for = name;
+  if (info != seeded_for) {  // a new test: reseed (the name is hashed once per test)
+    seeded_for = info;
+    std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "";
     gen.seed(uint32_t(std::hash<std::string>{}(name)));
   }
   return gen;

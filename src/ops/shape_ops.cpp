@@ -145,8 +145,14 @@ std::vector<TensorType> infer_reshape(const InferContext& ctx) {
       ctx.fail(ErrorKind::shape, "cannot reshape " + to_string(x.shape) + " into " +
                                      to_string(target) + " (element counts differ)");
   }
-  if (ctx.binding && !is_static(target))
-    ctx.fail(ErrorKind::shape, "target shape " + to_string(target) + " has unbound symbols");
+  if (ctx.binding) {
+    for (const Dim& d : target)
+      if (d.is_symbol() && !is_unknown(d))
+        ctx.fail(ErrorKind::shape, "symbol '" + d.symbol() + "' of target shape " +
+                                       to_string(target) + " is bound by no feed");
+    if (!is_static(target))
+      ctx.fail(ErrorKind::shape, "cannot infer the -1 dim of " + to_string(target));
+  }
   return {TensorType{x.dtype, target}};
 }
 

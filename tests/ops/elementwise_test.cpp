@@ -7,6 +7,8 @@
 #include <functional>
 #include <limits>
 #include <numbers>
+#include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -131,6 +133,9 @@ const std::pair<Extents, Extents> kShapePairs[] = {
     {{513, 200}, {513, 200}},
     {{1000, 1}, {1, 70}},
 };
+
+// gtest prints a failing parameter through these (the op name instead of raw bytes).
+void PrintTo(const BinaryCase& c, std::ostream* os) { *os << c.op; }
 
 class ElementwiseBinaryTest : public ::testing::TestWithParam<BinaryCase> {};
 
@@ -327,6 +332,8 @@ const UnaryCase kUnaryCases[] = {
     {"gelu_tanh", [](const Tensor& x) { return gelu(x, GeluApproximation::tanh); }, gelu_tanh_ref,
      -5, 5, false},
 };
+
+void PrintTo(const UnaryCase& c, std::ostream* os) { *os << c.op; }
 
 class ElementwiseUnaryTest : public ::testing::TestWithParam<UnaryCase> {};
 
@@ -619,29 +626,72 @@ TEST(ElementwiseLayout, NonContiguousFeedsGiveTheViewsValues) {
 }
 
 // The runtime hands kernels contiguous inputs today, but the CPU loop honours a view's
-// strides; this calls the registered kernel directly on a transposed input.
-TEST(ElementwiseLayout, CpuKernelReadsStridedInputs) {
-  Graph g;
-  Tensor a = g.placeholder("a", {3, 5});
-  Tensor b = g.placeholder("b", {5});
-  Tensor y = sub(a, b);
-  TensorData ta = random_tensor(DType::f32, {5, 3});  // stored transposed
-  TensorData tb = random_tensor(DType::f32, {5});
-  TensorData ty = TensorData::zeros(DType::f32, {3, 5});
-  std::vector<TensorView> in = {{ta.data(), DType::f32, {3, 5}, {1, 3}},
-                                {tb.data(), DType::f32, {5}, {1}}};
-  std::vector<TensorView> out = {{ty.data(), DType::f32, {3, 5}, {5, 1}}};
+// strides; this calls the registered kernels directly on a transposed input (whose
+// innermost stride is not 1, so the 16-bit paths read it element by element).
+TEST(ElementwiseLayout, CpuKernelsReadStridedInputs) {
   Backend& cpu = backend_for(Device::cpu());
-  const Kernel* kernel = cpu.find_kernel(*y.node(), in);
-  ASSERT_NE(kernel, nullptr);
-  EXPECT_EQ(kernel->name, "cpu.sub");
   KernelContext ctx{cpu};
-  kernel->run(ctx, *y.node(), in, out);
-  const auto va = to_doubles(ta), vb = to_doubles(tb);
-  std::vector<double> want(15);
-  for (size_t i = 0; i < 3; ++i)
-    for (size_t j = 0; j < 5; ++j) want[i * 5 + j] = va[j * 3 + i] - vb[j];
-  expect_matches(ty, want, "strided sub");
+  for (DType dtype : kFloatTypes) {
+    const std::string what = std::string(dtype_name(dtype)) + " strided";
+    Graph g;
+    Tensor a = g.placeholder("a", {3, 5}, dtype);
+    Tensor b = g.placeholder("b", {5}, dtype);
+    Tensor ys[] = {sub(a, b), loom::exp(a), cast(a, DType::f32)};
+    TensorData ta = random_tensor(dtype, {5, 3});  // stored transposed
+    TensorData tb = random_tensor(dtype, {5});
+    const auto va = to_doubles(ta), vb = to_doubles(tb);
+    const std::vector<TensorView> in = {{ta.data(), dtype, {3, 5}, {1, 3}},
+                                        {tb.data(), dtype, {5}, {1}}};
+    const char* kernel_names[] = {"cpu.sub", "cpu.exp", "cpu.cast"};
+    for (size_t k = 0; k < 3; ++k) {
+      const Tensor& y = ys[k];
+      const std::span<const TensorView> inputs(in.data(), y.node()->inputs.size());
+      TensorData ty = TensorData::zeros(y.dtype(), {3, 5});
+      std::vector<TensorView> out = {{ty.data(), y.dtype(), {3, 5}, {5, 1}}};
+      const Kernel* kernel = cpu.find_kernel(*y.node(), inputs);
+      ASSERT_NE(kernel, nullptr);
+      EXPECT_EQ(kernel->name, kernel_names[k]);
+      kernel->run(ctx, *y.node(), inputs, out);
+      std::vector<double> want(15);
+      for (size_t i = 0; i < 3; ++i)
+        for (size_t j = 0; j < 5; ++j) {
+          const double x = va[j * 3 + i];
+          want[i * 5 + j] = k == 0 ? x - vb[j] : k == 1 ? std::exp(x) : x;
+        }
+      expect_matches(ty, want, what + " " + kernel_names[k]);
+    }
+  }
+}
+
+// Kernels keep their operand layout in per-node state after the first run; later runs
+// with new data (and reused output buffers) must still be right.
+TEST(ElementwiseLayout, RepeatedRunsReuseKernelState) {
+  Graph g;
+  Tensor a = g.placeholder("a", {7, 1, 5}, DType::f16);
+  Tensor b = g.placeholder("b", {3, 5}, DType::f16);
+  Tensor c = g.placeholder("c", {7, 3, 1}, DType::boolean);
+  CompileOptions options;
+  options.outputs = {where(c, a * b, cast(b, DType::f16)), cast(a - b, DType::f32)};
+  Executable exe = compile(g, options);
+  std::vector<TensorData> out;
+  for (int run = 0; run < 3; ++run) {
+    TensorData ta = random_tensor(DType::f16, {7, 1, 5}), tb = random_tensor(DType::f16, {3, 5});
+    TensorData tc = random_integers(DType::boolean, {7, 3, 1}, 0, 1);
+    exe.run({{"a", ta}, {"b", tb}, {"c", tc}}, out);
+    ASSERT_EQ(out.size(), 2u);
+    const auto va = to_doubles(ta), vb = to_doubles(tb), vc = to_doubles(tc);
+    std::vector<double> selected(105), diff(105);
+    for (size_t i = 0; i < 7; ++i)
+      for (size_t j = 0; j < 3; ++j)
+        for (size_t k = 0; k < 5; ++k) {
+          const double x = va[i * 5 + k], y = vb[j * 5 + k];
+          const double product = double(f16_to_float(float_to_f16(float(x * y))));
+          selected[(i * 3 + j) * 5 + k] = vc[i * 3 + j] != 0 ? product : y;
+          diff[(i * 3 + j) * 5 + k] = double(f16_to_float(float_to_f16(float(x - y))));
+        }
+    expect_matches(out[0], selected, "where, run " + std::to_string(run));
+    expect_matches(out[1], diff, "cast of sub, run " + std::to_string(run));
+  }
 }
 
 // ---- symbolic dims ---------------------------------------------------------------------

@@ -44,14 +44,18 @@ std::vector<double> matmul_reference(const TensorData& ta, const TensorData& tb,
     auto idx = unravel(bi, batch);
     const int64_t a0 = broadcast_index(idx, a_batch) * m * k;
     const int64_t b0 = broadcast_index(idx, b_batch) * k * n;
+    // Rows of a and columns of b gathered densely, so that each dot product is contiguous.
+    std::vector<double> rows(size_t(m * k)), cols(size_t(n * k));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t kk = 0; kk < k; ++kk)
+        rows[size_t(i * k + kk)] = a[size_t(a0 + (c.transpose_a ? kk * m + i : i * k + kk))];
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t kk = 0; kk < k; ++kk)
+        cols[size_t(j * k + kk)] = b[size_t(b0 + (c.transpose_b ? j * k + kk : kk * n + j))];
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double s = 0;
-        for (int64_t kk = 0; kk < k; ++kk) {
-          double av = a[size_t(a0 + (c.transpose_a ? kk * m + i : i * k + kk))];
-          double bv = b[size_t(b0 + (c.transpose_b ? j * k + kk : kk * n + j))];
-          s += av * bv;
-        }
+        for (int64_t kk = 0; kk < k; ++kk) s += rows[size_t(i * k + kk)] * cols[size_t(j * k + kk)];
         out[size_t((bi * m + i) * n + j)] = s;
       }
   }
@@ -83,7 +87,7 @@ TEST_P(MatmulTest, MatchesReference) {
       {{7, 13}, {5, 13}, false, true},  // b transposed
       {{2, 13, 7}, {3, 1, 5, 13}, true, true},
       {{2, 3, 16}, {16, 9}},  // b without batch: folded into one GEMM
-      {{4, 1, 16}, {1, 16, 9}, false, true},
+      {{4, 1, 16}, {1, 9, 16}, false, true},
       {{3, 4}, {2, 4, 5}},  // a without batch
       {{1, 1}, {1, 1}},
       {{3, 1, 5}, {1, 5, 1}, true, true},  // transposed a with b batch of one: not folded
@@ -100,7 +104,7 @@ TEST_P(MatmulTest, MatchesReference) {
   }
 }
 
-// A wide K makes the 16-bit path widen B in several panels.
+// A wide K: the 16-bit path widens B in several panels; f32 checks the same shapes.
 TEST_P(MatmulTest, WideInnerDimSpansPanels) {
   const DType dtype = GetParam();
   for (bool transpose_b : {false, true}) {

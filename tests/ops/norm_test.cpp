@@ -1,6 +1,7 @@
 // softmax, log_softmax, layer_norm and rms_norm against double-precision references, for
 // f32/f16/bf16, along last and non-last axes, with and without weight and bias.
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,25 @@ TEST_P(NormTest, SoftmaxOfLargeValuesStaysFinite) {
   auto xs = to_doubles(x);
   testing::expect_close(got[0], softmax_reference(xs, {1, 4}, 1, false), tolerance_for(dtype));
   testing::expect_close(got[1], softmax_reference(xs, {1, 4}, 1, true), tolerance_for(dtype));
+}
+
+// Attention masks write -inf: those entries must come out exactly 0 (and -inf in log space).
+TEST_P(NormTest, MaskedEntriesAreZero) {
+  const DType dtype = GetParam();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> values(2 * 40);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = float(i % 7) * 0.25f - 0.5f;
+  for (size_t i : {3u, 17u, 39u, 40u, 41u, 60u}) values[i] = -inf;
+  values[70] = -200.f;  // far below the row max but finite
+  TensorData x = TensorData::from_floats(values, dtype, {2, 40});
+  Graph g;
+  Tensor p = g.placeholder("x", {2, 40}, dtype);
+  auto got = testing::run_once(g, {softmax(p), log_softmax(p)}, {{"x", x}});
+  auto xs = to_doubles(x);
+  testing::expect_close(got[0], softmax_reference(xs, {2, 40}, 1, false), tolerance_for(dtype));
+  testing::expect_close(got[1], softmax_reference(xs, {2, 40}, 1, true), tolerance_for(dtype));
+  auto probs = got[0].to_floats();
+  for (size_t i : {3u, 17u, 39u, 40u, 41u, 60u}) EXPECT_EQ(probs[i], 0.f) << i;
 }
 
 TEST_P(NormTest, LayerNorm) {

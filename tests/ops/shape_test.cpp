@@ -125,7 +125,8 @@ std::vector<uint8_t> transpose_reference(const TensorData& x, const std::vector<
 }
 
 TEST(ShapeOps, TransposeFourDimPerms) {
-  const std::vector<Extents> shapes = {{2, 3, 4, 5}, {3, 1, 7, 2}, {5, 4, 1, 3}};
+  // The last shape is large enough for the tiled copy (with planes around the tile).
+  const std::vector<Extents> shapes = {{2, 3, 4, 5}, {3, 1, 7, 2}, {5, 4, 1, 3}, {3, 40, 5, 33}};
   const std::vector<std::vector<int64_t>> perms = {{0, 2, 1, 3}, {3, 1, 0, 2},   {2, 3, 0, 1},
                                                    {0, 1, 3, 2}, {-1, 0, 1, -2}, {1, 0, 2, 3}};
   for (DType dtype : kMoveDTypes)

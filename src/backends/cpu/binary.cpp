@@ -1,5 +1,6 @@
 // CPU kernels of the binary elementwise ops: one scalar function object per op in the table
 // below, run by one broadcasting loop.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -157,8 +158,26 @@ struct Greater {
   }
 };
 
+// f16/bf16 operands: convert a block to float, compute, convert the block back.
+template <class Op, class T, class R>
+void binary_half_run(const Op& op, const T* pa, int64_t sa, const T* pb, int64_t sb, R* py,
+                     int64_t n) {
+  float xa[kHalfBlock], xb[kHalfBlock], xy[kHalfBlock];
+  for (int64_t j0 = 0; j0 < n; j0 += kHalfBlock) {
+    const int64_t m = std::min(kHalfBlock, n - j0);
+    load_half_block(pa + j0 * sa, sa, m, xa);
+    load_half_block(pb + j0 * sb, sb, m, xb);
+    if constexpr (std::is_same_v<R, bool>) {
+      for (int64_t j = 0; j < m; ++j) py[j0 + j] = op(xa[j], xb[j]);
+    } else {
+      for (int64_t j = 0; j < m; ++j) xy[j] = op(xa[j], xb[j]);
+      convert_from_float(xy, py + j0, m);
+    }
+  }
+}
+
 template <class Op>
-void run_binary(KernelContext&, const ir::Node&, std::span<const TensorView> in,
+void run_binary(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
                 std::span<TensorView> out) {
   dispatch_all(in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -170,14 +189,17 @@ void run_binary(KernelContext&, const ir::Node&, std::span<const TensorView> in,
       const T* b = in[1].as<const T>();
       R* y = out[0].as<R>();
       const Op op;
-      const auto layout = broadcast_layout<2>(out[0].shape, {&in[0], &in[1]});
+      BroadcastLayout<2> scratch;
+      const auto& layout = cached_broadcast_layout<2>(ctx, out[0].shape, {&in[0], &in[1]}, scratch);
       for_each_run(
           layout, out[0].numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
             const T* pa = a + off[0];
             const T* pb = b + off[1];
             R* py = y + o;
-            // The same-shape and tensor-with-scalar runs get loops the compiler can vectorise.
-            if (s[0] == 1 && s[1] == 1) {
+            if constexpr (is_half_v<T>) {
+              binary_half_run(op, pa, s[0], pb, s[1], py, n);
+            } else if (s[0] == 1 && s[1] == 1) {
+              // Same-shape and tensor-with-scalar runs get loops the compiler vectorises.
               for (int64_t j = 0; j < n; ++j)
                 store(py + j, op(load_element(pa + j), load_element(pb + j)));
             } else if (s[0] == 1 && s[1] == 0) {

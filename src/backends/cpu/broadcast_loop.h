@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 
 #include "backends/backend.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/cpu/half_convert.h"
 
 namespace loom::cpu {
 
@@ -66,6 +68,49 @@ BroadcastLayout<N> broadcast_layout(const Extents& out_shape,
   return layout;
 }
 
+// The layout kept in a kernel's per-node state, with the views it was built for.
+template <size_t N>
+struct CachedBroadcastLayout {
+  Extents out_shape;
+  std::array<Extents, N> shapes;
+  std::array<Strides, N> strides;
+  BroadcastLayout<N> layout;
+
+  bool built_for(const Extents& out, const std::array<const TensorView*, N>& operands) const {
+    if (out != out_shape) return false;
+    for (size_t k = 0; k < N; ++k)
+      if (operands[k]->shape != shapes[k] || operands[k]->strides != strides[k]) return false;
+    return true;
+  }
+};
+
+// The operands' layout, built on a node's first run and kept in the kernel's per-node state,
+// so that a steady-state run allocates nothing (comparing the views allocates nothing
+// either). Without a state (constant folding, direct calls) it is built in `scratch`.
+template <size_t N>
+const BroadcastLayout<N>& cached_broadcast_layout(KernelContext& ctx, const Extents& out_shape,
+                                                  const std::array<const TensorView*, N>& operands,
+                                                  BroadcastLayout<N>& scratch) {
+  if (ctx.state == nullptr) {
+    scratch = broadcast_layout<N>(out_shape, operands);
+    return scratch;
+  }
+  // Only this node's kernel writes its state, so the stored type is known.
+  auto* cached = static_cast<CachedBroadcastLayout<N>*>(ctx.state->get());
+  if (cached == nullptr || !cached->built_for(out_shape, operands)) {
+    auto fresh = std::make_shared<CachedBroadcastLayout<N>>();
+    fresh->out_shape = out_shape;
+    for (size_t k = 0; k < N; ++k) {
+      fresh->shapes[k] = operands[k]->shape;
+      fresh->strides[k] = operands[k]->strides;
+    }
+    fresh->layout = broadcast_layout<N>(out_shape, operands);
+    cached = fresh.get();
+    *ctx.state = std::move(fresh);
+  }
+  return cached->layout;
+}
+
 // Calls run(out_begin, offsets, inner_strides, count) for runs of `count` output elements
 // starting at flat index out_begin; operand k's elements are at offsets[k] + j *
 // inner_strides[k]. Large outputs are split into chunks run on OpenMP threads.
@@ -105,6 +150,21 @@ inline compute_t<T> load_element(const T* p) {
     return *reinterpret_cast<const uint8_t*>(p) != 0;
   } else {
     return load(p);
+  }
+}
+
+// f16 and bf16 runs are converted to float this many elements at a time (stack buffers).
+inline constexpr int64_t kHalfBlock = 256;
+
+// Reads n elements of a 16-bit float operand, `stride` apart, as floats.
+template <class T>
+void load_half_block(const T* p, int64_t stride, int64_t n, float* out) {
+  if (stride == 1) {
+    convert_to_float(p, out, n);
+  } else if (stride == 0) {
+    std::fill_n(out, n, load(p));
+  } else {
+    for (int64_t j = 0; j < n; ++j) out[j] = load(p + j * stride);
   }
 }
 

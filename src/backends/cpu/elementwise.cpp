@@ -18,7 +18,7 @@ using bits_t = std::conditional_t<
     Bytes == 1, uint8_t,
     std::conditional_t<Bytes == 2, uint16_t, std::conditional_t<Bytes == 4, uint32_t, uint64_t>>>;
 
-void run_where(KernelContext&, const ir::Node&, std::span<const TensorView> in,
+void run_where(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
                std::span<TensorView> out) {
   dispatch_all(in[1].dtype, [&](auto tag) {
     using Bits = bits_t<sizeof(decltype(tag))>;
@@ -27,7 +27,9 @@ void run_where(KernelContext&, const ir::Node&, std::span<const TensorView> in,
     const Bits* a = in[1].as<const Bits>();
     const Bits* b = in[2].as<const Bits>();
     Bits* y = out[0].as<Bits>();
-    const auto layout = broadcast_layout<3>(out[0].shape, {&in[0], &in[1], &in[2]});
+    BroadcastLayout<3> scratch;
+    const auto& layout =
+        cached_broadcast_layout<3>(ctx, out[0].shape, {&in[0], &in[1], &in[2]}, scratch);
     for_each_run(layout, out[0].numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
       for (int64_t j = 0; j < n; ++j)
         y[o + j] = c[off[0] + j * s[0]] != 0 ? a[off[1] + j * s[1]] : b[off[2] + j * s[2]];

@@ -1,5 +1,7 @@
 // CPU softmax, log_softmax, layer_norm and rms_norm: a few passes over each row, rows in
 // parallel; f16 and bf16 are computed in f32.
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -27,20 +29,45 @@ int64_t row_grain(int64_t n) {
   return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1));
 }
 
+// exp(x) for x <= 0 (softmax subtracts the row max first), within about 2 ulp. libm's expf
+// is a scalar call; this is branch-free arithmetic, so loops over it vectorize. Cephes'
+// method: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 polynomial, 2^n written
+// into the exponent bits. Results below FLT_MIN (x < -87.3) are 0; a NaN stays NaN.
+inline float exp_nonpositive(float x) {
+  constexpr float kLowest = -87.3365447504f;  // ln(FLT_MIN)
+  constexpr float kShifter = 12582912.f;      // 1.5 * 2^23: x + it rounds x to an integer
+  const float t = x * 1.44269504088896341f + kShifter;
+  const float n = t - kShifter;
+  const uint32_t exponent = std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kShifter);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.f;
+  const float y = p * std::bit_cast<float>((exponent + 127u) << 23);
+  // Below kLowest the exponent wraps and y is garbage: mask it to +0.
+  const uint32_t keep = uint32_t(x < kLowest) - 1u;
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(y) & keep);
+}
+
 template <class T, bool is_log>
 void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
-  // A NaN never compares greater, so it does not become the max but still poisons the sum.
+  // Whether or not a NaN becomes the max, it makes the sum and so the whole row NaN.
   float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
   for (int64_t i = 0; i < n; ++i) {
-    float v = load(x + i * stride);
-    if (v > mx) mx = v;
+    const float v = load(x + i * stride);
+    mx = mx > v ? mx : v;  // this form of max is the one GCC vectorizes
   }
   float sum = 0.f;
   if constexpr (std::is_same_v<T, float> && !is_log) {
     if (stride == 1) {  // keep the exponentials and rescale them: one exp per element
 #pragma omp simd reduction(+ : sum)
       for (int64_t i = 0; i < n; ++i) {
-        float e = std::exp(x[i] - mx);
+        float e = exp_nonpositive(x[i] - mx);
         y[i] = e;
         sum += e;
       }
@@ -50,7 +77,8 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
       return;
     }
   }
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(float(load(x + i * stride)) - mx);
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += exp_nonpositive(float(load(x + i * stride)) - mx);
   if constexpr (is_log) {
     const float log_sum = std::log(sum);
     for (int64_t i = 0; i < n; ++i)
@@ -58,7 +86,7 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
   } else {
     const float inv = 1.f / sum;
     for (int64_t i = 0; i < n; ++i)
-      store(y + i * stride, std::exp(float(load(x + i * stride)) - mx) * inv);
+      store(y + i * stride, exp_nonpositive(float(load(x + i * stride)) - mx) * inv);
   }
 }
 

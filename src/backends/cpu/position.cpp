@@ -62,7 +62,7 @@ void rope_rows(const TensorView& x, TensorView& y, int64_t offset, double base, 
       }
     }
     // Features past `dims` pass through.
-    if (dims < features) {
+    if (dims < features && out != in) {
       for (int64_t b = 0; b < batch; ++b) {
         int64_t row = (b * positions + s) * features;
         std::memcpy(out + row + dims, in + row + dims, size_t(features - dims) * sizeof(T));

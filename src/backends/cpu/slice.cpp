@@ -12,15 +12,21 @@ namespace {
 
 int normalized_axis(int64_t axis, int rank) { return int(axis < 0 ? axis + rank : axis); }
 
+// A list attribute by reference (get_or would copy it on every run), empty when absent.
+const std::vector<int64_t>& list_attr(const ir::Node& node, const char* name) {
+  static const std::vector<int64_t> none;
+  return node.attrs.has(name) ? node.attrs.get<std::vector<int64_t>>(name) : none;
+}
+
 void run_slice(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
                std::span<TensorView> out) {
   const TensorView& x = in[0];
   TensorView& y = out[0];
   int rank = x.rank();
   check_copy_rank(rank, "slice");
-  const auto& axes = node.attrs.get_or<std::vector<int64_t>>("axes", {});
+  const auto& axes = list_attr(node, "axes");
   const auto& starts = node.attrs.get<std::vector<int64_t>>("starts");
-  const auto& steps = node.attrs.get_or<std::vector<int64_t>>("steps", {});
+  const auto& steps = list_attr(node, "steps");
   CopyLayout layout;
   layout.rank = rank;
   contiguous_strides_into(y.shape, layout.dst);

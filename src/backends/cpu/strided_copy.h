@@ -95,6 +95,59 @@ inline CopyLayout simplify(const CopyLayout& in) {
   return out;
 }
 
+// Square tiles for copies that turn the input's contiguous axis into a strided one (a
+// transpose of the last axis): both sides of a tile stay in cache, where a row-by-row walk
+// would touch a new cache line for every element it reads.
+inline constexpr int64_t kTile = 32;
+
+template <size_t kBytes>
+void copy_tiles(char* dst, const char* src, const CopyLayout& c, int k) {
+  int inner = c.rank - 1;
+  int64_t rows = c.extent[k], cols = c.extent[inner];
+  int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+  int64_t planes = 1;
+  for (int d = 0; d < inner; ++d)
+    if (d != k) planes *= c.extent[d];
+  int64_t tiles = planes * row_tiles * col_tiles;
+  parallel_for(tiles, std::max<int64_t>(1, kParallelGrain / (kTile * kTile)), [&](int64_t t) {
+    int64_t col_tile = t % col_tiles, row_tile = (t / col_tiles) % row_tiles;
+    int64_t rest = t / (col_tiles * row_tiles);
+    int64_t dst_offset = 0, src_offset = 0;
+    for (int d = inner - 1; d >= 0; --d) {
+      if (d == k) continue;
+      int64_t i = rest % c.extent[d];
+      rest /= c.extent[d];
+      dst_offset += i * c.dst[d];
+      src_offset += i * c.src[d];
+    }
+    int64_t r0 = row_tile * kTile, r1 = std::min(rows, r0 + kTile);
+    int64_t c0 = col_tile * kTile, c1 = std::min(cols, c0 + kTile);
+    // Each output row of the tile is contiguous (dst[inner] == 1, src[k] == 1).
+    int64_t src_step = c.src[inner] * int64_t(kBytes);
+    for (int64_t i = r0; i < r1; ++i) {
+      char* d = dst + (dst_offset + i * c.dst[k] + c0) * int64_t(kBytes);
+      const char* p = src + (src_offset + i + c0 * c.src[inner]) * int64_t(kBytes);
+      for (int64_t j = c0; j < c1; ++j, d += kBytes, p += src_step) std::memcpy(d, p, kBytes);
+    }
+  });
+}
+
+// Copies by tiles when the output's innermost axis is strided in the input but another axis
+// is contiguous there; returns false when the layout is not such a transpose.
+inline bool try_copy_tiles(char* dst, const char* src, const CopyLayout& c, size_t bytes) {
+  int inner = c.rank - 1;
+  if (c.rank < 2 || c.src[inner] == 1 || c.dst[inner] != 1 || c.src[inner] == 0) return false;
+  int k = -1;
+  for (int d = 0; d < inner; ++d)
+    if (c.src[d] == 1) k = d;
+  if (k < 0 || c.extent[k] < kTile / 2) return false;
+  if (bytes == 1) return copy_tiles<1>(dst, src, c, k), true;
+  if (bytes == 2) return copy_tiles<2>(dst, src, c, k), true;
+  if (bytes == 4) return copy_tiles<4>(dst, src, c, k), true;
+  if (bytes == 8) return copy_tiles<8>(dst, src, c, k), true;
+  return false;
+}
+
 }  // namespace detail
 
 inline void strided_copy(void* dst, const void* src, const CopyLayout& layout, size_t bytes) {
@@ -107,6 +160,7 @@ inline void strided_copy(void* dst, const void* src, const CopyLayout& layout, s
     std::memcpy(out, in, bytes);
     return;
   }
+  if (detail::try_copy_tiles(out, in, c, bytes)) return;
   int inner = c.rank - 1;
   int64_t run = c.extent[inner];
   int64_t rows = 1;

@@ -1,5 +1,6 @@
 // CPU kernels of the unary elementwise ops: one scalar function object per op in the table
 // below, run by the shared broadcasting loop (which also reads strided inputs).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -74,15 +75,25 @@ LOOM_FLOAT_UNARY(GeluTanh,
 #undef LOOM_FLOAT_UNARY
 
 template <class Op, class T>
-void unary_loop(const TensorView& in, TensorView& out) {
+void unary_loop(KernelContext& ctx, const TensorView& in, TensorView& out) {
   const T* x = in.as<const T>();
   T* y = out.as<T>();
   const Op op;
-  const auto layout = broadcast_layout<1>(out.shape, {&in});
+  BroadcastLayout<1> scratch;
+  const auto& layout = cached_broadcast_layout<1>(ctx, out.shape, {&in}, scratch);
   for_each_run(layout, out.numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
     const T* px = x + off[0];
     T* py = y + o;
-    if (s[0] == 1) {
+    if constexpr (is_half_v<T>) {
+      // f16/bf16: convert a block to float, compute, convert the block back.
+      float buffer[kHalfBlock];
+      for (int64_t j0 = 0; j0 < n; j0 += kHalfBlock) {
+        const int64_t m = std::min(kHalfBlock, n - j0);
+        load_half_block(px + j0 * s[0], s[0], m, buffer);
+        for (int64_t j = 0; j < m; ++j) buffer[j] = op(buffer[j]);
+        convert_from_float(buffer, py + j0, m);
+      }
+    } else if (s[0] == 1) {
       for (int64_t j = 0; j < n; ++j) store(py + j, op(load(px + j)));
     } else {
       for (int64_t j = 0; j < n; ++j) store(py + j, op(load(px + j * s[0])));
@@ -91,17 +102,18 @@ void unary_loop(const TensorView& in, TensorView& out) {
 }
 
 template <class Op>
-void run_unary(KernelContext&, const ir::Node&, std::span<const TensorView> in,
+void run_unary(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
                std::span<TensorView> out) {
   if constexpr (Op::kFloatOnly) {
-    dispatch_float(in[0].dtype, [&](auto tag) { unary_loop<Op, decltype(tag)>(in[0], out[0]); });
+    dispatch_float(in[0].dtype,
+                   [&](auto tag) { unary_loop<Op, decltype(tag)>(ctx, in[0], out[0]); });
   } else {
     dispatch_all(in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       if constexpr (std::is_same_v<T, bool>) {
         fail(ErrorKind::internal, "bool operand reached a numeric unary kernel");
       } else {
-        unary_loop<Op, T>(in[0], out[0]);
+        unary_loop<Op, T>(ctx, in[0], out[0]);
       }
     });
   }
