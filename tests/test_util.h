@@ -45,15 +45,18 @@ inline std::vector<double> to_doubles(const TensorData& t) {
 // Tolerance on ‖got − want‖ / ‖want‖ that fits the dtype's rounding.
 inline double tolerance_for(DType dtype) {
   switch (dtype) {
-    case DType::f16: return 2e-3;
-    case DType::bf16: return 1.6e-2;
-    default: return 1e-5;
+    case DType::f16:
+      return 2e-3;
+    case DType::bf16:
+      return 1.6e-2;
+    default:
+      return 1e-5;
   }
 }
 
 // Relative L2 error check plus an elementwise sanity bound; NaN never passes.
-inline void expect_close(const TensorData& got, const std::vector<double>& want,
-                         double rel_tol, const std::string& what = "") {
+inline void expect_close(const TensorData& got, const std::vector<double>& want, double rel_tol,
+                         const std::string& what = "") {
   std::vector<float> g = got.to_floats();
   ASSERT_EQ(g.size(), want.size()) << what;
   double num = 0, den = 0;
@@ -72,8 +75,7 @@ inline void expect_close(const TensorData& got, const std::vector<double>& want,
 
 // Runs a graph once on `device` and returns its outputs on the host.
 inline std::vector<TensorData> run_once(const Graph& g, std::vector<Tensor> outputs,
-                                        const Feeds& feeds = {},
-                                        Device device = Device::cpu()) {
+                                        const Feeds& feeds = {}, Device device = Device::cpu()) {
   CompileOptions options;
   options.device = device;
   options.outputs = std::move(outputs);

@@ -14,9 +14,9 @@ inline constexpr int kDTypeCount = 11;
 struct DTypeInfo {
   DType dtype;
   const char* name;
-  int bits;           // storage bits per element (4 for packed i4/u4)
-  bool is_float;      // f32, f16, bf16
-  bool is_integer;    // i8..i64, u8, i4, u4
+  int bits;         // storage bits per element (4 for packed i4/u4)
+  bool is_float;    // f32, f16, bf16
+  bool is_integer;  // i8..i64, u8, i4, u4
   bool is_signed;
   bool is_complex;
 };

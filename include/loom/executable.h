@@ -57,8 +57,8 @@ struct CompileOptions {
 
 // Statistics of the last run.
 struct RunStats {
-  size_t bytes_written = 0;   // bytes the kernels wrote to device memory
-  size_t kernels = 0;         // kernel calls
+  size_t bytes_written = 0;     // bytes the kernels wrote to device memory
+  size_t kernels = 0;           // kernel calls
   bool replayed_graph = false;  // CUDA graph replay
   bool planned = false;         // this run made a new plan (new symbol binding)
 };

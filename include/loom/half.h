@@ -53,13 +53,13 @@ inline uint16_t float_to_f16(float f) {
   std::memcpy(&u, &f, 4);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);       // NaN
-  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);      // overflow to inf
-  if (abs < 0x38800000u) {                                       // subnormal or zero
-    if (abs < 0x33000000u) return uint16_t(sign);                // rounds to zero
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);   // NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // overflow to inf
+  if (abs < 0x38800000u) {                                  // subnormal or zero
+    if (abs < 0x33000000u) return uint16_t(sign);           // rounds to zero
     uint32_t exp = abs >> 23;
     uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - exp;                                  // 14..24
+    uint32_t shift = 126 - exp;  // 14..24
     uint32_t half_mant = mant >> shift;
     uint32_t rem = mant & ((1u << shift) - 1);
     uint32_t halfway = 1u << (shift - 1);

@@ -11,16 +11,16 @@
 namespace loom {
 
 // ---- elementwise (numpy broadcasting; both operands of one dtype) -------------------
-Tensor add(const Tensor& a, const Tensor& b);      // "add"
-Tensor sub(const Tensor& a, const Tensor& b);      // "sub"
-Tensor mul(const Tensor& a, const Tensor& b);      // "mul"
-Tensor div(const Tensor& a, const Tensor& b);      // "div"
-Tensor pow(const Tensor& a, const Tensor& b);      // "pow"
-Tensor maximum(const Tensor& a, const Tensor& b);  // "maximum"
-Tensor minimum(const Tensor& a, const Tensor& b);  // "minimum"
-Tensor equal(const Tensor& a, const Tensor& b);    // "equal"   -> bool
-Tensor less(const Tensor& a, const Tensor& b);     // "less"    -> bool
-Tensor greater(const Tensor& a, const Tensor& b);  // "greater" -> bool
+Tensor add(const Tensor& a, const Tensor& b);                             // "add"
+Tensor sub(const Tensor& a, const Tensor& b);                             // "sub"
+Tensor mul(const Tensor& a, const Tensor& b);                             // "mul"
+Tensor div(const Tensor& a, const Tensor& b);                             // "div"
+Tensor pow(const Tensor& a, const Tensor& b);                             // "pow"
+Tensor maximum(const Tensor& a, const Tensor& b);                         // "maximum"
+Tensor minimum(const Tensor& a, const Tensor& b);                         // "minimum"
+Tensor equal(const Tensor& a, const Tensor& b);                           // "equal"   -> bool
+Tensor less(const Tensor& a, const Tensor& b);                            // "less"    -> bool
+Tensor greater(const Tensor& a, const Tensor& b);                         // "greater" -> bool
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);  // "where"
 
 Tensor neg(const Tensor& x);      // "neg"
@@ -37,7 +37,7 @@ Tensor silu(const Tensor& x);     // "silu"
 Tensor relu(const Tensor& x);     // "relu"
 enum class GeluApproximation { none, tanh };
 Tensor gelu(const Tensor& x, GeluApproximation approximation = GeluApproximation::none);
-                                  // "gelu" (erf) or "gelu_tanh"
+// "gelu" (erf) or "gelu_tanh"
 Tensor cast(const Tensor& x, DType dtype);  // "cast", attr dtype
 
 // Scalars are added as constants of the tensor's dtype.
@@ -50,12 +50,15 @@ Tensor operator+(const Tensor& a, double b);
 Tensor operator-(const Tensor& a, double b);
 Tensor operator*(const Tensor& a, double b);
 Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
 
 // ---- matmul -----------------------------------------------------------------------
 // a [..., M, K] x b [..., K, N] -> [..., M, N]; batch dims broadcast; rank >= 2.
 // "matmul", attrs transpose_a, transpose_b (bool): the last two dims of that operand swap.
-Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
-              bool transpose_b = false);
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
 // ---- reductions ("sum", "mean", "max", "min": attrs axes [int...], keepdims) ------
 // Empty axes means every axis.
@@ -73,8 +76,7 @@ Tensor log_softmax(const Tensor& x, int64_t axis = -1);  // "log_softmax", attr 
 Tensor layer_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt,
                   std::optional<Tensor> bias = std::nullopt, double eps = 1e-5);
 // Over the last axis. "rms_norm": inputs x[, weight], attr eps.
-Tensor rms_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt,
-                double eps = 1e-6);
+Tensor rms_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt, double eps = 1e-6);
 
 // ---- shape and data movement --------------------------------------------------------
 // "reshape", attr shape (Shape; one dim may be -1; symbols allowed).
@@ -84,7 +86,7 @@ Tensor transpose(const Tensor& x, std::vector<int64_t> perm);
 Tensor permute(const Tensor& x, std::vector<int64_t> perm);
 // Swaps the last two axes.
 Tensor transpose(const Tensor& x);
-Tensor broadcast_to(const Tensor& x, Shape shape);  // "broadcast_to", attr shape
+Tensor broadcast_to(const Tensor& x, Shape shape);           // "broadcast_to", attr shape
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis);  // "concat", attr axis
 // "split", attrs sizes, axis: one output per size.
 std::vector<Tensor> split(const Tensor& x, std::vector<int64_t> sizes, int64_t axis);

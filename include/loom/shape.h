@@ -10,9 +10,9 @@ namespace loom {
 
 class Dim {
  public:
-  Dim(int64_t value = 0) : value_(value) {}             // NOLINT: implicit by design
-  Dim(int value) : value_(value) {}                     // NOLINT
-  Dim(const char* symbol) : value_(-1), symbol_(symbol) {}  // NOLINT
+  Dim(int64_t value = 0) : value_(value) {}                            // NOLINT: implicit by design
+  Dim(int value) : value_(value) {}                                    // NOLINT
+  Dim(const char* symbol) : value_(-1), symbol_(symbol) {}             // NOLINT
   Dim(std::string symbol) : value_(-1), symbol_(std::move(symbol)) {}  // NOLINT
   // A dim whose size is known only once the symbols are bound.
   static Dim unknown() { return Dim(std::string("?")); }

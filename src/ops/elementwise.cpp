@@ -68,6 +68,10 @@ Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(a, b)); 
 Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
 Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
 Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(b, a), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(b, a), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(b, a), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(b, a), b); }
 
 }  // namespace loom
 

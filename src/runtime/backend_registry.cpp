@@ -35,8 +35,7 @@ void Backend::add_kernel(const std::string& op, Kernel kernel) {
   kernels_[op].push_back(std::move(kernel));
 }
 
-const Kernel* Backend::find_kernel(const ir::Node& node,
-                                   std::span<const TensorView> inputs) const {
+const Kernel* Backend::find_kernel(const ir::Node& node, std::span<const TensorView> inputs) const {
   auto it = kernels_.find(node.op_name());
   if (it == kernels_.end()) return nullptr;
   for (const auto& k : it->second)

@@ -21,8 +21,7 @@ std::shared_ptr<Buffer> Buffer::allocate(Device device, size_t bytes) {
   Backend& backend = backend_for(device);
   void* data = backend.allocate(bytes);
   ++g_allocations;
-  return std::make_shared<Buffer>(device, data, bytes,
-                                  [&backend](void* p) { backend.release(p); });
+  return std::make_shared<Buffer>(device, data, bytes, [&backend](void* p) { backend.release(p); });
 }
 
 std::shared_ptr<Buffer> Buffer::wrap(Device device, void* data, size_t bytes,

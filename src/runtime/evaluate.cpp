@@ -23,8 +23,7 @@ std::vector<TensorData> evaluate_node(const ir::Node& node, const std::vector<Te
   }
   Backend& backend = backend_for(device);
   std::vector<TensorView> in_views, out_views;
-  for (const auto& t : inputs)
-    in_views.push_back({t.data(), t.dtype(), t.shape(), t.strides()});
+  for (const auto& t : inputs) in_views.push_back({t.data(), t.dtype(), t.shape(), t.strides()});
   for (const auto& type : out_types) {
     Extents shape = static_extents(type.shape);
     outputs.push_back(TensorData::empty(type.dtype, shape, device));

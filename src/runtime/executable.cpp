@@ -21,8 +21,8 @@ struct Executable::Impl {
   void* stream = nullptr;
   std::unique_ptr<ir::Program> program;
   std::shared_ptr<VariableStore> variables;
-  std::set<std::string> graph_placeholders;  // every placeholder of the graph as built
-  std::vector<const ir::Node*> placeholders;  // those still needed after the passes
+  std::set<std::string> graph_placeholders;         // every placeholder of the graph as built
+  std::vector<const ir::Node*> placeholders;        // those still needed after the passes
   std::map<const ir::Node*, TensorData> constants;  // uploaded to the device
   std::map<SymbolBinding, std::unique_ptr<Plan>> plans;
   Plan* last_plan = nullptr;
@@ -61,8 +61,8 @@ SymbolBinding Executable::Impl::bind(const Feeds& feeds) const {
     const ir::TensorType& declared = p->type();
     auto it = feeds.find(p->name);
     if (it == feeds.end())
-      fail(ErrorKind::value, "missing feed for placeholder '" + p->name + "' (" +
-                                 declared.str() + ")");
+      fail(ErrorKind::value,
+           "missing feed for placeholder '" + p->name + "' (" + declared.str() + ")");
     const TensorData& data = it->second;
     std::string what = "feed '" + p->name + "' " + dtype_name(data.dtype()) +
                        to_string(data.shape()) + " does not fit placeholder " + declared.str();
@@ -139,8 +139,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     for (size_t o = 0; o < n->outputs.size(); ++o) {
       const auto& t = types[n][o];
       arena_index[{n, int(o)}] = int(lifetimes.size());
-      lifetimes.push_back({storage_bytes(t.dtype, numel(static_extents(t.shape))), position[n],
-                           position[n]});
+      lifetimes.push_back(
+          {storage_bytes(t.dtype, numel(static_extents(t.shape))), position[n], position[n]});
     }
   }
   // Assigns run after every other step, so what they store lives to the end.
@@ -203,8 +203,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       std::string in;
       for (const auto& v : step.inputs)
         in += std::string(in.empty() ? "" : ", ") + dtype_name(v.dtype) + to_string(v.shape);
-      fail(ErrorKind::unsupported, "no " + device.str() + " kernel for op '" + n->op_name() +
-                                       "' with inputs (" + in + ")");
+      fail(ErrorKind::unsupported,
+           "no " + device.str() + " kernel for op '" + n->op_name() + "' with inputs (" + in + ")");
     }
     // Ops that write state into an input move only the bytes of what they write.
     if (writes_state) {
@@ -380,8 +380,8 @@ Executable compile(const Graph& graph, CompileOptions options) {
     impl->program->outputs().push_back({remap.at(t.node()), t.output()});
   }
 
-  impl->variables = options.variables ? options.variables
-                                      : std::make_shared<VariableStore>(options.device);
+  impl->variables =
+      options.variables ? options.variables : std::make_shared<VariableStore>(options.device);
   if (impl->variables->device() != options.device)
     fail(ErrorKind::device, "compile: the variable store lives on " +
                                 impl->variables->device().str() + ", the executable on " +

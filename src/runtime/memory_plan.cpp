@@ -9,7 +9,9 @@
 
 namespace loom::runtime {
 
-static size_t align_up(size_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+static size_t align_up(size_t n) {
+  return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
 
 ArenaLayout plan_arena(const std::vector<Lifetime>& values) {
   ArenaLayout layout;
@@ -26,7 +28,8 @@ ArenaLayout plan_arena(const std::vector<Lifetime>& values) {
     std::vector<std::pair<size_t, size_t>> busy;
     for (size_t p : placed) {
       if (values[p].last < values[v].first || values[v].last < values[p].first) continue;
-      busy.emplace_back(layout.offsets[p], layout.offsets[p] + align_up(std::max<size_t>(values[p].bytes, 1)));
+      busy.emplace_back(layout.offsets[p],
+                        layout.offsets[p] + align_up(std::max<size_t>(values[p].bytes, 1)));
     }
     std::sort(busy.begin(), busy.end());
     size_t offset = 0, best = SIZE_MAX, best_gap = SIZE_MAX;

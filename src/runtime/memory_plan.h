@@ -16,7 +16,7 @@ struct Lifetime {
 struct ArenaLayout {
   std::vector<size_t> offsets;  // one per lifetime
   size_t total_bytes = 0;
-  size_t unshared_bytes = 0;    // what the values take without reuse
+  size_t unshared_bytes = 0;  // what the values take without reuse
 };
 
 inline constexpr size_t kArenaAlignment = 256;

@@ -3,21 +3,22 @@
 #include <cstring>
 
 #include "backends/backend.h"
+#include "backends/cpu/convert.h"
 #include "backends/cpu/dispatch.h"
 #include "loom/error.h"
 
 namespace loom {
 
-TensorData::TensorData(std::shared_ptr<Buffer> buffer, DType dtype, Extents shape,
-                       Strides strides, int64_t offset)
+TensorData::TensorData(std::shared_ptr<Buffer> buffer, DType dtype, Extents shape, Strides strides,
+                       int64_t offset)
     : buffer_(std::move(buffer)),
       dtype_(dtype),
       shape_(std::move(shape)),
       strides_(std::move(strides)),
       offset_(offset) {
   if (strides_.size() != shape_.size())
-    fail(ErrorKind::shape, "TensorData: " + std::to_string(strides_.size()) + " strides for shape " +
-                               to_string(shape_));
+    fail(ErrorKind::shape, "TensorData: " + std::to_string(strides_.size()) +
+                               " strides for shape " + to_string(shape_));
   for (auto e : shape_)
     if (e < 0) fail(ErrorKind::shape, "TensorData: negative extent in " + to_string(shape_));
   if (!buffer_) return;
@@ -62,8 +63,8 @@ void TensorData::check_count(size_t count, const Extents& shape) {
 
 void TensorData::check_dtype(DType expected) const {
   if (dtype_ != expected)
-    fail(ErrorKind::dtype, std::string("TensorData holds ") + dtype_name(dtype_) + ", not " +
-                               dtype_name(expected));
+    fail(ErrorKind::dtype,
+         std::string("TensorData holds ") + dtype_name(dtype_) + ", not " + dtype_name(expected));
 }
 
 TensorData TensorData::empty(DType dtype, Extents shape, Device device) {
@@ -90,29 +91,30 @@ TensorData TensorData::from_pointer(const void* data, DType dtype, Extents shape
   return t;
 }
 
-TensorData TensorData::from_floats(const std::vector<float>& values, DType dtype, Extents shape) {
-  check_count(values.size(), shape);
-  TensorData t = empty(dtype, std::move(shape));
+// Converts with the rules of the cast op, so out-of-range values and NaN are defined.
+template <class V>
+static TensorData convert_values(const V* values, size_t count, DType dtype, Extents shape) {
+  TensorData t = TensorData::empty(dtype, std::move(shape));
   cpu::dispatch_all(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* out = static_cast<T*>(t.data());
-    for (size_t i = 0; i < values.size(); ++i) {
-      if constexpr (std::is_same_v<T, bool>) {
-        out[i] = values[i] != 0.f;
-      } else {
-        cpu::store(out + i, values[i]);
-      }
-    }
+    for (size_t i = 0; i < count; ++i)
+      cpu::store(out + i, cpu::convert<cpu::compute_t<T>>(values[i]));
   });
   return t;
 }
 
-TensorData TensorData::scalar(double value, DType dtype) {
-  return from_floats({float(value)}, dtype, {});
+TensorData TensorData::from_floats(const std::vector<float>& values, DType dtype, Extents shape) {
+  check_count(values.size(), shape);
+  return convert_values(values.data(), values.size(), dtype, std::move(shape));
 }
 
-TensorData TensorData::wrap(void* data, DType dtype, Extents shape, Strides strides,
-                            Device device, std::shared_ptr<void> owner) {
+TensorData TensorData::scalar(double value, DType dtype) {
+  return convert_values(&value, 1, dtype, {});
+}
+
+TensorData TensorData::wrap(void* data, DType dtype, Extents shape, Strides strides, Device device,
+                            std::shared_ptr<void> owner) {
   // Span of the view, so the buffer's size covers exactly what the view reaches.
   int64_t lo = 0, hi = 0;
   bool empty = false;

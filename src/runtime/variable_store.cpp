@@ -9,8 +9,8 @@ const TensorData& VariableStore::get(const std::string& name) const {
   if (it == values_.end()) {
     std::string known;
     for (const auto& [k, v] : values_) known += (known.empty() ? "" : ", ") + k;
-    fail(ErrorKind::value, "unknown variable '" + name + "' (variables: " +
-                               (known.empty() ? "none" : known) + ")");
+    fail(ErrorKind::value,
+         "unknown variable '" + name + "' (variables: " + (known.empty() ? "none" : known) + ")");
   }
   return it->second;
 }

@@ -5,6 +5,12 @@
 
 #include "loom/loom.h"
 
+static std::vector<float> testing_run(const loom::Graph& g, loom::Tensor y, loom::TensorData x) {
+  loom::CompileOptions options;
+  options.outputs = {y};
+  return loom::compile(g, options).run({{"x", x}})[0].to_vector<float>();
+}
+
 namespace loom {
 
 TEST(DType, TableDescribesEveryDtype) {
@@ -75,6 +81,28 @@ TEST(Shape, SymbolsAndAxes) {
   EXPECT_THROW(normalize_axis(3, 3, "op"), Error);
   EXPECT_EQ(Device::parse("cuda:1").index, 1);
   EXPECT_THROW(Device::parse("tpu"), Error);
+}
+
+}  // namespace loom
+
+namespace loom {
+
+TEST(TensorData, ConversionsFollowCastRules) {
+  EXPECT_EQ(TensorData::scalar(16777217.0, DType::i32).to_vector<int32_t>()[0], 16777217);
+  EXPECT_EQ(TensorData::scalar(3e12, DType::i64).to_vector<int64_t>()[0], int64_t(3e12));
+  auto u8 = TensorData::from_floats({-1.f, 300.f, NAN, 7.9f}, DType::u8, {4});
+  EXPECT_EQ(u8.to_vector<uint8_t>(), (std::vector<uint8_t>{0, 255, 0, 7}));
+  auto flags = TensorData::from_floats({0.f, 2.f, NAN}, DType::boolean, {3});
+  EXPECT_EQ(flags.to_vector<bool>(), (std::vector<bool>{false, true, true}));
+}
+
+TEST(Graph, ScalarOnEitherSide) {
+  Graph g;
+  Tensor x = g.placeholder("x", {3});
+  Tensor y = (2.0 * x + 1.0) / (10.0 - x) - (1.0 / x);
+  auto out = testing_run(g, y, TensorData::from_vector<float>({1, 2, 4}, {3}));
+  std::vector<float> want = {3.f / 9 - 1, 5.f / 8 - 0.5f, 9.f / 6 - 0.25f};
+  for (int i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(out[size_t(i)], want[size_t(i)]);
 }
 
 }  // namespace loom

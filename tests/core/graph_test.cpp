@@ -45,10 +45,10 @@ TEST(Graph, BuilderMisuseIsAnError) {
   Graph g, other;
   Tensor a = g.placeholder("a", {2});
   Tensor b = other.placeholder("b", {2});
-  EXPECT_EQ(kind_of([&] { add(a, b); }), ErrorKind::value);          // another graph
-  EXPECT_EQ(kind_of([&] { add(a, Tensor()); }), ErrorKind::value);   // undefined
+  EXPECT_EQ(kind_of([&] { add(a, b); }), ErrorKind::value);                // another graph
+  EXPECT_EQ(kind_of([&] { add(a, Tensor()); }), ErrorKind::value);         // undefined
   EXPECT_EQ(kind_of([&] { g.placeholder("a", {3}); }), ErrorKind::value);  // duplicate
-  EXPECT_EQ(kind_of([&] { g.read(a); }), ErrorKind::value);          // not a variable
+  EXPECT_EQ(kind_of([&] { g.read(a); }), ErrorKind::value);                // not a variable
   EXPECT_EQ(kind_of([&] { g.add_node("no_such_op", {a}); }), ErrorKind::unsupported);
   EXPECT_EQ(kind_of([&] { g.add_node("add", {a}); }), ErrorKind::value);  // arity
   Tensor v = g.variable("v", TensorData::zeros(DType::f32, {2}));

@@ -1,8 +1,8 @@
+#include "runtime/memory_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "runtime/memory_plan.h"
 
 namespace loom::runtime {
 

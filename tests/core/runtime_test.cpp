@@ -49,8 +49,7 @@ TEST(Runtime, UnboundSymbolIsAnError) {
   Tensor y = reshape(x, {"m", 2});  // "m" is bound by no placeholder
   Executable exe = compile_one(g, y);
   std::string msg;
-  EXPECT_EQ(run_error(exe, {{"x", TensorData::zeros(DType::f32, {3, 4})}}, &msg),
-            ErrorKind::shape);
+  EXPECT_EQ(run_error(exe, {{"x", TensorData::zeros(DType::f32, {3, 4})}}, &msg), ErrorKind::shape);
   EXPECT_NE(msg.find("m"), std::string::npos) << msg;
   EXPECT_NE(msg.find("reshape"), std::string::npos) << msg;
 }

@@ -10,28 +10,12 @@
 #include <type_traits>
 
 #include "backends/cpu/broadcast_loop.h"
+#include "backends/cpu/convert.h"
 #include "backends/cpu/elementwise.h"
 
 namespace loom::cpu {
 
 namespace {
-
-template <class To, class From>
-To convert(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
-    return v != From(0);
-  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
-    if (std::isnan(v)) return To(0);
-    const double t = std::trunc(double(v));
-    // 2^digits is the first value past To's maximum and is exact in double.
-    const double past_max = std::ldexp(1.0, std::numeric_limits<To>::digits);
-    if (t >= past_max) return std::numeric_limits<To>::max();
-    if (t < double(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
-    return To(t);
-  } else {
-    return To(v);
-  }
-}
 
 template <class In, class Out>
 void cast_loop(KernelContext& ctx, const TensorView& in, TensorView& out) {

@@ -5,7 +5,7 @@
 
 namespace loom::cpu {
 
-void register_source_kernels(Backend& b);      // assign
+void register_source_kernels(Backend& b);  // assign
 void register_elementwise_kernels(Backend& b);
 void register_matmul_kernels(Backend& b);
 void register_reduce_kernels(Backend& b);

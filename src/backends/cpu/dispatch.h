@@ -64,26 +64,40 @@ inline void store(T* p, V v) {
 template <class Fn>
 decltype(auto) dispatch_all(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: return fn(float{});
-    case DType::f16: return fn(f16_t{});
-    case DType::bf16: return fn(bf16_t{});
-    case DType::i8: return fn(int8_t{});
-    case DType::u8: return fn(uint8_t{});
-    case DType::i32: return fn(int32_t{});
-    case DType::i64: return fn(int64_t{});
-    case DType::boolean: return fn(bool{});
-    default: break;
+    case DType::f32:
+      return fn(float{});
+    case DType::f16:
+      return fn(f16_t{});
+    case DType::bf16:
+      return fn(bf16_t{});
+    case DType::i8:
+      return fn(int8_t{});
+    case DType::u8:
+      return fn(uint8_t{});
+    case DType::i32:
+      return fn(int32_t{});
+    case DType::i64:
+      return fn(int64_t{});
+    case DType::boolean:
+      return fn(bool{});
+    default:
+      break;
   }
-  fail(ErrorKind::unsupported, std::string("CPU kernels do not support dtype ") + dtype_name(dtype));
+  fail(ErrorKind::unsupported,
+       std::string("CPU kernels do not support dtype ") + dtype_name(dtype));
 }
 
 template <class Fn>
 decltype(auto) dispatch_float(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: return fn(float{});
-    case DType::f16: return fn(f16_t{});
-    case DType::bf16: return fn(bf16_t{});
-    default: break;
+    case DType::f32:
+      return fn(float{});
+    case DType::f16:
+      return fn(f16_t{});
+    case DType::bf16:
+      return fn(bf16_t{});
+    default:
+      break;
   }
   fail(ErrorKind::dtype, std::string("expected a float dtype, got ") + dtype_name(dtype));
 }

@@ -62,7 +62,8 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
     const float v = load(x + i * stride);
     mx = mx > v ? mx : v;  // this form of max is the one GCC vectorizes
   }
-  float sum = 0.f;
+  // The sum is kept in double: long rows summed in float drift by ~1e-5.
+  double sum = 0.0;
   if constexpr (std::is_same_v<T, float> && !is_log) {
     if (stride == 1) {  // keep the exponentials and rescale them: one exp per element
 #pragma omp simd reduction(+ : sum)
@@ -71,7 +72,7 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
         y[i] = e;
         sum += e;
       }
-      const float inv = 1.f / sum;
+      const float inv = float(1.0 / sum);
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) y[i] *= inv;
       return;
@@ -80,11 +81,11 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += exp_nonpositive(float(load(x + i * stride)) - mx);
   if constexpr (is_log) {
-    const float log_sum = std::log(sum);
+    const float log_sum = float(std::log(sum));
     for (int64_t i = 0; i < n; ++i)
       store(y + i * stride, float(load(x + i * stride)) - mx - log_sum);
   } else {
-    const float inv = 1.f / sum;
+    const float inv = float(1.0 / sum);
     for (int64_t i = 0; i < n; ++i)
       store(y + i * stride, exp_nonpositive(float(load(x + i * stride)) - mx) * inv);
   }

@@ -1,4 +1,8 @@
-// cast between any two of f32, f16, bf16, i8, u8, i32, i64 and bool.
+// cast between any two of f32, f16, bf16, i8, u8, i32, i64 and bool, with the CPU's
+// conversions: to bool is "!= 0" (NaN is true); float to integer truncates toward zero,
+// saturates at the integer's range and maps NaN to 0; integer to narrower integer wraps;
+// to f16/bf16 rounds to nearest even through f32. A bool byte other than 0 reads as true.
+#include <limits>
 #include <type_traits>
 
 #include "backends/cuda/cuda_kernels.h"
@@ -8,35 +12,69 @@ namespace loom::cuda {
 
 namespace {
 
-// Converts through the source's compute type, as the CPU's load/store do.
-template <class Out>
+template <class To, class From>
+__device__ __forceinline__ To convert(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
+    if (isnan(v)) return To(0);
+    double t = trunc(double(v));
+    double past_max = ldexp(1.0, std::numeric_limits<To>::digits);
+    if (t >= past_max) return std::numeric_limits<To>::max();
+    if (t < double(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    return To(t);
+  } else {
+    return To(v);
+  }
+}
+
+// Converts the input's compute value to the output's compute type; bool input arrives as
+// its storage byte (kFromBool).
+template <class Out, bool kFromBool>
 struct ConvertF {
   template <class C>
-  __device__ C operator()(C x) const { return x; }
+  __device__ compute_t<Out> operator()(C x) const {
+    if constexpr (kFromBool) {
+      return convert<compute_t<Out>>(bool(x != 0));
+    } else {
+      return convert<compute_t<Out>>(x);
+    }
+  }
 };
+
+template <class In, class Out>
+void launch_cast(const TensorView& x, TensorView& y, cudaStream_t stream) {
+  if constexpr (std::is_same_v<In, bool>) {
+    launch_unary<uint8_t, Out, ConvertF<Out, true>>(x.as<const uint8_t>(), y.as<Out>(), y.numel(),
+                                                    {}, stream, "cast");
+  } else {
+    launch_unary<In, Out, ConvertF<Out, false>>(x.as<const In>(), y.as<Out>(), y.numel(), {},
+                                                stream, "cast");
+  }
+}
 
 void run_cast(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
               std::span<TensorView> out) {
   const TensorView& x = in[0];
   TensorView& y = out[0];
-  if (x.dtype == y.dtype) {
-    check_cuda(cudaMemcpyAsync(y.data, x.data, y.nbytes(), cudaMemcpyDeviceToDevice,
-                               stream_of(ctx)),
-               "cast (same dtype copy)");
+  if (x.dtype == y.dtype && x.dtype != DType::boolean) {
+    if (y.nbytes() > 0)
+      check_cuda(
+          cudaMemcpyAsync(y.data, x.data, y.nbytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)),
+          "cast (same dtype copy)");
     return;
   }
   dispatch_all(x.dtype, [&](auto in_tag) {
-    using In = decltype(in_tag);
     dispatch_all(y.dtype, [&](auto out_tag) {
-      using Out = decltype(out_tag);
-      launch_unary<In, Out, ConvertF<Out>>(x.as<const In>(), y.as<Out>(), y.numel(),
-                                           ConvertF<Out>{}, stream_of(ctx), "cast");
+      launch_cast<decltype(in_tag), decltype(out_tag)>(x, y, stream_of(ctx));
     });
   });
 }
 
 }  // namespace
 
-void register_cast_kernels(Backend& b) { b.add_kernel("cast", Kernel{"cuda.cast", run_cast, nullptr}); }
+void register_cast_kernels(Backend& b) {
+  b.add_kernel("cast", Kernel{"cuda.cast", run_cast, nullptr});
+}
 
 }  // namespace loom::cuda

@@ -1,4 +1,7 @@
 // cuBLASLt plans: descriptors, heuristic choice and launch, every call checked.
+#include <algorithm>
+#include <utility>
+
 #include "backends/cuda/cublas_utils.h"
 #include "backends/cuda/cuda_error.h"
 
@@ -8,7 +11,15 @@ std::string GemmDesc::str() const {
   return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
          " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") +
          " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
-         " ldc=" + std::to_string(ldc);
+         " ldc=" + std::to_string(ldc) + " align=" + std::to_string(align_a) + "/" +
+         std::to_string(align_b) + "/" + std::to_string(align_c);
+}
+
+uint32_t common_alignment(std::initializer_list<uint64_t> values) {
+  uint64_t align = 256;
+  for (uint64_t v : values)
+    if (v) align = std::min<uint64_t>(align, v & (~v + 1));
+  return uint32_t(align);
 }
 
 namespace {
@@ -54,13 +65,20 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, d.align_a},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, d.align_b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, d.align_c},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, d.align_c}};
+    for (const auto& [attr, value] : alignments)
+      if (status == CUBLAS_STATUS_SUCCESS)
+        status = cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value);
     if (status == CUBLAS_STATUS_SUCCESS)
-      status = cublasLtMatmulAlgoGetHeuristic(handle, op_, a_, b_, c_, c_, pref, 1, &result,
-                                              &found);
+      status =
+          cublasLtMatmulAlgoGetHeuristic(handle, op_, a_, b_, c_, c_, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     check_cublas(status, "cublasLtMatmulAlgoGetHeuristic for " + d.str());
-    if (found == 0)
-      fail(ErrorKind::unsupported, "cuBLASLt has no algorithm for matmul " + d.str());
+    if (found == 0) fail(ErrorKind::unsupported, "cuBLASLt has no algorithm for matmul " + d.str());
     algo_ = result.algo;
   } catch (...) {
     destroy();
@@ -79,8 +97,8 @@ void LtGemm::destroy() {
   op_ = nullptr;
 }
 
-void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d,
-                 void* workspace, cudaStream_t stream, const char* what) const {
+void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
+                 cudaStream_t stream, const char* what) const {
   const float alpha = 1.f, beta = 0.f;
   check_cublas(cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, &algo_,
                               workspace, desc_.workspace_bytes, stream),

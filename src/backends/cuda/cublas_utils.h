@@ -20,10 +20,16 @@ struct GemmDesc {
   int32_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   size_t workspace_bytes = 0;
+  // Alignment (bytes, power of two, <= 256) every pointer of A, B and C is known to have:
+  // cuBLASLt otherwise assumes 256 and may pick an algorithm the data does not fit.
+  uint32_t align_a = 256, align_b = 256, align_c = 256;
 
   bool operator==(const GemmDesc&) const = default;
   std::string str() const;
 };
+
+// The largest power of two (<= 256) dividing every one of `values` (addresses, byte strides).
+uint32_t common_alignment(std::initializer_list<uint64_t> values);
 
 class LtGemm {
  public:

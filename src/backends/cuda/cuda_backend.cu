@@ -119,15 +119,14 @@ void* CudaBackend::allocate(size_t bytes) {
   void* data = nullptr;
   // Stream-ordered on the legacy stream, which every stream this backend makes waits for.
   cudaError_t status = cudaMallocFromPoolAsync(&data, bytes, pool_, nullptr);
-  if (status == cudaErrorMemoryAllocation) {
+  if (status != cudaSuccess) {
     // Give cached blocks back to the driver once, then try again.
     (void)cudaGetLastError();
     check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before trimming the pool");
     check_cuda(cudaMemPoolTrimTo(pool_, 0), "cudaMemPoolTrimTo");
     status = cudaMallocFromPoolAsync(&data, bytes, pool_, nullptr);
   }
-  if (status == cudaErrorMemoryAllocation) fail_out_of_memory(bytes, status);
-  check_cuda(status, "cudaMallocFromPoolAsync of " + std::to_string(bytes) + " bytes");
+  if (status != cudaSuccess) fail_out_of_memory(bytes, status);
   return data;
 }
 
@@ -219,9 +218,9 @@ CudaBackend::Workspace CudaBackend::workspace(cudaStream_t stream) {
 void CudaBackend::begin_capture(void* stream) {
   if (!stream) fail(ErrorKind::device, "CUDA graph capture needs a stream, not the legacy stream");
   activate();
-  check_cuda(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream),
-                                    cudaStreamCaptureModeThreadLocal),
-             "cudaStreamBeginCapture");
+  check_cuda(
+      cudaStreamBeginCapture(static_cast<cudaStream_t>(stream), cudaStreamCaptureModeThreadLocal),
+      "cudaStreamBeginCapture");
   ++t_captures;
 }
 
@@ -255,9 +254,9 @@ std::shared_ptr<void> CudaBackend::end_capture(void* stream) {
 void CudaBackend::replay(const std::shared_ptr<void>& graph, void* stream) {
   if (!graph) fail(ErrorKind::internal, "CUDA graph replay of an empty graph");
   activate();
-  check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()),
-                             static_cast<cudaStream_t>(stream)),
-             "cudaGraphLaunch");
+  check_cuda(
+      cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), static_cast<cudaStream_t>(stream)),
+      "cudaGraphLaunch");
 }
 
 }  // namespace loom::cuda

@@ -9,26 +9,52 @@ namespace loom::cuda {
 namespace {
 
 // Functors see the compute type (f32 for f16/bf16, the integer type itself otherwise).
+// Integer arithmetic wraps (two's complement) like the CPU kernels, through unsigned math.
+template <class C>
+__device__ __forceinline__ C wrap(C a, C b, int op) {
+  using U = std::make_unsigned_t<C>;
+  U r = op == 0 ? U(U(a) + U(b)) : op == 1 ? U(U(a) - U(b)) : U(U(a) * U(b));
+  return C(r);
+}
+
 struct AddF {
   template <class C>
-  __device__ C operator()(C a, C b) const { return C(a + b); }
+  __device__ C operator()(C a, C b) const {
+    if constexpr (std::is_integral_v<C>) {
+      return wrap(a, b, 0);
+    } else {
+      return a + b;
+    }
+  }
 };
 struct SubF {
   template <class C>
-  __device__ C operator()(C a, C b) const { return C(a - b); }
+  __device__ C operator()(C a, C b) const {
+    if constexpr (std::is_integral_v<C>) {
+      return wrap(a, b, 1);
+    } else {
+      return a - b;
+    }
+  }
 };
 struct MulF {
   template <class C>
-  __device__ C operator()(C a, C b) const { return C(a * b); }
+  __device__ C operator()(C a, C b) const {
+    if constexpr (std::is_integral_v<C>) {
+      return wrap(a, b, 2);
+    } else {
+      return a * b;
+    }
+  }
 };
 struct DivF {
   template <class C>
   __device__ C operator()(C a, C b) const {
     if constexpr (std::is_integral_v<C>) {
-      // Integer division truncates toward zero; dividing by zero gives 0 instead of a trap.
+      // Truncates toward zero; division by zero gives 0 and min / -1 wraps, as on the CPU.
       if (b == 0) return C(0);
       if constexpr (std::is_signed_v<C>) {
-        if (b == C(-1)) return C(-a);  // avoids the INT_MIN / -1 overflow
+        if (b == C(-1)) return wrap(C(0), a, 1);
       }
       return C(a / b);
     } else {
@@ -38,33 +64,70 @@ struct DivF {
 };
 struct PowF {
   template <class C>
-  __device__ C operator()(C a, C b) const {
+  __device__ C operator()(C base, C exponent) const {
     if constexpr (std::is_integral_v<C>) {
-      return C(::pow(double(a), double(b)));
+      // Exponentiation by squaring; a negative exponent truncates 1 / base^-exponent.
+      if constexpr (std::is_signed_v<C>) {
+        if (exponent < 0) {
+          if (base == 1) return C(1);
+          if (base == C(-1)) return (exponent & 1) ? C(-1) : C(1);
+          return C(0);
+        }
+      }
+      C result = 1;
+      for (C e = exponent; e != 0; e /= 2) {
+        if (e & 1) result = wrap(result, base, 2);
+        base = wrap(base, base, 2);
+      }
+      return result;
     } else {
-      return powf(a, b);
+      return powf(base, exponent);
     }
   }
 };
+// maximum and minimum propagate NaN, as numpy and PyTorch do.
 struct MaximumF {
   template <class C>
-  __device__ C operator()(C a, C b) const { return a > b ? a : b; }
+  __device__ C operator()(C a, C b) const {
+    if constexpr (std::is_floating_point_v<C>) {
+      if (isnan(a)) return a;
+    }
+    return a > b ? a : b;
+  }
 };
 struct MinimumF {
   template <class C>
-  __device__ C operator()(C a, C b) const { return a < b ? a : b; }
+  __device__ C operator()(C a, C b) const {
+    if constexpr (std::is_floating_point_v<C>) {
+      if (isnan(a)) return a;
+    }
+    return a < b ? a : b;
+  }
 };
 struct EqualF {
   template <class C>
-  __device__ bool operator()(C a, C b) const { return a == b; }
+  __device__ bool operator()(C a, C b) const {
+    return a == b;
+  }
+};
+// bool operands are read as bytes: any non-zero byte is true.
+struct EqualBoolF {
+  template <class C>
+  __device__ bool operator()(C a, C b) const {
+    return (a != 0) == (b != 0);
+  }
 };
 struct LessF {
   template <class C>
-  __device__ bool operator()(C a, C b) const { return a < b; }
+  __device__ bool operator()(C a, C b) const {
+    return a < b;
+  }
 };
 struct GreaterF {
   template <class C>
-  __device__ bool operator()(C a, C b) const { return a > b; }
+  __device__ bool operator()(C a, C b) const {
+    return a > b;
+  }
 };
 
 template <class T, class Out, class F>
@@ -81,24 +144,32 @@ void run_binary(const TensorView& a, const TensorView& b, const TensorView& out,
     if (same_a && same_b && (a_scalar || aligned16(pa)) && (b_scalar || aligned16(pb)) &&
         aligned16(po)) {
       int64_t nvec = n / kVec<T>;
-      binary_vec_kernel<T, F><<<blocks_for(nvec, int64_t(kThreads) * kUnroll), kThreads, 0,
-                                stream>>>(pa, pb, po, n, a_scalar, b_scalar, F{});
+      binary_vec_kernel<T, F>
+          <<<blocks_for(nvec, int64_t(kThreads) * kUnroll), kThreads, 0, stream>>>(
+              pa, pb, po, n, a_scalar, b_scalar, F{});
       check_launch(name);
       return;
     }
   }
-  auto ix = make_indexer<2>(out.shape, {broadcast_strides(a.shape, out.shape),
-                                        broadcast_strides(b.shape, out.shape)});
-  binary_strided_kernel<T, Out, F><<<std::min(blocks_for(n, kThreads), 65536u), kThreads, 0,
-                                     stream>>>(pa, pb, po, n, ix, F{});
+  auto ix = make_indexer<2>(
+      out.shape, {broadcast_strides(a.shape, out.shape), broadcast_strides(b.shape, out.shape)});
+  binary_strided_kernel<T, Out, F>
+      <<<std::min(blocks_for(n, kThreads), 65536u), kThreads, 0, stream>>>(pa, pb, po, n, ix, F{});
   check_launch(name);
 }
 
 template <class F, bool kCompare>
 void add_binary(Backend& b, const char* op) {
   b.add_kernel(op, Kernel{std::string("cuda.") + op,
-                          [op](KernelContext& ctx, const ir::Node&,
-                               std::span<const TensorView> in, std::span<TensorView> out) {
+                          [op](KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
+                               std::span<TensorView> out) {
+                            if constexpr (std::is_same_v<F, EqualF>) {
+                              if (in[0].dtype == DType::boolean) {
+                                run_binary<uint8_t, bool, EqualBoolF>(in[0], in[1], out[0],
+                                                                      stream_of(ctx), op);
+                                return;
+                              }
+                            }
                             dispatch_numeric(in[0].dtype, [&](auto tag) {
                               using T = decltype(tag);
                               using Out = std::conditional_t<kCompare, bool, T>;
@@ -109,14 +180,14 @@ void add_binary(Backend& b, const char* op) {
 }
 
 template <class T>
-__global__ void where_kernel(const bool* __restrict__ cond, const T* __restrict__ a,
+__global__ void where_kernel(const uint8_t* __restrict__ cond, const T* __restrict__ a,
                              const T* __restrict__ b, T* __restrict__ out, int64_t n,
                              StridedIndexer<3> ix) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     int64_t off[3];
     ix.offsets(i, off);
-    out[i] = cond[off[0]] ? a[off[1]] : b[off[2]];
+    out[i] = cond[off[0]] != 0 ? a[off[1]] : b[off[2]];
   }
 }
 
@@ -125,13 +196,13 @@ void run_where(KernelContext& ctx, const ir::Node&, std::span<const TensorView> 
   const TensorView& o = out[0];
   int64_t n = o.numel();
   if (n == 0) return;
-  auto ix = make_indexer<3>(o.shape, {broadcast_strides(in[0].shape, o.shape),
-                                      broadcast_strides(in[1].shape, o.shape),
-                                      broadcast_strides(in[2].shape, o.shape)});
+  auto ix = make_indexer<3>(
+      o.shape, {broadcast_strides(in[0].shape, o.shape), broadcast_strides(in[1].shape, o.shape),
+                broadcast_strides(in[2].shape, o.shape)});
   dispatch_bytes(element_bytes(o.dtype), [&](auto tag) {
     using T = decltype(tag);
     where_kernel<T><<<std::min(blocks_for(n, kThreads), 65536u), kThreads, 0, stream_of(ctx)>>>(
-        in[0].as<const bool>(), in[1].as<const T>(), in[2].as<const T>(), o.as<T>(), n, ix);
+        in[0].as<const uint8_t>(), in[1].as<const T>(), in[2].as<const T>(), o.as<T>(), n, ix);
     check_launch("where");
   });
 }

@@ -3,6 +3,7 @@
 // C^T = B^T A^T, so B is cuBLASLt's first operand. Batch dims broadcast: the innermost
 // batch group is one strided-batched call (a stride of 0 repeats a matrix), outer groups a
 // loop of calls; with an unbatched B, A's batches fold into M (one tall GEMM).
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -23,10 +24,10 @@ namespace {
 struct BatchPlan {
   int64_t m = 0, n = 0, k = 0;
   bool transpose_a = false, transpose_b = false;
-  int64_t inner = 1;                      // matrices per call
-  int64_t inner_a = 0, inner_b = 0;       // their strides (elements)
-  Extents outer_extents;                  // calls, as a grid of batch dims
-  Strides outer_a, outer_b, outer_c;      // offsets per step of each outer dim
+  int64_t inner = 1;                  // matrices per call
+  int64_t inner_a = 0, inner_b = 0;   // their strides (elements)
+  Extents outer_extents;              // calls, as a grid of batch dims
+  Strides outer_a, outer_b, outer_c;  // offsets per step of each outer dim
 };
 
 BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorView& b,
@@ -67,10 +68,14 @@ BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorVi
 
 cudaDataType_t cuda_dtype(DType dtype) {
   switch (dtype) {
-    case DType::f32: return CUDA_R_32F;
-    case DType::f16: return CUDA_R_16F;
-    case DType::bf16: return CUDA_R_16BF;
-    default: break;
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    default:
+      break;
   }
   fail(ErrorKind::dtype, std::string("cuBLASLt matmul of ") + dtype_name(dtype));
 }
@@ -86,8 +91,8 @@ bool tf32_enabled() {
 GemmDesc gemm_desc(const BatchPlan& p, DType dtype, size_t workspace_bytes) {
   GemmDesc d;
   d.dtype = cuda_dtype(dtype);
-  d.compute = dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                     : CUBLAS_COMPUTE_32F;
+  d.compute =
+      dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   // Column-major D = C^T [n, m] = op(B^T) [n, k] * op(A^T) [k, m].
   d.m = uint64_t(p.n);
   d.n = uint64_t(p.m);
@@ -120,6 +125,17 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
   CudaBackend& backend = cuda_backend_of(ctx);
   CudaBackend::Workspace ws = backend.workspace(stream);
   GemmDesc desc = gemm_desc(p, c.dtype, ws.bytes);
+  uint64_t elem_bytes = storage_bytes(c.dtype, 1);
+  // Alignments over every call's pointers: the base, the batch strides, the row pitch.
+  auto alignment = [&](const void* base, const Strides& outer, int64_t inner, int64_t ld) {
+    uint32_t align = common_alignment({uint64_t(reinterpret_cast<uintptr_t>(base)),
+                                       uint64_t(inner) * elem_bytes, uint64_t(ld) * elem_bytes});
+    for (int64_t s : outer) align = std::min(align, common_alignment({uint64_t(s) * elem_bytes}));
+    return align;
+  };
+  desc.align_a = alignment(b.data, p.outer_b, p.inner > 1 ? p.inner_b : 0, desc.lda);
+  desc.align_b = alignment(a.data, p.outer_a, p.inner > 1 ? p.inner_a : 0, desc.ldb);
+  desc.align_c = alignment(c.data, p.outer_c, p.inner > 1 ? p.m * p.n : 0, desc.ldc);
   // The plan is cached per node and rebuilt only when the shapes (or workspace) change.
   std::shared_ptr<void> local;
   std::shared_ptr<void>& slot = ctx.state ? *ctx.state : local;

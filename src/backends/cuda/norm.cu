@@ -24,30 +24,72 @@ __device__ __forceinline__ void online_add(float& m, float& s, float x) {
   }
 }
 
+// exp(x) as 2^(x log2 e): one MUFU.EX2 and a multiply, within a few ulp of expf.
+__device__ __forceinline__ float fast_exp(float x) { return exp2f(x * 1.4426950408889634f); }
+
+// A row per block. The cached chunks are read from memory once: a max pass and an exp/sum
+// pass over registers, the exponentials kept for the write, so each element costs one
+// exponential (bf16 rows are otherwise bound by arithmetic, not bandwidth). Chunks past the
+// cache (rows longer than kRowCacheChunks * V * 1024) are read again from L2 in each pass.
 template <class T, int V, bool kLog>
 __global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t d) {
   __shared__ float scratch[32];
   RowCache<T, V> cache;
   cache.load_row(x + int64_t(blockIdx.x) * d, d);
-  float m = -INFINITY, s = 0.f;
+  float m = -INFINITY;
   cache.for_each([&](int64_t, const Pack<T, V>& p) {
 #pragma unroll
-    for (int k = 0; k < V; ++k) online_add(m, s, float(load(p.v[k])));
+    for (int k = 0; k < V; ++k) m = fmaxf(m, float(load(p.v[k])));
   });
-  float row_max = block_reduce(m, MaxOp{}, scratch);
-  float scaled = m == -INFINITY ? 0.f : s * expf(m - row_max);
-  float row_sum = block_reduce(scaled, SumOp{}, scratch);
-  float inv = 1.f / row_sum, log_sum = logf(row_sum);
+  // fmaxf drops NaN; the sum below still turns a row with a NaN into NaN, as on the CPU.
+  const float row_max = block_reduce(m, MaxOp{}, scratch);
+  // A row of -inf only (fully masked) has no finite max: exp(-inf - -inf) is NaN there, as
+  // on the CPU.
+  float e[kRowCacheChunks][V];
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < kRowCacheChunks; ++c) {
+    int64_t chunk = threadIdx.x + int64_t(c) * blockDim.x;
+    if (chunk < cache.chunks) {
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        e[c][k] = fast_exp(float(load(cache.chunk[c].v[k])) - row_max);
+        s += e[c][k];
+      }
+    }
+  }
+  for (int64_t chunk = threadIdx.x + int64_t(kRowCacheChunks) * blockDim.x; chunk < cache.chunks;
+       chunk += blockDim.x) {
+    Pack<T, V> p = cache.row[chunk];
+#pragma unroll
+    for (int k = 0; k < V; ++k) s += fast_exp(float(load(p.v[k])) - row_max);
+  }
+  const float row_sum = block_reduce(s, SumOp{}, scratch);
+  const float inv = 1.f / row_sum, log_sum = logf(row_sum);
   auto* out = reinterpret_cast<Pack<T, V>*>(y + int64_t(blockIdx.x) * d);
-  cache.for_each([&](int64_t c, const Pack<T, V>& p) {
-    Pack<T, V> r;
+#pragma unroll
+  for (int c = 0; c < kRowCacheChunks; ++c) {
+    int64_t chunk = threadIdx.x + int64_t(c) * blockDim.x;
+    if (chunk < cache.chunks) {
+      Pack<T, V> r;
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        float v = float(load(cache.chunk[c].v[k])) - row_max;
+        r.v[k] = store_as<T>(kLog ? v - log_sum : e[c][k] * inv);
+      }
+      out[chunk] = r;
+    }
+  }
+  for (int64_t chunk = threadIdx.x + int64_t(kRowCacheChunks) * blockDim.x; chunk < cache.chunks;
+       chunk += blockDim.x) {
+    Pack<T, V> p = cache.row[chunk], r;
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       float v = float(load(p.v[k])) - row_max;
-      r.v[k] = store_as<T>(kLog ? v - log_sum : expf(v) * inv);
+      r.v[k] = store_as<T>(kLog ? v - log_sum : fast_exp(v) * inv);
     }
-    out[c] = r;
-  });
+    out[chunk] = r;
+  }
 }
 
 // Softmax along a non-last axis: x viewed as [outer, n, inner], one column per thread.
@@ -55,8 +97,7 @@ template <class T, bool kLog>
 __global__ void softmax_column_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
                                       int64_t n, int64_t inner) {
   int64_t columns = outer * inner, stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; col < columns;
-       col += stride) {
+  for (int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; col < columns; col += stride) {
     int64_t o = col / inner, i = col - o * inner;
     int64_t start = o * n * inner + i;
     float m = -INFINITY, s = 0.f;
@@ -72,8 +113,8 @@ __global__ void softmax_column_kernel(const T* __restrict__ x, T* __restrict__ y
 // layer_norm (kRms false) and rms_norm (kRms true) of one row per block.
 template <class T, int V, bool kRms>
 __global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                const T* __restrict__ weight, const T* __restrict__ bias,
-                                int64_t d, float eps) {
+                                const T* __restrict__ weight, const T* __restrict__ bias, int64_t d,
+                                float eps) {
   __shared__ float scratch[32];
   RowCache<T, V> cache;
   cache.load_row(x + int64_t(blockIdx.x) * d, d);
@@ -127,8 +168,8 @@ void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const Tenso
                  std::span<TensorView> out) {
   const TensorView& x = in[0];
   if (x.numel() == 0) return;
-  int axis = normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(),
-                            node.op_name().c_str());
+  int axis =
+      normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(), node.op_name().c_str());
   int64_t outer = 1, n = x.shape[size_t(axis)], inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
   for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];
@@ -139,15 +180,16 @@ void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const Tenso
     const T* xp = x.as<const T>();
     T* yp = out[0].as<T>();
     if (inner != 1) {
-      softmax_column_kernel<T, kLog><<<std::min(blocks_for(outer * inner, kThreads), 65536u),
-                                       kThreads, 0, stream>>>(xp, yp, outer, n, inner);
+      softmax_column_kernel<T, kLog>
+          <<<std::min(blocks_for(outer * inner, kThreads), 65536u), kThreads, 0, stream>>>(
+              xp, yp, outer, n, inner);
     } else if (rows_vectorizable<T>(n, {xp, yp})) {
       constexpr int V = kVec<T>;
-      softmax_row_kernel<T, V, kLog><<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(
-          xp, yp, n);
+      softmax_row_kernel<T, V, kLog>
+          <<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(xp, yp, n);
     } else {
-      softmax_row_kernel<T, 1, kLog><<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp,
-                                                                                          n);
+      softmax_row_kernel<T, 1, kLog>
+          <<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp, n);
     }
     check_launch(name);
   });
@@ -172,11 +214,11 @@ void run_norm(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
     const T* b = has_bias ? in[has_weight ? 2 : 1].as<const T>() : nullptr;
     if (rows_vectorizable<T>(d, {xp, yp, w, b})) {
       constexpr int V = kVec<T>;
-      norm_row_kernel<T, V, kRms><<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(
-          xp, yp, w, b, d, eps);
+      norm_row_kernel<T, V, kRms>
+          <<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(xp, yp, w, b, d, eps);
     } else {
-      norm_row_kernel<T, 1, kRms><<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w,
-                                                                                     b, d, eps);
+      norm_row_kernel<T, 1, kRms>
+          <<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w, b, d, eps);
     }
     check_launch(name);
   });

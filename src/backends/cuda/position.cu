@@ -70,8 +70,8 @@ void run_rope(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
   const TensorView& x = in[0];
   const TensorView& offset = in[1];
   if (offset.dtype != DType::i32 && offset.dtype != DType::i64)
-    fail(ErrorKind::dtype, std::string("rope: offset must be i32 or i64, got ") +
-                               dtype_name(offset.dtype));
+    fail(ErrorKind::dtype,
+         std::string("rope: offset must be i32 or i64, got ") + dtype_name(offset.dtype));
   double base = node.attrs.get_or<double>("base", 10000.0);
   double scale = node.attrs.get_or<double>("scale", 1.0);
   int64_t dims = node.attrs.get_or<int64_t>("dims", 0);

@@ -18,22 +18,26 @@ namespace loom::cuda {
 
 namespace {
 
+// Sums accumulate floats in double and integers in int64 (stored back modulo the dtype's
+// width), as on the CPU; max and min keep the compute value.
+template <class T>
+using sum_acc_t = std::conditional_t<is_float_v<T>, double, int64_t>;
 template <class T>
 using acc_t = std::conditional_t<is_float_v<T>, float, int64_t>;
 
 template <class T>
 struct SumR {
-  using Acc = acc_t<T>;
+  using Acc = sum_acc_t<T>;
   __device__ static Acc init() { return Acc(0); }
   __device__ static Acc combine(Acc a, Acc b) { return a + b; }
   __device__ static T finish(Acc a, int64_t) { return store_as<T>(a); }
 };
 template <class T>
 struct MeanR : SumR<T> {
-  using Acc = acc_t<T>;
+  using Acc = sum_acc_t<T>;
   __device__ static T finish(Acc a, int64_t count) {
     if constexpr (std::is_floating_point_v<Acc>) {
-      return store_as<T>(a / float(count));
+      return store_as<T>(a / double(count));
     } else {
       return store_as<T>(count ? a / count : Acc(0));
     }
@@ -49,7 +53,14 @@ struct MaxR {
       return std::numeric_limits<Acc>::lowest();
     }
   }
-  __device__ static Acc combine(Acc a, Acc b) { return b > a ? b : a; }
+  // NaN propagates: the first NaN met sticks.
+  __device__ static Acc combine(Acc a, Acc b) {
+    if constexpr (std::is_floating_point_v<Acc>) {
+      if (isnan(a)) return a;
+      if (isnan(b)) return b;
+    }
+    return b > a ? b : a;
+  }
   __device__ static T finish(Acc a, int64_t) { return store_as<T>(a); }
 };
 template <class T>
@@ -62,14 +73,22 @@ struct MinR {
       return std::numeric_limits<Acc>::max();
     }
   }
-  __device__ static Acc combine(Acc a, Acc b) { return b < a ? b : a; }
+  __device__ static Acc combine(Acc a, Acc b) {
+    if constexpr (std::is_floating_point_v<Acc>) {
+      if (isnan(a)) return a;
+      if (isnan(b)) return b;
+    }
+    return b < a ? b : a;
+  }
   __device__ static T finish(Acc a, int64_t) { return store_as<T>(a); }
 };
 
 template <class R>
 struct CombineOp {
   template <class A>
-  __device__ A operator()(A a, A b) const { return R::combine(a, b); }
+  __device__ A operator()(A a, A b) const {
+    return R::combine(a, b);
+  }
 };
 
 // One row of `len` contiguous elements per warp (kRowThreads 32) or per block (256).
@@ -78,9 +97,8 @@ __global__ void row_reduce_kernel(const T* __restrict__ x, T* __restrict__ out, 
                                   int64_t len) {
   using Acc = typename R::Acc;
   __shared__ Acc scratch[32];
-  int64_t row = kRowThreads == 32
-                    ? int64_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5)
-                    : int64_t(blockIdx.x);
+  int64_t row = kRowThreads == 32 ? int64_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5)
+                                  : int64_t(blockIdx.x);
   int lane = kRowThreads == 32 ? int(threadIdx.x & 31) : int(threadIdx.x);
   if (kRowThreads == 32 && row >= rows) return;
   const T* p = x + row * len;
@@ -175,8 +193,8 @@ void run_reduce_typed(const TensorView& x, const TensorView& y, const ir::Node& 
   if (x.numel() == 0 || l.rows) {
     int64_t len = x.numel() == 0 ? 0 : l.count;
     if (len >= 2048) {
-      row_reduce_kernel<T, Red, 256><<<blocks_for(n_out, 1), 256, 0, stream>>>(
-          x.as<const T>(), y.as<T>(), n_out, len);
+      row_reduce_kernel<T, Red, 256>
+          <<<blocks_for(n_out, 1), 256, 0, stream>>>(x.as<const T>(), y.as<T>(), n_out, len);
     } else {
       row_reduce_kernel<T, Red, 32><<<blocks_for(n_out, kThreads / 32), kThreads, 0, stream>>>(
           x.as<const T>(), y.as<T>(), n_out, len);
@@ -189,9 +207,10 @@ void run_reduce_typed(const TensorView& x, const TensorView& y, const ir::Node& 
   Strides outer_strides(l.red_strides.begin(), l.red_strides.end() - 1);
   auto kept = make_indexer<1>(l.kept_extents, {l.kept_strides});
   auto outer = make_indexer<1>(outer_extents, {outer_strides});
-  strided_reduce_kernel<T, Red><<<std::min(blocks_for(n_out, kThreads), 65536u), kThreads, 0,
-                                  stream>>>(x.as<const T>(), y.as<T>(), n_out, kept, outer,
-                                            numel(outer_extents), last_len, last_stride, l.count);
+  strided_reduce_kernel<T, Red>
+      <<<std::min(blocks_for(n_out, kThreads), 65536u), kThreads, 0, stream>>>(
+          x.as<const T>(), y.as<T>(), n_out, kept, outer, numel(outer_extents), last_len,
+          last_stride, l.count);
   check_launch(name);
 }
 
@@ -214,6 +233,26 @@ void add_reduce(Backend& b, const char* op) {
 }
 
 // argmax: first index of the maximum along one axis, viewed as [outer, len, inner].
+// Whether candidate v beats the best so far: larger, or the first NaN (NaN counts as the
+// maximum, as in NumPy and PyTorch).
+template <class C>
+__device__ __forceinline__ bool beats(C v, C best) {
+  if constexpr (std::is_floating_point_v<C>) {
+    return !isnan(best) && (isnan(v) || v > best);
+  } else {
+    return v > best;
+  }
+}
+
+template <class C>
+__device__ __forceinline__ bool ties(C v, C best) {
+  if constexpr (std::is_floating_point_v<C>) {
+    return (isnan(v) && isnan(best)) || v == best;
+  } else {
+    return v == best;
+  }
+}
+
 template <class T>
 __global__ void argmax_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t n_out,
                               int64_t len, int64_t inner) {
@@ -226,7 +265,7 @@ __global__ void argmax_kernel(const T* __restrict__ x, int64_t* __restrict__ out
     int64_t best_index = 0;
     for (int64_t i = 1; i < len; ++i) {
       C v = load(p[i * inner]);
-      if (v > best) best = v, best_index = i;
+      if (beats(v, best)) best = v, best_index = i;
     }
     out[o] = best_index;
   }
@@ -234,8 +273,8 @@ __global__ void argmax_kernel(const T* __restrict__ x, int64_t* __restrict__ out
 
 // The same for inner == 1: a warp per row; ties go to the lower index.
 template <class T>
-__global__ void argmax_row_kernel(const T* __restrict__ x, int64_t* __restrict__ out,
-                                  int64_t rows, int64_t len) {
+__global__ void argmax_row_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t rows,
+                                  int64_t len) {
   using C = compute_t<T>;
   int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
   int lane = int(threadIdx.x & 31);
@@ -245,14 +284,14 @@ __global__ void argmax_row_kernel(const T* __restrict__ x, int64_t* __restrict__
   int64_t best_index = lane < len ? lane : len;
   for (int64_t i = lane + 32; i < len; i += 32) {
     C v = load(p[i]);
-    if (v > best) best = v, best_index = i;
+    if (beats(v, best)) best = v, best_index = i;
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
     C v = __shfl_xor_sync(0xffffffffu, best, offset);
     int64_t i = __shfl_xor_sync(0xffffffffu, best_index, offset);
     bool other_valid = i < len, mine_valid = best_index < len;
-    if (other_valid && (!mine_valid || v > best || (v == best && i < best_index)))
+    if (other_valid && (!mine_valid || beats(v, best) || (ties(v, best) && i < best_index)))
       best = v, best_index = i;
   }
   if (lane == 0) out[row] = best_index;
@@ -273,9 +312,9 @@ void run_argmax(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
       argmax_row_kernel<T><<<blocks_for(n_out, kThreads / 32), kThreads, 0, stream_of(ctx)>>>(
           x.as<const T>(), out[0].as<int64_t>(), n_out, len);
     } else {
-      argmax_kernel<T><<<std::min(blocks_for(n_out, kThreads), 65536u), kThreads, 0,
-                         stream_of(ctx)>>>(x.as<const T>(), out[0].as<int64_t>(), n_out, len,
-                                           inner);
+      argmax_kernel<T>
+          <<<std::min(blocks_for(n_out, kThreads), 65536u), kThreads, 0, stream_of(ctx)>>>(
+              x.as<const T>(), out[0].as<int64_t>(), n_out, len, inner);
     }
     check_launch("argmax");
   });

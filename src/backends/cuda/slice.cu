@@ -16,8 +16,8 @@ int normalized_axis(int64_t axis, int rank) { return int(axis < 0 ? axis + rank 
 
 void check_index_dtype(const TensorView& t, const char* op) {
   if (t.dtype != DType::i32 && t.dtype != DType::i64)
-    fail(ErrorKind::dtype, std::string(op) + ": indices must be i32 or i64, got " +
-                               dtype_name(t.dtype));
+    fail(ErrorKind::dtype,
+         std::string(op) + ": indices must be i32 or i64, got " + dtype_name(t.dtype));
 }
 
 void run_slice(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
@@ -83,9 +83,9 @@ void run_slice_update(KernelContext& ctx, const ir::Node&, std::span<const Tenso
                       std::span<TensorView> out) {
   const TensorView& x = in[0];
   if (out[0].data != x.data && x.nbytes() > 0)
-    check_cuda(cudaMemcpyAsync(out[0].data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice,
-                               stream_of(ctx)),
-               "slice_update (copy of x)");
+    check_cuda(
+        cudaMemcpyAsync(out[0].data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)),
+        "slice_update (copy of x)");
   write_window(out[0], in[1], in[2], stream_of(ctx), "slice_update");
 }
 
@@ -139,8 +139,8 @@ void run_gather(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
     using T = decltype(tag);
     gather_kernel<T><<<std::min(blocks_for(outer * count * row, kThreads), 65536u), kThreads, 0,
                        stream_of(ctx)>>>(table.as<const T>(), indices.data,
-                                         indices.dtype == DType::i64, y.as<T>(), outer, count,
-                                         rows, row);
+                                         indices.dtype == DType::i64, y.as<T>(), outer, count, rows,
+                                         row);
   });
   check_launch("gather");
 }

@@ -10,11 +10,10 @@ void register_source_kernels(Backend& b) {
                                 [](KernelContext& ctx, const ir::Node&,
                                    std::span<const TensorView> in, std::span<TensorView>) {
                                   if (in[0].data == in[1].data || in[1].nbytes() == 0) return;
-                                  check_cuda(cudaMemcpyAsync(in[0].data, in[1].data,
-                                                             in[1].nbytes(),
-                                                             cudaMemcpyDeviceToDevice,
-                                                             stream_of(ctx)),
-                                             "assign");
+                                  check_cuda(
+                                      cudaMemcpyAsync(in[0].data, in[1].data, in[1].nbytes(),
+                                                      cudaMemcpyDeviceToDevice, stream_of(ctx)),
+                                      "assign");
                                 },
                                 nullptr});
 }

@@ -33,8 +33,7 @@ __device__ __forceinline__ int64_t device_offset(const DeviceStarts& s) {
 
 template <class T>
 __global__ void strided_copy_kernel(T* __restrict__ dst, const T* __restrict__ src, int64_t n,
-                                    StridedIndexer<2> ix, DeviceStarts starts,
-                                    bool starts_on_dst) {
+                                    StridedIndexer<2> ix, DeviceStarts starts, bool starts_on_dst) {
   int64_t base = starts.count ? device_offset(starts) : 0;
   if (starts_on_dst) {
     dst += base;
@@ -49,9 +48,7 @@ __global__ void strided_copy_kernel(T* __restrict__ dst, const T* __restrict__ s
   }
 }
 
-bool aligned_to(const void* p, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
+bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 }  // namespace
 

@@ -8,27 +8,43 @@ namespace loom::cuda {
 
 namespace {
 
+// Integers negate with wrap-around (two's complement), as on the CPU.
+template <class C>
+__device__ __forceinline__ C wrapping_neg(C x) {
+  using U = std::make_unsigned_t<C>;
+  return C(U(U(0) - U(x)));
+}
+
 struct NegF {
   template <class C>
-  __device__ C operator()(C x) const { return C(-x); }
+  __device__ C operator()(C x) const {
+    if constexpr (std::is_integral_v<C>) {
+      return wrapping_neg(x);
+    } else {
+      return -x;
+    }
+  }
 };
 struct AbsF {
   template <class C>
   __device__ C operator()(C x) const {
-    if constexpr (std::is_unsigned_v<C>) {
-      return x;
+    if constexpr (std::is_floating_point_v<C>) {
+      return fabsf(x);
+    } else if constexpr (std::is_signed_v<C>) {
+      return x < 0 ? wrapping_neg(x) : x;
     } else {
-      return x < C(0) ? C(-x) : x;
+      return x;
     }
   }
 };
+// relu keeps NaN (x < 0 is false for it), as PyTorch does.
 struct ReluF {
   template <class C>
   __device__ C operator()(C x) const {
     if constexpr (std::is_unsigned_v<C>) {
       return x;
     } else {
-      return x > C(0) ? x : C(0);
+      return x < C(0) ? C(0) : x;
     }
   }
 };
@@ -74,8 +90,8 @@ struct GeluTanhF {
 template <class F, bool kIntegers>
 void add_unary(Backend& b, const char* op) {
   b.add_kernel(op, Kernel{std::string("cuda.") + op,
-                          [op](KernelContext& ctx, const ir::Node&,
-                               std::span<const TensorView> in, std::span<TensorView> out) {
+                          [op](KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
+                               std::span<TensorView> out) {
                             auto body = [&](auto tag) {
                               using T = decltype(tag);
                               launch_unary<T, T, F>(in[0].as<const T>(), out[0].as<T>(),

@@ -115,8 +115,7 @@ __global__ void binary_vec_kernel(const T* __restrict__ a, const T* __restrict__
 
 template <class T, class Out, class F>
 __global__ void binary_strided_kernel(const T* __restrict__ a, const T* __restrict__ b,
-                                      Out* __restrict__ out, int64_t n, StridedIndexer<2> ix,
-                                      F f) {
+                                      Out* __restrict__ out, int64_t n, StridedIndexer<2> ix, F f) {
   using C = compute_t<T>;
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {

@@ -37,8 +37,7 @@ inline Strides broadcast_strides(const Extents& in, const Extents& out) {
   Strides contiguous = contiguous_strides(in);
   Strides s(out.size(), 0);
   size_t offset = out.size() - in.size();
-  for (size_t d = 0; d < in.size(); ++d)
-    s[d + offset] = in[d] == 1 ? 0 : contiguous[d];
+  for (size_t d = 0; d < in.size(); ++d) s[d + offset] = in[d] == 1 ? 0 : contiguous[d];
   return s;
 }
 

@@ -67,27 +67,39 @@ __device__ __forceinline__ T store_as(V v) {
 template <class Fn>
 decltype(auto) dispatch_float(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: return fn(float{});
-    case DType::f16: return fn(half{});
-    case DType::bf16: return fn(bf16{});
-    default: break;
+    case DType::f32:
+      return fn(float{});
+    case DType::f16:
+      return fn(half{});
+    case DType::bf16:
+      return fn(bf16{});
+    default:
+      break;
   }
-  fail(ErrorKind::dtype, std::string("CUDA kernel expected a float dtype, got ") +
-                             dtype_name(dtype));
+  fail(ErrorKind::dtype,
+       std::string("CUDA kernel expected a float dtype, got ") + dtype_name(dtype));
 }
 
 // Float dtypes and the integer dtypes arithmetic is defined on (not bool).
 template <class Fn>
 decltype(auto) dispatch_numeric(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: return fn(float{});
-    case DType::f16: return fn(half{});
-    case DType::bf16: return fn(bf16{});
-    case DType::i8: return fn(int8_t{});
-    case DType::u8: return fn(uint8_t{});
-    case DType::i32: return fn(int32_t{});
-    case DType::i64: return fn(int64_t{});
-    default: break;
+    case DType::f32:
+      return fn(float{});
+    case DType::f16:
+      return fn(half{});
+    case DType::bf16:
+      return fn(bf16{});
+    case DType::i8:
+      return fn(int8_t{});
+    case DType::u8:
+      return fn(uint8_t{});
+    case DType::i32:
+      return fn(int32_t{});
+    case DType::i64:
+      return fn(int64_t{});
+    default:
+      break;
   }
   fail(ErrorKind::unsupported,
        std::string("CUDA kernels do not support dtype ") + dtype_name(dtype) + " here");
@@ -103,12 +115,18 @@ decltype(auto) dispatch_all(DType dtype, Fn&& fn) {
 template <class Fn>
 decltype(auto) dispatch_bytes(size_t bytes, Fn&& fn) {
   switch (bytes) {
-    case 1: return fn(uint8_t{});
-    case 2: return fn(uint16_t{});
-    case 4: return fn(uint32_t{});
-    case 8: return fn(uint64_t{});
-    case 16: return fn(uint4{});
-    default: break;
+    case 1:
+      return fn(uint8_t{});
+    case 2:
+      return fn(uint16_t{});
+    case 4:
+      return fn(uint32_t{});
+    case 8:
+      return fn(uint64_t{});
+    case 16:
+      return fn(uint4{});
+    default:
+      break;
   }
   fail(ErrorKind::unsupported, "CUDA copy of " + std::to_string(bytes) + "-byte elements");
 }

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Runs Loom's device benchmark (loom_cuda_bench) and the same operations in PyTorch on the
+same GPU in one run, and prints a markdown table with the date, the device and the commit.
+
+    python3 bench/cuda/compare_torch.py --bench build/bench/cuda/loom_cuda_bench [--json out.json]
+
+Both sides time with CUDA events around many launches (median of several repeats) and
+rotate input sets that would otherwise sit in L2.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+
+def torch_time_ms(fn, iters, repeats=7):
+    import torch
+    for i in range(3):
+        fn(i)
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(repeats):
+        start.record()
+        for i in range(iters):
+            fn(i)
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / iters)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def fill(shape, dtype, seed):
+    import torch
+    g = torch.Generator(device="cuda")
+    g.manual_seed(seed)
+    return (torch.rand(shape, generator=g, device="cuda", dtype=torch.float32) * 2 - 1).to(dtype)
+
+
+def parse_shape(text):
+    return [int(v) for v in text.strip("[]").split(",") if v.strip()]
+
+
+def torch_equivalent(row):
+    """Milliseconds of PyTorch doing what the Loom row did, or None."""
+    import torch
+    import torch.nn.functional as F
+    dtypes = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+    name, kind = row["name"], row["kind"]
+    if name == "copy":
+        a = torch.ones(1 << 30, dtype=torch.uint8, device="cuda")
+        b = torch.empty_like(a)
+        return torch_time_ms(lambda i: b.copy_(a), 20)
+    dt = dtypes.get(row["dtype"])
+    if name in ("add", "mul"):
+        n = parse_shape(row["shape"])[0]
+        a, b = fill(n, dt, 1), fill(n, dt, 2)
+        y = torch.empty_like(a)
+        op = torch.add if name == "add" else torch.mul
+        return torch_time_ms(lambda i: op(a, b, out=y), 20)
+    if name in ("softmax", "rms_norm"):
+        rows, d = parse_shape(row["shape"])
+        x, w = fill((rows, d), dt, 3), fill(d, dt, 4)
+        if name == "softmax":
+            return torch_time_ms(lambda i: torch.softmax(x, -1), 20)
+        return torch_time_ms(lambda i: F.rms_norm(x, (d,), w, 1e-6), 20)
+    if kind == "matmul":
+        dims = name.split()[1].split("x")
+        m, n, k = (int(v) for v in dims)
+        transpose_b = name.endswith("b^T")
+        weight_bytes = n * k * 2
+        copies = int(min(max(200e6 / weight_bytes, 1), 8))
+        sets = [(fill((m, k), dt, 10 + c), fill((n, k) if transpose_b else (k, n), dt, 20 + c))
+                for c in range(copies)]
+        flops = 2.0 * m * n * k
+        iters = 10 if flops > 1e11 else 50
+        if transpose_b:
+            return torch_time_ms(lambda i: F.linear(*sets[i % copies]), iters)
+        return torch_time_ms(lambda i: torch.matmul(*sets[i % copies]), iters)
+    if kind == "chain":
+        x = torch.full((1, 4096), 0.5, dtype=torch.float16, device="cuda")
+        c = torch.ones(4096, dtype=torch.float16, device="cuda")
+
+        def chain():
+            y = x
+            for j in range(200):
+                y = y * c if j % 2 else y + c
+            return y
+
+        if "eager" in name:
+            return torch_time_ms(lambda i: chain(), 20)
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            chain()
+        torch.cuda.current_stream().wait_stream(stream)
+        with torch.cuda.graph(graph):
+            chain()
+        return torch_time_ms(lambda i: graph.replay(), 50)
+    return None
+
+
+def commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                               text=True).stdout.strip()
+        return out + (" (with local changes)" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bench", required=True, help="path of the loom_cuda_bench binary")
+    parser.add_argument("--only", default="", help="bandwidth, matmul or chain")
+    parser.add_argument("--json", help="also write every row as JSON to this file")
+    parser.add_argument("--commit", default=os.environ.get("LOOM_COMMIT"),
+                        help="commit to print (default: $LOOM_COMMIT, else git rev-parse)")
+    args = parser.parse_args()
+
+    import torch
+    if not torch.cuda.is_available():
+        print("no CUDA GPU: nothing to compare")
+        return 0
+    cmd = [args.bench] + ([args.only] if args.only else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        print(proc.stdout)
+        print(f"loom_cuda_bench failed with exit code {proc.returncode}")
+        return proc.returncode
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    # Free the benchmark's memory before torch allocates its own.
+    copy_gbps = None
+    for row in rows:
+        row["torch_ms"] = torch_equivalent(row)
+        torch.cuda.empty_cache()
+        if row["name"] == "copy":
+            copy_gbps = row["gbps"]
+            row["torch_gbps"] = row["bytes"] / (row["torch_ms"] * 1e-3) / 1e9
+
+    props = torch.cuda.get_device_properties(0)
+    print(f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ")
+    print(f"Device: {props.name} ({props.multi_processor_count} SMs), "
+          f"torch {torch.__version__}, CUDA {torch.version.cuda}  ")
+    print(f"Commit: {args.commit or commit()}  ")
+    if copy_gbps:
+        print(f"Measured device copy bandwidth (read + write): Loom {copy_gbps:.0f} GB/s, "
+              f"torch {rows[0].get('torch_gbps', 0):.0f} GB/s")
+    print()
+    print("| op | dtype | shape | Loom ms | torch ms | torch / Loom | Loom rate | of copy BW |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        t = row.get("torch_ms")
+        speed = f"{t / row['ms']:.2f}" if t else "-"
+        if row["kind"] == "matmul":
+            rate = f"{row['tflops']:.0f} TFLOP/s"
+            frac = "-"
+        elif row["kind"] == "chain":
+            # Loom: whole runs (feeds in, outputs out, synchronised), the cost of a one-node
+            # run taken off; torch: device time of the 200 ops (graph replay or eager).
+            torch_node = f", torch {t * 1e3 / 200:.2f}" if t else ""
+            rate = f"{row['us_per_node']:.2f} us/node{torch_node}"
+            frac = "-"
+        else:
+            rate = f"{row['gbps']:.0f} GB/s"
+            frac = f"{100 * row['gbps'] / copy_gbps:.0f}%" if copy_gbps else "-"
+        tms = f"{t:.4f}" if t else "-"
+        print(f"| {row['name']} | {row['dtype']} | {row['shape']} | {row['ms']:.4f} | {tms} | "
+              f"{speed} | {rate} | {frac} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

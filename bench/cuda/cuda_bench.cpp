@@ -1,0 +1,269 @@
+// Device benchmarks of the CUDA backend, one JSON object per line (compare_torch.py reads
+// them and times PyTorch on the same shapes):
+//   copy       device-to-device copy bandwidth (the memory-bound ceiling)
+//   add, mul, softmax, rms_norm   bandwidth of Loom's kernels (bytes read + written)
+//   matmul     cuBLASLt through Loom's matmul kernel, f16 and bf16
+//   chain      a 200-node elementwise chain run by an Executable, replayed as a CUDA graph
+//              and launched eagerly (time per node)
+// Kernels are timed directly (CUDA events around many launches, median of several
+// repeats), with inputs rotated where one set would fit in L2.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "loom/loom.h"
+
+namespace {
+
+using namespace loom;
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(status));
+    std::exit(1);
+  }
+}
+
+// Device data filled with small pseudo-random values (no host RNG for hundreds of MB).
+TensorData device_random(DType dtype, Extents shape, uint32_t seed) {
+  int64_t n = numel(shape);
+  std::vector<float> values(size_t(std::min<int64_t>(n, int64_t(1) << 20)));
+  uint32_t s = seed * 2654435761u + 1;
+  for (auto& v : values) {
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    v = float(s % 2001) / 1000.f - 1.f;
+  }
+  TensorData block = TensorData::from_floats(values, dtype, {int64_t(values.size())});
+  TensorData out = TensorData::empty(dtype, shape, Device::cuda());
+  size_t block_bytes = block.nbytes(), total = out.nbytes();
+  for (size_t off = 0; off < total; off += block_bytes)
+    check(cudaMemcpy(static_cast<char*>(out.data()) + off, block.data(),
+                     std::min(block_bytes, total - off), cudaMemcpyHostToDevice),
+          "fill");
+  return out;
+}
+
+TensorView view_of(const TensorData& t) {
+  return {t.data(), t.dtype(), t.shape(), contiguous_strides(t.shape())};
+}
+
+// Median milliseconds of one call of `fn(i)`, from `repeats` event-timed loops of `iters`.
+template <class Fn>
+double time_ms(cudaStream_t stream, int iters, Fn&& fn, int repeats = 7) {
+  for (int i = 0; i < 3; ++i) fn(i);
+  check(cudaStreamSynchronize(stream), "warm-up");
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    check(cudaEventRecord(start, stream), "record");
+    for (int i = 0; i < iters; ++i) fn(i);
+    check(cudaEventRecord(stop, stream), "record");
+    check(cudaEventSynchronize(stop), "sync");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, start, stop), "elapsed");
+    ms.push_back(double(t) / iters);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void emit(const std::string& kind, const std::string& name, const std::string& dtype,
+          const std::string& shape, double ms, double bytes, double flops) {
+  std::printf(
+      "{\"kind\": \"%s\", \"name\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", \"ms\": %.6f, "
+      "\"bytes\": %.0f, \"flops\": %.0f, \"gbps\": %.1f, \"tflops\": %.2f}\n",
+      kind.c_str(), name.c_str(), dtype.c_str(), shape.c_str(), ms, bytes, flops,
+      bytes / (ms * 1e-3) / 1e9, flops / (ms * 1e-3) / 1e12);
+  std::fflush(stdout);
+}
+
+// Times the CUDA kernel of the node behind `out` on device inputs (rotating input sets).
+void bench_node(const std::string& kind, const std::string& label, const Tensor& out,
+                const std::vector<std::vector<TensorData>>& input_sets, double bytes, double flops,
+                cudaStream_t stream, int iters) {
+  Backend& backend = backend_for(Device::cuda());
+  const ir::Node& node = *out.node();
+  std::vector<std::vector<TensorView>> ins;
+  for (const auto& set : input_sets) {
+    std::vector<TensorView> views;
+    for (const auto& t : set) views.push_back(view_of(t));
+    ins.push_back(std::move(views));
+  }
+  TensorData y = TensorData::empty(out.dtype(), static_extents(out.shape()), Device::cuda());
+  std::vector<TensorView> outs = {view_of(y)};
+  const Kernel* kernel = backend.find_kernel(node, ins[0]);
+  if (!kernel) {
+    std::fprintf(stderr, "no CUDA kernel for %s\n", node.op_name().c_str());
+    std::exit(1);
+  }
+  std::shared_ptr<void> state;
+  KernelContext ctx{backend, stream, &state};
+  double ms = time_ms(stream, iters,
+                      [&](int i) { kernel->run(ctx, node, ins[size_t(i) % ins.size()], outs); });
+  emit(kind, label, dtype_name(out.dtype()), to_string(static_extents(out.shape())), ms, bytes,
+       flops);
+}
+
+void bench_copy(cudaStream_t stream) {
+  size_t bytes = size_t(1) << 30;
+  void *a = nullptr, *b = nullptr;
+  check(cudaMalloc(&a, bytes), "malloc");
+  check(cudaMalloc(&b, bytes), "malloc");
+  check(cudaMemset(a, 1, bytes), "memset");
+  double ms = time_ms(stream, 20, [&](int) {
+    check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream), "copy");
+  });
+  emit("bandwidth", "copy", "u8", "[1073741824]", ms, 2.0 * double(bytes), 0);
+  cudaFree(a);
+  cudaFree(b);
+}
+
+void bench_bandwidth(cudaStream_t stream) {
+  const int64_t n = int64_t(1) << 28;  // elements: 512 MiB per bf16 tensor
+  for (DType dtype : {DType::bf16, DType::f32}) {
+    double es = double(storage_bytes(dtype, 1));
+    int64_t count = dtype == DType::f32 ? n / 2 : n;
+    Graph g;
+    Tensor a = g.placeholder("a", {count}, dtype);
+    Tensor b = g.placeholder("b", {count}, dtype);
+    std::vector<std::vector<TensorData>> sets = {
+        {device_random(dtype, {count}, 1), device_random(dtype, {count}, 2)}};
+    bench_node("bandwidth", "add", add(a, b), sets, 3 * es * double(count), 0, stream, 20);
+    bench_node("bandwidth", "mul", mul(a, b), sets, 3 * es * double(count), 0, stream, 20);
+  }
+  for (DType dtype : {DType::bf16, DType::f32}) {
+    double es = double(storage_bytes(dtype, 1));
+    const int64_t rows = dtype == DType::f32 ? 16384 : 32768, d = 4096;
+    Graph g;
+    Tensor x = g.placeholder("x", {rows, d}, dtype);
+    Tensor w = g.placeholder("w", {d}, dtype);
+    TensorData xd = device_random(dtype, {rows, d}, 3), wd = device_random(dtype, {d}, 4);
+    double bytes = 2 * es * double(rows * d);
+    bench_node("bandwidth", "softmax", softmax(x, -1), {{xd}}, bytes, 0, stream, 20);
+    bench_node("bandwidth", "rms_norm", rms_norm(x, w, 1e-6), {{xd, wd}}, bytes, 0, stream, 20);
+  }
+}
+
+void bench_matmul(cudaStream_t stream) {
+  struct Shape {
+    int64_t m, n, k;
+    bool transpose_b;
+  };
+  const std::vector<Shape> shapes = {{4096, 4096, 4096, false}, {1, 4096, 4096, false},
+                                     {1, 4096, 4096, true},     {4096, 11008, 4096, false},
+                                     {1, 11008, 4096, false},   {1, 11008, 4096, true},
+                                     {8192, 8192, 8192, false}};
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (const auto& s : shapes) {
+      Graph g;
+      Extents b_shape = s.transpose_b ? Extents{s.n, s.k} : Extents{s.k, s.n};
+      Tensor a = g.placeholder("a", {s.m, s.k}, dtype);
+      Tensor b = g.placeholder("b", to_shape(b_shape), dtype);
+      Tensor y = matmul(a, b, false, s.transpose_b);
+      // Enough weight copies that the set does not fit in L2 (50 MB on an H100).
+      double weight_bytes = double(storage_bytes(dtype, s.n * s.k));
+      int copies = int(std::clamp(200e6 / weight_bytes, 1.0, 8.0));
+      std::vector<std::vector<TensorData>> sets;
+      for (int c = 0; c < copies; ++c)
+        sets.push_back({device_random(dtype, {s.m, s.k}, uint32_t(10 + c)),
+                        device_random(dtype, b_shape, uint32_t(20 + c))});
+      double es = double(storage_bytes(dtype, 1));
+      double bytes = es * double(s.m * s.k + s.k * s.n + s.m * s.n);
+      double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+      std::string label = "matmul " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                          std::to_string(s.k) + (s.transpose_b ? " b^T" : "");
+      int iters = flops > 1e11 ? 10 : 50;
+      bench_node("matmul", label, y, sets, bytes, flops, stream, iters);
+    }
+}
+
+// Wall time per run of an Executable (median of many runs).
+double run_ms(Executable& exe, const Feeds& feeds, int runs) {
+  std::vector<TensorData> outputs;
+  for (int i = 0; i < 5; ++i) exe.run(feeds, outputs);
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    exe.run(feeds, outputs);
+    auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Wall time of one run of an n-node elementwise chain (f16 [1, 4096]), replayed or eager.
+double chain_run_ms(int nodes, bool graphs) {
+  const int64_t width = 4096;
+  Graph g;
+  Tensor x = g.placeholder("x", {1, width}, DType::f16);
+  Tensor c = g.placeholder("c", {width}, DType::f16);
+  Tensor y = x;
+  for (int i = 0; i < nodes; ++i) y = i % 2 ? mul(y, c) : add(y, c);
+  Feeds feeds{
+      {"x", TensorData::from_floats(std::vector<float>(width, 0.5f), DType::f16, {1, width})},
+      {"c", TensorData::from_floats(std::vector<float>(width, 1.0f), DType::f16, {width})}};
+  CompileOptions options;
+  options.device = Device::cuda();
+  options.outputs = {y};
+  options.cuda_graphs = graphs;
+  Executable exe = compile(g, options);
+  double ms = run_ms(exe, feeds, 200);
+  if (exe.last_run_stats().replayed_graph != graphs) {
+    std::fprintf(stderr, "chain: expected replayed_graph = %d\n", int(graphs));
+    std::exit(1);
+  }
+  return ms;
+}
+
+// A 200-node chain: the time of a whole run (feeds in, outputs out, synchronised) and the
+// time per node with the cost of a one-node run taken off.
+void bench_chain() {
+  const int nodes = 200;
+  for (bool graphs : {true, false}) {
+    double one = chain_run_ms(1, graphs), all = chain_run_ms(nodes, graphs);
+    std::printf(
+        "{\"kind\": \"chain\", \"name\": \"chain %s\", \"dtype\": \"f16\", \"shape\": "
+        "\"[1, 4096] x %d nodes\", \"ms\": %.6f, \"one_node_ms\": %.6f, \"us_per_node\": "
+        "%.3f}\n",
+        graphs ? "replayed" : "eager", nodes, all, one, (all - one) * 1e3 / (nodes - 1));
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!loom::cuda_available()) {
+    std::fprintf(stderr, "no CUDA GPU: nothing to benchmark\n");
+    return 0;
+  }
+  std::string only = argc > 1 ? argv[1] : "";
+  try {
+    cudaStream_t stream;
+    check(cudaStreamCreate(&stream), "stream");
+    if (only.empty() || only == "bandwidth") {
+      bench_copy(stream);
+      bench_bandwidth(stream);
+    }
+    if (only.empty() || only == "matmul") bench_matmul(stream);
+    if (only.empty() || only == "chain") bench_chain();
+    check(cudaStreamSynchronize(stream), "final sync");
+  } catch (const loom::Error& e) {
+    std::fprintf(stderr, "loom error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
