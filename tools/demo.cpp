@@ -60,7 +60,9 @@ void add_demo_command(CLI::App& app) {
   auto batch = std::make_shared<int64_t>(3);
   auto passes = std::make_shared<bool>(false);
   cmd->add_option("--device", *device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--batch", *batch, "rows of input")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--batch", *batch, "rows of input")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   cmd->add_flag("--passes", *passes, "print the graph after each compiler pass");
   cmd->callback([=] {
     int rc = run_demo(*device, *batch, *passes);

@@ -27,7 +27,9 @@ struct TensorView {
   int64_t numel() const { return loom::numel(shape); }
   size_t nbytes() const { return storage_bytes(dtype, numel()); }
   template <class T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 };
 
 class Backend;
@@ -44,9 +46,9 @@ using KernelFn = std::function<void(KernelContext&, const ir::Node&, std::span<c
 using KernelSupports = std::function<bool(const ir::Node&, std::span<const TensorView>)>;
 
 struct Kernel {
-  std::string name;          // shown in the dump, e.g. "cpu.matmul.openblas"
+  std::string name;  // shown in the dump, e.g. "cpu.matmul.openblas"
   KernelFn run;
-  KernelSupports supports;   // null: supports every node of its op
+  KernelSupports supports;  // null: supports every node of its op
 };
 
 class Backend {
@@ -56,8 +58,8 @@ class Backend {
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* data) = 0;
   // Copies between this device and the host or within this device, ordered on `stream`.
-  virtual void copy(void* dst, Device dst_device, const void* src, Device src_device,
-                    size_t bytes, void* stream) = 0;
+  virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
+                    void* stream) = 0;
   virtual void* create_stream() { return nullptr; }
   virtual void destroy_stream(void*) {}
   virtual void synchronize(void* stream) = 0;

@@ -3,8 +3,8 @@
 namespace loom {
 
 const char* error_kind_name(ErrorKind kind) {
-  static const char* const names[] = {"shape", "dtype", "value", "io", "device", "unsupported",
-                                      "internal"};
+  static const char* const names[] = {"shape",  "dtype",       "value",   "io",
+                                      "device", "unsupported", "internal"};
   return names[int(kind)];
 }
 

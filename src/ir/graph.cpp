@@ -33,11 +33,11 @@ std::vector<Tensor> Graph::add_node(const std::string& op, const std::vector<Ten
   const ir::OpDef& def = ir::OpRegistry::instance().at(op);
   int n = int(inputs.size());
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
-    std::string expected = def.min_inputs == def.max_inputs
-                               ? std::to_string(def.min_inputs)
-                               : std::to_string(def.min_inputs) + " to " +
-                                     (def.max_inputs < 0 ? std::string("any number")
-                                                         : std::to_string(def.max_inputs));
+    std::string expected =
+        def.min_inputs == def.max_inputs
+            ? std::to_string(def.min_inputs)
+            : std::to_string(def.min_inputs) + " to " +
+                  (def.max_inputs < 0 ? std::string("any number") : std::to_string(def.max_inputs));
     fail(ErrorKind::value, op + ": takes " + expected + " inputs, got " + std::to_string(n));
   }
   auto node = std::make_unique<ir::Node>();

@@ -32,8 +32,8 @@ Node* Program::insert_before(const Node* position, std::unique_ptr<Node> node) {
 }
 
 void Program::erase(const Node* node) {
-  auto it = std::find_if(nodes_.begin(), nodes_.end(),
-                         [&](const auto& n) { return n.get() == node; });
+  auto it =
+      std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n.get() == node; });
   if (it != nodes_.end()) nodes_.erase(it);
 }
 
@@ -113,7 +113,8 @@ std::string Program::dump() const {
     if (!n->name.empty()) s << " \"" << n->name << "\"";
     if (!n->inputs.empty()) {
       s << "(";
-      for (size_t i = 0; i < n->inputs.size(); ++i) s << (i ? ", " : "") << value_name(n->inputs[i]);
+      for (size_t i = 0; i < n->inputs.size(); ++i)
+        s << (i ? ", " : "") << value_name(n->inputs[i]);
       s << ")";
     }
     Attributes shown;

@@ -32,8 +32,8 @@ Extents static_extents(const Shape& shape) {
   e.reserve(shape.size());
   for (const auto& d : shape) {
     if (!d.is_static())
-      fail(ErrorKind::shape, "shape " + to_string(shape) + " has unbound symbolic dim '" +
-                                 d.symbol() + "'");
+      fail(ErrorKind::shape,
+           "shape " + to_string(shape) + " has unbound symbolic dim '" + d.symbol() + "'");
     e.push_back(d.value());
   }
   return e;

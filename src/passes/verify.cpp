@@ -14,8 +14,8 @@ void verify(ir::Program& program, const PassContext&) {
     std::vector<ir::TensorType> types;
     for (const auto& in : node->inputs) {
       if (!seen.count(in.node))
-        fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" +
-                                      node->op_name() + ") uses a value defined after it");
+        fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
+                                      ") uses a value defined after it");
       if (in.output < 0 || size_t(in.output) >= in.node->outputs.size())
         fail(ErrorKind::internal, "verify: bad output index into %" + std::to_string(in.node->id));
       types.push_back(in.node->type(in.output));
@@ -28,9 +28,9 @@ void verify(ir::Program& program, const PassContext&) {
     for (size_t i = 0; i < inferred.size(); ++i)
       if (inferred[i].dtype != node->outputs[i].dtype ||
           inferred[i].shape.size() != node->outputs[i].shape.size())
-        fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" +
-                                      node->op_name() + ") records " + node->outputs[i].str() +
-                                      " but infers " + inferred[i].str());
+        fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
+                                      ") records " + node->outputs[i].str() + " but infers " +
+                                      inferred[i].str());
     seen.insert(node.get());
   }
   for (const auto& out : program.outputs())
