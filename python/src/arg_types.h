@@ -30,27 +30,41 @@ struct OperandArg {
   nb::object obj;
 };
 
+// Arguments checked in the function body, typed here for the stubs only.
+struct FeedsArg {
+  nb::object obj;
+};
+struct OutputsArg {
+  nb::object obj;
+};
+struct StartsArg {
+  nb::object obj;
+};
+
 }  // namespace loom::python
 
 namespace nanobind::detail {
 
-#define LOOM_PASSTHROUGH_CASTER(Type, Annotation)                                   \
-  template <>                                                                       \
-  struct type_caster<Type> {                                                        \
-    NB_TYPE_CASTER(Type, const_name(Annotation))                                    \
-    bool from_python(handle src, uint8_t, cleanup_list*) noexcept {                 \
-      value.obj = borrow(src);                                                      \
-      return true;                                                                  \
-    }                                                                               \
-    static handle from_cpp(const Type& v, rv_policy, cleanup_list*) noexcept {      \
-      return v.obj.inc_ref();                                                       \
-    }                                                                               \
+#define LOOM_PASSTHROUGH_CASTER(Type, Annotation)                              \
+  template <>                                                                  \
+  struct type_caster<Type> {                                                   \
+    NB_TYPE_CASTER(Type, const_name(Annotation))                               \
+    bool from_python(handle src, uint8_t, cleanup_list*) noexcept {            \
+      value.obj = borrow(src);                                                 \
+      return true;                                                             \
+    }                                                                          \
+    static handle from_cpp(const Type& v, rv_policy, cleanup_list*) noexcept { \
+      return v.obj.inc_ref();                                                  \
+    }                                                                          \
   };
 
 LOOM_PASSTHROUGH_CASTER(loom::python::DTypeArg, "DType | str")
 LOOM_PASSTHROUGH_CASTER(loom::python::ShapeArg, "collections.abc.Sequence[int | str]")
-LOOM_PASSTHROUGH_CASTER(loom::python::AxesArg, "int | collections.abc.Sequence[int] | None")
+LOOM_PASSTHROUGH_CASTER(loom::python::AxesArg, "int | collections.abc.Sequence[int]")
 LOOM_PASSTHROUGH_CASTER(loom::python::OperandArg, "Tensor | float")
+LOOM_PASSTHROUGH_CASTER(loom::python::FeedsArg, "collections.abc.Mapping[str, object]")
+LOOM_PASSTHROUGH_CASTER(loom::python::OutputsArg, "Tensor | collections.abc.Sequence[Tensor]")
+LOOM_PASSTHROUGH_CASTER(loom::python::StartsArg, "Tensor | collections.abc.Sequence[int]")
 
 #undef LOOM_PASSTHROUGH_CASTER
 

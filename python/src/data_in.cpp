@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "dtype_table.h"
 #include "loom/error.h"
+#include "torch_interop.h"
 
 namespace loom::python {
 namespace {
@@ -56,15 +57,16 @@ bool is_c_contiguous(const Extents& shape, const Strides& strides) {
 
 void check_dtype_wanted(DType got, std::optional<DType> want, const std::string& what) {
   if (want && *want != got) {
-    fail(ErrorKind::dtype, what + " has dtype " + dtype_name(got) + " but " +
-                               dtype_name(*want) + " is expected");
+    fail(ErrorKind::dtype,
+         what + " has dtype " + dtype_name(got) + " but " + dtype_name(*want) + " is expected");
   }
 }
 
 [[noreturn]] void fail_unsupported_dtype(nb::handle obj, const std::string& what) {
   std::string dtype = "unknown";
   try {
-    dtype = nb::cast<std::string>(nb::str(obj.attr("dtype")));
+    nb::object numpy_dtype = obj.attr("dtype");
+    dtype = nb::cast<std::string>(nb::str(numpy_dtype));
   } catch (nb::python_error&) {
   }
   fail(ErrorKind::dtype, what + " has dtype " + dtype +
@@ -192,6 +194,9 @@ TensorData from_capsule(nb::handle capsule, nb::handle source, std::optional<DTy
     fail(ErrorKind::unsupported, what + " is not contiguous; make it contiguous first");
   }
   void* data = array.data();
+  if (!data && numel(shape) != 0) {
+    fail(ErrorKind::value, what + " has no memory (was its storage freed?)");
+  }
   Strides contiguous = contiguous_strides(shape);
   return TensorData::wrap(data, *dtype, std::move(shape), std::move(contiguous), loom_device,
                           python_owner(new DLPackView{std::move(array)}));
@@ -199,8 +204,7 @@ TensorData from_capsule(nb::handle capsule, nb::handle source, std::optional<DTy
 
 // Scalars and nested lists, through NumPy, in the wanted dtype (float32 for Python floats,
 // int64 for ints, bool for bools when nothing is wanted).
-TensorData from_python_values(nb::handle obj, std::optional<DType> want,
-                              const std::string& what) {
+TensorData from_python_values(nb::handle obj, std::optional<DType> want, const std::string& what) {
   nb::module_& np = numpy_module();
   nb::object array;
   try {
@@ -213,8 +217,8 @@ TensorData from_python_values(nb::handle obj, std::optional<DType> want,
       if (kind == "c") array = array.attr("astype")(np.attr("complex64"));
     }
   } catch (nb::python_error& e) {
-    fail(ErrorKind::value, what + " (" + type_name_of(obj) +
-                               ") cannot be made into an array: " + e.what());
+    fail(ErrorKind::value,
+         what + " (" + type_name_of(obj) + ") cannot be made into an array: " + e.what());
   }
   if (nb::cast<std::string>(array.attr("dtype").attr("kind")) == "O") {
     fail(ErrorKind::value, what + " (" + type_name_of(obj) + ") is not numeric data");
@@ -224,8 +228,7 @@ TensorData from_python_values(nb::handle obj, std::optional<DType> want,
 
 }  // namespace
 
-TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want,
-                               const std::string& what) {
+TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want, const std::string& what) {
   if (!obj.is_valid() || obj.is_none()) fail(ErrorKind::value, what + " is None");
   if (nb::isinstance<TensorData>(obj)) {
     const TensorData& data = nb::cast<const TensorData&>(obj);
@@ -235,6 +238,9 @@ TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want,
   }
   if (PyObject_TypeCheck(obj.ptr(), reinterpret_cast<PyTypeObject*>(numpy_ndarray_type().ptr()))) {
     return from_numpy(obj, want, what);
+  }
+  if (nb::object capsule = torch_fast_capsule(obj); capsule.is_valid()) {
+    return from_capsule(capsule, obj, want, what, 0);
   }
   if (nb::hasattr(obj, "__dlpack__") && nb::hasattr(obj, "__dlpack_device__")) {
     return from_dlpack(obj, want, what);

@@ -6,6 +6,7 @@
 #include "bindings.h"
 #include "dtype_table.h"
 #include "loom/error.h"
+#include "torch_interop.h"
 
 namespace loom::python {
 namespace {
@@ -45,9 +46,8 @@ nb::object tensor_data_to_numpy(const TensorData& data) {
   // NumPy's buffer protocol has no bfloat16: export the bits as uint16 and view them.
   bool bf16 = host.dtype() == DType::bf16;
   nb::dlpack::dtype dt = bf16 ? nb::dtype<uint16_t>() : dlpack_dtype(host.dtype());
-  nb::ndarray<nb::numpy> array(host.data(), parts.shape.size(), parts.shape.data(),
-                               owner_of(host), parts.strides.data(), dt,
-                               nb::device::cpu::value, 0);
+  nb::ndarray<nb::numpy> array(host.data(), parts.shape.size(), parts.shape.data(), owner_of(host),
+                               parts.strides.data(), dt, nb::device::cpu::value, 0);
   nb::object result = nb::cast(std::move(array));
   if (bf16) result = result.attr("view")(bfloat16_numpy_dtype());
   return result;
@@ -63,14 +63,20 @@ nb::object tensor_data_to_torch(const TensorData& data) {
       return false;
     }
   }();
-  if (!torch_present) fail(ErrorKind::unsupported, "output='torch' needs PyTorch (import torch failed)");
+  if (!torch_present) {
+    fail(ErrorKind::unsupported, "output='torch' needs PyTorch (import torch failed)");
+  }
   ArrayParts parts = parts_of(data);
   bool on_cuda = data.device().kind == DeviceKind::cuda;
-  nb::ndarray<nb::pytorch> array(
-      data.data(), parts.shape.size(), parts.shape.data(), owner_of(data), parts.strides.data(),
-      dlpack_dtype(data.dtype()), on_cuda ? nb::device::cuda::value : nb::device::cpu::value,
-      on_cuda ? data.device().index : 0);
-  return nb::cast(std::move(array));
+  // No framework: nanobind makes a bare DLPack capsule, which torch's C entry point takes.
+  nb::ndarray<> array(data.data(), parts.shape.size(), parts.shape.data(), owner_of(data),
+                      parts.strides.data(), dlpack_dtype(data.dtype()),
+                      on_cuda ? nb::device::cuda::value : nb::device::cpu::value,
+                      on_cuda ? data.device().index : 0);
+  nb::object capsule = nb::cast(std::move(array));
+  // run() has synchronised its stream, so torch may use the memory on any stream.
+  if (nb::object tensor = torch_from_capsule(capsule); tensor.is_valid()) return tensor;
+  return nb::module_::import_("torch.utils.dlpack").attr("from_dlpack")(capsule);
 }
 
 OutputKind output_kind_from_str(const std::string& text) {
@@ -82,9 +88,12 @@ OutputKind output_kind_from_str(const std::string& text) {
 
 nb::object tensor_data_to_py(const TensorData& data, OutputKind kind) {
   switch (kind) {
-    case OutputKind::numpy: return tensor_data_to_numpy(data);
-    case OutputKind::torch: return tensor_data_to_torch(data);
-    case OutputKind::loom: return nb::cast(data);
+    case OutputKind::numpy:
+      return tensor_data_to_numpy(data);
+    case OutputKind::torch:
+      return tensor_data_to_torch(data);
+    case OutputKind::loom:
+      return nb::cast(data);
   }
   fail(ErrorKind::internal, "unknown output kind");
 }

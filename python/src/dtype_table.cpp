@@ -44,8 +44,7 @@ std::optional<DType> dtype_of_buffer_format(std::string_view format, int64_t ite
     return std::nullopt;
   }
   for (const DTypeInterop& row : kRows) {
-    if (row.buffer_format && format == row.buffer_format &&
-        itemsize * 8 == row.dlpack_bits) {
+    if (row.buffer_format && format == row.buffer_format && itemsize * 8 == row.dlpack_bits) {
       return row.dtype;
     }
   }

@@ -14,15 +14,15 @@ namespace {
 // Every spelling maps to one DType; NumPy's and torch's names come first.
 const std::map<std::string, DType, std::less<>>& names_to_dtype() {
   static const std::map<std::string, DType, std::less<>> table = {
-      {"float32", DType::f32},    {"f32", DType::f32},    {"float", DType::f32},
-      {"float16", DType::f16},    {"f16", DType::f16},    {"half", DType::f16},
-      {"bfloat16", DType::bf16},  {"bf16", DType::bf16},  {"int8", DType::i8},
-      {"i8", DType::i8},          {"uint8", DType::u8},   {"u8", DType::u8},
-      {"int32", DType::i32},      {"i32", DType::i32},    {"int", DType::i32},
-      {"int64", DType::i64},      {"i64", DType::i64},    {"long", DType::i64},
-      {"bool", DType::boolean},   {"bool_", DType::boolean}, {"boolean", DType::boolean},
-      {"complex64", DType::c64},  {"c64", DType::c64},    {"cfloat", DType::c64},
-      {"int4", DType::i4},        {"i4", DType::i4},      {"uint4", DType::u4},
+      {"float32", DType::f32},   {"f32", DType::f32},       {"float", DType::f32},
+      {"float16", DType::f16},   {"f16", DType::f16},       {"half", DType::f16},
+      {"bfloat16", DType::bf16}, {"bf16", DType::bf16},     {"int8", DType::i8},
+      {"i8", DType::i8},         {"uint8", DType::u8},      {"u8", DType::u8},
+      {"int32", DType::i32},     {"i32", DType::i32},       {"int", DType::i32},
+      {"int64", DType::i64},     {"i64", DType::i64},       {"long", DType::i64},
+      {"bool", DType::boolean},  {"bool_", DType::boolean}, {"boolean", DType::boolean},
+      {"complex64", DType::c64}, {"c64", DType::c64},       {"cfloat", DType::c64},
+      {"int4", DType::i4},       {"i4", DType::i4},         {"uint4", DType::u4},
       {"u4", DType::u4},
   };
   return table;
@@ -32,9 +32,9 @@ DType dtype_from_name_or_fail(std::string_view name, std::string_view shown) {
   const auto& table = names_to_dtype();
   auto it = table.find(name);
   if (it == table.end()) {
-    fail(ErrorKind::dtype,
-         std::string(shown) + " is not a Loom dtype (Loom has float32, float16, bfloat16, "
-                              "int8, uint8, int32, int64, bool, complex64, int4, uint4)");
+    fail(ErrorKind::dtype, std::string(shown) +
+                               " is not a Loom dtype (Loom has float32, float16, bfloat16, "
+                               "int8, uint8, int32, int64, bool, complex64, int4, uint4)");
   }
   return it->second;
 }
@@ -110,18 +110,19 @@ void bind_dtypes(nb::module_& m) {
           "True for float32, float16 and bfloat16.");
 
   const std::pair<const char*, DType> aliases[] = {
-      {"float32", DType::f32}, {"float16", DType::f16},     {"bfloat16", DType::bf16},
-      {"int8", DType::i8},     {"uint8", DType::u8},       {"int32", DType::i32},
-      {"int64", DType::i64},   {"bool_", DType::boolean},  {"complex64", DType::c64},
+      {"float32", DType::f32}, {"float16", DType::f16},   {"bfloat16", DType::bf16},
+      {"int8", DType::i8},     {"uint8", DType::u8},      {"int32", DType::i32},
+      {"int64", DType::i64},   {"bool_", DType::boolean}, {"complex64", DType::c64},
       {"int4", DType::i4},     {"uint4", DType::u4},
   };
   for (const auto& [name, dtype] : aliases) m.attr(name) = dtype;
 
   m.def(
       "to_numpy_dtype", [](nb::handle obj) { return numpy_dtype_of(dtype_from_py(obj)); },
-      nb::arg("dtype"), "The numpy.dtype of a Loom dtype (ml_dtypes.bfloat16 for bfloat16).");
+      nb::arg("dtype").none(),
+      "The numpy.dtype of a Loom dtype (ml_dtypes.bfloat16 for bfloat16).");
   m.def(
-      "dtype", [](nb::handle obj) { return dtype_from_py(obj); }, nb::arg("obj"),
+      "dtype", [](nb::handle obj) { return dtype_from_py(obj); }, nb::arg("obj").none(),
       "The Loom dtype for `obj`: a loom.DType, a name ('float16', 'f16'), a NumPy dtype or\n"
       "scalar type (ml_dtypes.bfloat16 for bfloat16), or a torch.dtype.");
 }

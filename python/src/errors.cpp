@@ -48,8 +48,7 @@ void bind_errors(nb::module_& m) {
   for (const ErrorClass& row : classes) {
     nb::object bases = nb::make_tuple(nb::handle(g_base_error), nb::handle(row.builtin_base));
     std::string qualified = std::string("loom.") + row.name;
-    PyObject* cls =
-        PyErr_NewExceptionWithDoc(qualified.c_str(), row.doc, bases.ptr(), nullptr);
+    PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), row.doc, bases.ptr(), nullptr);
     if (!cls) throw nb::python_error();
     g_error_classes.at(size_t(row.kind)) = cls;
     m.attr(row.name) = nb::handle(cls);

@@ -2,20 +2,24 @@
 //
 // A run converts the feeds without copies where it can, releases the GIL while Loom runs,
 // and reuses the Feeds map and the output buffers between runs (an output buffer is reused
-// only once no array returned to Python still holds it). Runs and variable accesses are
-// serialised process-wide: executables may share a VariableStore.
+// only once no array returned to Python still holds it; see output_pool.h). Runs and variable
+// accesses are serialised process-wide: executables may share a VariableStore.
+#include "loom/executable.h"
+
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
 #include <algorithm>
 #include <mutex>
 
+#include "arg_types.h"
 #include "bindings.h"
 #include "ir/node.h"
 #include "loom/error.h"
-#include "loom/executable.h"
+#include "output_pool.h"
 
 namespace loom::python {
 namespace {
@@ -34,11 +38,15 @@ std::unique_lock<std::mutex> lock_runs() {
 }
 
 struct PyExecutable {
+  PyExecutable(Executable compiled, std::shared_ptr<ir::Program> program)
+      : exe(std::move(compiled)), graph(std::move(program)) {}
+
   Executable exe;
   std::shared_ptr<ir::Program> graph;  // as built: the placeholders' dtypes
   Feeds feeds;                         // map nodes kept between runs
   std::map<std::string, std::optional<DType>, std::less<>> placeholder_dtypes;
   std::vector<TensorData> outputs;
+  NumpyOutputPool numpy_outputs;  // host executables' NumPy results
 
   std::optional<DType> placeholder_dtype(const std::string& name) {
     auto it = placeholder_dtypes.find(name);
@@ -97,8 +105,14 @@ nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output
   if (self.feeds.size() != feeds_dict.size()) {
     std::erase_if(self.feeds, [&](const auto& entry) { return !feeds_dict.contains(entry.first); });
   }
-  for (TensorData& out : self.outputs) {
-    if (out.buffer() && out.buffer().use_count() > 1) out = TensorData();
+  bool pooled = kind == OutputKind::numpy && self.exe.device().kind == DeviceKind::cpu;
+  if (pooled) {
+    self.numpy_outputs.offer(self.outputs);
+  } else {
+    // A buffer is reused only when nothing returned to Python still holds it.
+    for (TensorData& out : self.outputs) {
+      if (out.buffer() && out.buffer().use_count() > 1) out = TensorData();
+    }
   }
   try {
     nb::gil_scoped_release released;
@@ -107,6 +121,7 @@ nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output
     self.outputs.clear();
     throw;
   }
+  if (pooled) return self.numpy_outputs.collect(self.outputs);
   nb::list results;
   for (const TensorData& out : self.outputs) results.append(tensor_data_to_py(out, kind));
   return results;
@@ -145,8 +160,8 @@ std::vector<Tensor> outputs_from_py(nb::handle outputs) {
   }
   for (nb::handle item : nb::borrow<nb::sequence>(outputs)) {
     if (!nb::isinstance<Tensor>(item)) {
-      fail(ErrorKind::value, "outputs must be Tensors, not " +
-                                 nb::cast<std::string>(nb::repr(item)));
+      fail(ErrorKind::value,
+           "outputs must be Tensors, not " + nb::cast<std::string>(nb::repr(item)));
     }
     result.push_back(nb::cast<Tensor>(item));
   }
@@ -168,15 +183,16 @@ void bind_executable(nb::module_& m) {
       .def_prop_ro("device", [](const VariableStore& s) { return s.device().str(); })
       .def(
           "__getitem__",
-          [](VariableStore& s, const std::string& name) { return variable_value(s, name, "numpy", true); },
+          [](VariableStore& s, const std::string& name) {
+            return variable_value(s, name, "numpy", true);
+          },
           nb::arg("name"), "A NumPy copy of the variable's current value.")
-      .def("__setitem__", &set_variable, nb::arg("name"), nb::arg("value"),
+      .def("__setitem__", &set_variable, nb::arg("name"), nb::arg("value").none(),
            "Replaces the value in place (same shape and dtype).")
-      .def(
-          "get", &variable_value, nb::arg("name"), nb::arg("output") = "numpy",
-          nb::arg("copy") = true,
-          "The current value as output ('numpy', 'torch' or 'loom'); with copy=False it\n"
-          "shares the variable's memory and sees later runs' updates.")
+      .def("get", &variable_value, nb::arg("name"), nb::arg("output") = "numpy",
+           nb::arg("copy") = true,
+           "The current value as output ('numpy', 'torch' or 'loom'); with copy=False it\n"
+           "shares the variable's memory and sees later runs' updates.")
       .def(
           "declare",
           [](VariableStore& s, const std::string& name, nb::handle value) {
@@ -184,13 +200,12 @@ void bind_executable(nb::module_& m) {
             std::unique_lock<std::mutex> lock = lock_runs();
             s.declare(name, data);
           },
-          nb::arg("name"), nb::arg("initial"), "Adds a variable (copied) if it is absent.")
+          nb::arg("name"), nb::arg("initial").none(), "Adds a variable (copied) if it is absent.")
       .def("__contains__", &VariableStore::has, nb::arg("name"))
       .def("keys", &VariableStore::names)
       .def("names", &VariableStore::names)
       .def("__len__", [](const VariableStore& s) { return s.names().size(); })
-      .def("__iter__",
-           [](const VariableStore& s) { return nb::iter(nb::cast(s.names())); })
+      .def("__iter__", [](const VariableStore& s) { return nb::iter(nb::cast(s.names())); })
       .def("__repr__", [](const VariableStore& s) {
         std::string text = "VariableStore(device=" + s.device().str() + ", [";
         std::vector<std::string> names = s.names();
@@ -212,11 +227,16 @@ void bind_executable(nb::module_& m) {
 
   nb::class_<PyExecutable>(m, "Executable",
                            "A compiled graph: run it many times with Executable.run(feeds).")
-      .def("run", &run, nb::arg("feeds") = nb::none(), nb::arg("output") = "numpy",
-           "Runs with one array per placeholder (NumPy arrays, torch tensors on the CPU or\n"
-           "CUDA, anything with __dlpack__, scalars or lists) and returns the outputs in\n"
-           "compile order: NumPy arrays (output='numpy'), torch tensors on the executable's\n"
-           "device (output='torch', zero-copy) or loom.TensorData (output='loom').")
+      .def(
+          "run",
+          [](PyExecutable& self, FeedsArg feeds, const std::string& output) {
+            return run(self, feeds.obj, output);
+          },
+          nb::arg("feeds") = nb::none(), nb::arg("output") = "numpy",
+          "Runs with one array per placeholder (NumPy arrays, torch tensors on the CPU or\n"
+          "CUDA, anything with __dlpack__, scalars or lists) and returns the outputs in\n"
+          "compile order: NumPy arrays (output='numpy'), torch tensors on the executable's\n"
+          "device (output='torch', zero-copy) or loom.TensorData (output='loom').")
       .def(
           "__call__",
           [](PyExecutable& self, nb::kwargs feeds) { return run(self, feeds, "numpy"); },
@@ -225,8 +245,9 @@ void bind_executable(nb::module_& m) {
       .def_prop_ro(
           "variables", [](PyExecutable& self) { return self.exe.variable_store(); },
           "The executable's VariableStore: variables[name] reads, variables[name] = a writes.")
-      .def("dump", [](const PyExecutable& self) { return self.exe.dump(); },
-           "The graph after all passes.")
+      .def(
+          "dump", [](const PyExecutable& self) { return self.exe.dump(); },
+          "The graph after all passes.")
       .def_prop_ro(
           "pass_dumps",
           [](const PyExecutable& self) {
@@ -236,15 +257,15 @@ void bind_executable(nb::module_& m) {
           },
           "(pass, graph text after it) for every pass, 'input' first, when compiled with\n"
           "keep_pass_dumps=True.")
-      .def_prop_ro(
-          "last_run_stats", [](const PyExecutable& self) { return self.exe.last_run_stats(); })
+      .def_prop_ro("last_run_stats",
+                   [](const PyExecutable& self) { return self.exe.last_run_stats(); })
       .def_prop_ro("arena_bytes", [](const PyExecutable& self) { return self.exe.arena_bytes(); })
       .def_prop_ro("unshared_intermediate_bytes",
                    [](const PyExecutable& self) { return self.exe.unshared_intermediate_bytes(); });
 
   m.def(
       "compile",
-      [](const Graph& graph, nb::handle outputs, const std::string& device,
+      [](const Graph& graph, OutputsArg outputs, const std::string& device,
          std::vector<std::string> disabled, std::shared_ptr<VariableStore> variables,
          bool keep_pass_dumps, bool cuda_graphs) {
         std::set<std::string> disabled_passes(disabled.begin(), disabled.end());
@@ -258,13 +279,12 @@ void bind_executable(nb::module_& m) {
         }
         CompileOptions options;
         options.device = Device::parse(device);
-        options.outputs = outputs_from_py(outputs);
+        options.outputs = outputs_from_py(outputs.obj);
         options.disabled_passes = std::move(disabled_passes);
         options.variables = std::move(variables);
         options.keep_pass_dumps = keep_pass_dumps;
         options.cuda_graphs = cuda_graphs;
-        auto* result = new PyExecutable{compile(graph, std::move(options)), graph.program(), {}, {}, {}};
-        return std::unique_ptr<PyExecutable>(result);
+        return std::make_unique<PyExecutable>(compile(graph, std::move(options)), graph.program());
       },
       nb::arg("graph"), nb::arg("outputs") = nb::none(), nb::arg("device") = "cpu",
       nb::arg("disabled_passes") = std::vector<std::string>{}, nb::arg("variables") = nb::none(),

@@ -87,7 +87,8 @@ Tensor getitem(const Tensor& x, nb::handle key) {
     }
   }
   if (ellipses == 0) {
-    for (int i = consuming; i < rank; ++i) expanded.push_back({IndexItem::range, 0, LLONG_MAX, 1, true});
+    for (int i = consuming; i < rank; ++i)
+      expanded.push_back({IndexItem::range, 0, LLONG_MAX, 1, true});
   }
 
   std::vector<int64_t> axes, starts, stops, steps;
@@ -155,8 +156,8 @@ Tensor binary_operand(const Tensor& like, const OperandArg& b) {
     try {
       value = nb::cast<double>(b.obj);
     } catch (nb::cast_error&) {
-      fail(ErrorKind::value, "operand " + nb::cast<std::string>(nb::repr(b.obj)) +
-                                 " is not a Tensor or a number");
+      fail(ErrorKind::value,
+           "operand " + nb::cast<std::string>(nb::repr(b.obj)) + " is not a Tensor or a number");
     }
     return scalar_like(like, value);
   }
@@ -177,14 +178,12 @@ nb::object operator_or_not_implemented(const Tensor& a, nb::handle b, Fn fn) {
 
 template <class Fn>
 void def_operator(nb::class_<Tensor>& cls, const char* name, const char* reflected, Fn fn) {
-  cls.def(name, [fn](const Tensor& a, nb::handle b) {
-    return operator_or_not_implemented(a, b, fn);
-  });
+  cls.def(name,
+          [fn](const Tensor& a, nb::handle b) { return operator_or_not_implemented(a, b, fn); });
   if (reflected) {
     cls.def(reflected, [fn](const Tensor& a, nb::handle b) {
-      return operator_or_not_implemented(a, b, [fn](const Tensor& x, const Tensor& y) {
-        return fn(y, x);
-      });
+      return operator_or_not_implemented(
+          a, b, [fn](const Tensor& x, const Tensor& y) { return fn(y, x); });
     });
   }
 }
@@ -233,27 +232,36 @@ void bind_graph(nb::module_& m) {
             return perm ? transpose(x, *perm) : transpose(x);
           },
           nb::arg("perm") = nb::none(), "Permutes the axes; with no perm, swaps the last two.")
-      .def_prop_ro("T", [](const Tensor& x) { return transpose(x); }, "The last two axes swapped.")
+      .def_prop_ro(
+          "T", [](const Tensor& x) { return transpose(x); }, "The last two axes swapped.")
       .def(
           "astype", [](const Tensor& x, DTypeArg dtype) { return cast(x, dtype.get()); },
           nb::arg("dtype"))
       .def(
-          "sum", [](const Tensor& x, AxesArg axes, bool keepdims) { return sum(x, axes.get(), keepdims); },
+          "sum",
+          [](const Tensor& x, AxesArg axes, bool keepdims) { return sum(x, axes.get(), keepdims); },
           nb::arg("axes") = nb::none(), nb::arg("keepdims") = false)
       .def(
-          "mean", [](const Tensor& x, AxesArg axes, bool keepdims) { return mean(x, axes.get(), keepdims); },
+          "mean",
+          [](const Tensor& x, AxesArg axes, bool keepdims) {
+            return mean(x, axes.get(), keepdims);
+          },
           nb::arg("axes") = nb::none(), nb::arg("keepdims") = false);
 
-  def_operator(tensor, "__add__", "__radd__", [](const Tensor& a, const Tensor& b) { return a + b; });
-  def_operator(tensor, "__sub__", "__rsub__", [](const Tensor& a, const Tensor& b) { return a - b; });
-  def_operator(tensor, "__mul__", "__rmul__", [](const Tensor& a, const Tensor& b) { return a * b; });
+  def_operator(tensor, "__add__", "__radd__",
+               [](const Tensor& a, const Tensor& b) { return a + b; });
+  def_operator(tensor, "__sub__", "__rsub__",
+               [](const Tensor& a, const Tensor& b) { return a - b; });
+  def_operator(tensor, "__mul__", "__rmul__",
+               [](const Tensor& a, const Tensor& b) { return a * b; });
   def_operator(tensor, "__truediv__", "__rtruediv__",
                [](const Tensor& a, const Tensor& b) { return a / b; });
   def_operator(tensor, "__pow__", "__rpow__",
                [](const Tensor& a, const Tensor& b) { return loom::pow(a, b); });
   def_operator(tensor, "__matmul__", "__rmatmul__",
                [](const Tensor& a, const Tensor& b) { return matmul(a, b); });
-  def_operator(tensor, "__lt__", nullptr, [](const Tensor& a, const Tensor& b) { return less(a, b); });
+  def_operator(tensor, "__lt__", nullptr,
+               [](const Tensor& a, const Tensor& b) { return less(a, b); });
   def_operator(tensor, "__gt__", nullptr,
                [](const Tensor& a, const Tensor& b) { return greater(a, b); });
 
@@ -267,8 +275,8 @@ void bind_graph(nb::module_& m) {
             Shape dims = shape.get();
             for (const Dim& dim : dims) {
               if (dim.is_static() && dim.value() < 0) {
-                fail(ErrorKind::shape, "placeholder '" + name + "': dims must be >= 0, got " +
-                                           to_string(dims));
+                fail(ErrorKind::shape,
+                     "placeholder '" + name + "': dims must be >= 0, got " + to_string(dims));
               }
             }
             return g.placeholder(name, std::move(dims), dtype.get());
@@ -287,11 +295,12 @@ void bind_graph(nb::module_& m) {
             // copy so that later writes to the array do not change the graph.
             nb::object source = nb::borrow(value);
             if (want && !nb::isinstance<TensorData>(value)) {
-              source = numpy_module().attr("asarray")(value, nb::arg("dtype") = numpy_dtype_of(*want));
+              source =
+                  numpy_module().attr("asarray")(value, nb::arg("dtype") = numpy_dtype_of(*want));
             }
             return g.constant(tensor_data_from_py(source, want, "constant").clone());
           },
-          nb::arg("value"), nb::arg("dtype") = nb::none(),
+          nb::arg("value").none(), nb::arg("dtype") = nb::none(),
           "A constant from a number (float32 unless `dtype`) or an array (copied).")
       .def(
           "variable",
@@ -301,13 +310,14 @@ void bind_graph(nb::module_& m) {
             if (!dtype.is_none()) {
               want = dtype_from_py(dtype);
               if (!nb::isinstance<TensorData>(initial)) {
-                source = numpy_module().attr("asarray")(initial, nb::arg("dtype") = numpy_dtype_of(*want));
+                source = numpy_module().attr("asarray")(initial,
+                                                        nb::arg("dtype") = numpy_dtype_of(*want));
               }
             }
             TensorData data = tensor_data_from_py(source, want, "variable '" + name + "'");
             return g.variable(name, data.clone());
           },
-          nb::arg("name"), nb::arg("initial"), nb::arg("dtype") = nb::none(),
+          nb::arg("name"), nb::arg("initial").none(), nb::arg("dtype") = nb::none(),
           "A named persistent tensor (weights, KV caches) with its initial value (copied);\n"
           "the result reads its current value.")
       .def("read", &Graph::read, nb::arg("variable"), "Reads a variable's current value.")

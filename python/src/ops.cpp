@@ -1,5 +1,7 @@
 // Every op function of include/loom/ops.h as loom.<name>. Binary ops also take a Python
 // number for one operand (a constant of the other operand's dtype).
+#include "loom/ops.h"
+
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -8,7 +10,6 @@
 #include "bindings.h"
 #include "ir/op_registry.h"
 #include "loom/error.h"
-#include "loom/ops.h"
 
 namespace loom::python {
 
@@ -48,8 +49,8 @@ std::vector<Tensor> operands(const char* op, std::initializer_list<const Operand
     } else if (is_number(arg->obj)) {
       result.push_back(scalar_like(*like, number_of(arg->obj)));
     } else {
-      fail(ErrorKind::value, std::string(op) + ": operand " + repr_of(arg->obj) +
-                                 " is not a Tensor or a number");
+      fail(ErrorKind::value,
+           std::string(op) + ": operand " + repr_of(arg->obj) + " is not a Tensor or a number");
     }
   }
   return result;
@@ -68,7 +69,8 @@ void def_binary(nb::module_& m, const char* name, const char* doc) {
 
 template <Tensor (*Fn)(const Tensor&)>
 void def_unary(nb::module_& m, const char* name, const char* doc) {
-  m.def(name, [](const Tensor& x) { return Fn(x); }, nb::arg("x"), doc);
+  m.def(
+      name, [](const Tensor& x) { return Fn(x); }, nb::arg("x"), doc);
 }
 
 AttrValue attr_from_py(const std::string& key, nb::handle value) {
@@ -146,7 +148,8 @@ void bind_ops(nb::module_& m) {
       [](const Tensor& x, const std::string& approximate) {
         if (approximate == "none") return gelu(x, GeluApproximation::none);
         if (approximate == "tanh") return gelu(x, GeluApproximation::tanh);
-        fail(ErrorKind::value, "gelu: approximate must be 'none' or 'tanh', not '" + approximate + "'");
+        fail(ErrorKind::value,
+             "gelu: approximate must be 'none' or 'tanh', not '" + approximate + "'");
       },
       nb::arg("x"), nb::arg("approximate") = "none",
       "GELU: the exact (erf) form, or the tanh approximation (as torch's approximate=).");
@@ -163,16 +166,24 @@ void bind_ops(nb::module_& m) {
   // ---- reductions ---------------------------------------------------------------------
   const char* reduce_doc = "Over `axes` (None: every axis); keepdims keeps them as size 1.";
   m.def(
-      "sum", [](const Tensor& x, AxesArg axes, bool keepdims) { return sum(x, axes.get(), keepdims); },
+      "sum",
+      [](const Tensor& x, AxesArg axes, bool keepdims) { return sum(x, axes.get(), keepdims); },
       nb::arg("x"), nb::arg("axes") = nb::none(), nb::arg("keepdims") = false, reduce_doc);
   m.def(
-      "mean", [](const Tensor& x, AxesArg axes, bool keepdims) { return mean(x, axes.get(), keepdims); },
+      "mean",
+      [](const Tensor& x, AxesArg axes, bool keepdims) { return mean(x, axes.get(), keepdims); },
       nb::arg("x"), nb::arg("axes") = nb::none(), nb::arg("keepdims") = false, reduce_doc);
   m.def(
-      "max", [](const Tensor& x, AxesArg axes, bool keepdims) { return loom::max(x, axes.get(), keepdims); },
+      "max",
+      [](const Tensor& x, AxesArg axes, bool keepdims) {
+        return loom::max(x, axes.get(), keepdims);
+      },
       nb::arg("x"), nb::arg("axes") = nb::none(), nb::arg("keepdims") = false, reduce_doc);
   m.def(
-      "min", [](const Tensor& x, AxesArg axes, bool keepdims) { return loom::min(x, axes.get(), keepdims); },
+      "min",
+      [](const Tensor& x, AxesArg axes, bool keepdims) {
+        return loom::min(x, axes.get(), keepdims);
+      },
       nb::arg("x"), nb::arg("axes") = nb::none(), nb::arg("keepdims") = false, reduce_doc);
   m.def("argmax", &argmax, nb::arg("x"), nb::arg("axis"), nb::arg("keepdims") = false,
         "Index (int64) of the first maximum along axis.");
@@ -183,8 +194,8 @@ void bind_ops(nb::module_& m) {
   m.def("layer_norm", &layer_norm, nb::arg("x"), nb::arg("weight") = nb::none(),
         nb::arg("bias") = nb::none(), nb::arg("eps") = 1e-5,
         "Layer normalisation over the last axis, with optional weight and bias [D].");
-  m.def("rms_norm", &rms_norm, nb::arg("x"), nb::arg("weight") = nb::none(),
-        nb::arg("eps") = 1e-6, "RMS normalisation over the last axis, with optional weight [D].");
+  m.def("rms_norm", &rms_norm, nb::arg("x"), nb::arg("weight") = nb::none(), nb::arg("eps") = 1e-6,
+        "RMS normalisation over the last axis, with optional weight [D].");
 
   // ---- shape and data movement --------------------------------------------------------
   m.def(
@@ -228,15 +239,17 @@ void bind_ops(nb::module_& m) {
   const char* dynamic_slice_doc =
       "A window of `sizes` along `axes` starting at `starts`, an int tensor read at run\n"
       "time and clamped so that the window stays inside x.";
-  m.def("slice", dynamic_slice, nb::arg("x"), nb::arg("starts"), nb::arg("axes"),
-        nb::arg("sizes"), dynamic_slice_doc);
+  m.def("slice", dynamic_slice, nb::arg("x"), nb::arg("starts"), nb::arg("axes"), nb::arg("sizes"),
+        dynamic_slice_doc);
   m.def("dynamic_slice", dynamic_slice, nb::arg("x"), nb::arg("starts"), nb::arg("axes"),
         nb::arg("sizes"), dynamic_slice_doc);
   m.def(
       "slice_update",
-      [](const Tensor& x, const Tensor& update, nb::handle starts) {
-        if (nb::isinstance<Tensor>(starts)) return slice_update(x, update, nb::cast<Tensor>(starts));
-        return slice_update(x, update, axes_from_py(starts));
+      [](const Tensor& x, const Tensor& update, StartsArg starts) {
+        if (nb::isinstance<Tensor>(starts.obj)) {
+          return slice_update(x, update, nb::cast<Tensor>(starts.obj));
+        }
+        return slice_update(x, update, axes_from_py(starts.obj));
       },
       nb::arg("x"), nb::arg("update"), nb::arg("starts"),
       "x with the window at `starts` (one per axis of x: a list, or an int tensor read at run\n"
@@ -265,7 +278,8 @@ void bind_ops(nb::module_& m) {
   m.def(
       "add_node",
       [](const std::string& op, const std::vector<Tensor>& inputs, nb::handle attrs) {
-        if (inputs.empty()) fail(ErrorKind::value, "add_node: use Graph.add_node for ops without inputs");
+        if (inputs.empty())
+          fail(ErrorKind::value, "add_node: use Graph.add_node for ops without inputs");
         return graph_of(inputs[0]).add_node(op, inputs, attributes_from_py(attrs));
       },
       nb::arg("op"), nb::arg("inputs"), nb::arg("attrs") = nb::none(),

@@ -12,7 +12,8 @@ namespace {
 
 nb::object dlpack_capsule(const TensorData& data) {
   const DTypeInterop* row = interop_of(data.dtype());
-  if (!row) fail(ErrorKind::unsupported, std::string(dtype_name(data.dtype())) + " has no DLPack form");
+  if (!row)
+    fail(ErrorKind::unsupported, std::string(dtype_name(data.dtype())) + " has no DLPack form");
   std::vector<size_t> shape(data.shape().begin(), data.shape().end());
   bool on_cuda = data.device().kind == DeviceKind::cuda;
   nb::capsule owner(new TensorData(data),
@@ -37,8 +38,9 @@ void bind_tensor_data(nb::module_& m) {
                          "Concrete data on a device: dtype, shape, strides and a shared buffer.\n"
                          "Made by loom.tensor_data() or returned by Executable.run(output='loom').")
       .def_prop_ro("shape", [](const TensorData& d) { return extents_to_py(d.shape()); })
-      .def_prop_ro("strides", [](const TensorData& d) { return extents_to_py(d.strides()); },
-                   "Strides in elements.")
+      .def_prop_ro(
+          "strides", [](const TensorData& d) { return extents_to_py(d.strides()); },
+          "Strides in elements.")
       .def_prop_ro("dtype", &TensorData::dtype)
       .def_prop_ro("device", [](const TensorData& d) { return d.device().str(); })
       .def_prop_ro("ndim", &TensorData::rank)
@@ -49,8 +51,12 @@ void bind_tensor_data(nb::module_& m) {
           "Address of the first element (host or device memory).")
       .def("is_contiguous", &TensorData::is_contiguous)
       .def(
-          "to", [](const TensorData& d, const std::string& device) { return d.to(Device::parse(device)); },
-          nb::arg("device"), "A copy on `device` ('cpu', 'cuda', 'cuda:1'); itself when already there.")
+          "to",
+          [](const TensorData& d, const std::string& device) {
+            return d.to(Device::parse(device));
+          },
+          nb::arg("device"),
+          "A copy on `device` ('cpu', 'cuda', 'cuda:1'); itself when already there.")
       .def("numpy", &tensor_data_to_numpy,
            "A NumPy array sharing this memory (copied to the host first when on a GPU).")
       .def("torch", &tensor_data_to_torch, "A torch.Tensor on the same device sharing this memory.")
@@ -84,7 +90,7 @@ void bind_tensor_data(nb::module_& m) {
         if (!dtype.is_none()) want = dtype_from_py(dtype);
         return tensor_data_from_py(obj, want, "value");
       },
-      nb::arg("obj"), nb::arg("dtype") = nb::none(),
+      nb::arg("obj").none(), nb::arg("dtype") = nb::none(),
       "Wraps a NumPy array or a DLPack object (torch tensor) as TensorData without a copy\n"
       "when it is contiguous; copies other arrays, scalars and lists. With `dtype`, arrays\n"
       "must have it and scalars and lists are converted to it.");

@@ -53,6 +53,8 @@ std::vector<Tensor> Graph::add_node(const std::string& op, const std::vector<Ten
   }
   ir::InferContext ctx{op, types, attrs, nullptr};
   node->outputs = def.infer(ctx);
+  for (const auto& type : node->outputs)
+    if (is_static(type.shape)) numel(static_extents(type.shape));  // throws on overflow
   node->attrs = std::move(attrs);
   ir::Node* raw = program_->append(std::move(node));
   std::vector<Tensor> outs;
@@ -64,9 +66,13 @@ Tensor Graph::placeholder(const std::string& name, Shape shape, DType dtype) {
   if (name.empty()) fail(ErrorKind::value, "placeholder: name must not be empty");
   if (program_->find_placeholder(name))
     fail(ErrorKind::value, "placeholder: a placeholder named '" + name + "' already exists");
-  for (const auto& d : shape)
+  Extents known;
+  for (const auto& d : shape) {
     if (d.is_static() && d.value() < 0)
       fail(ErrorKind::shape, "placeholder '" + name + "': negative dim in " + to_string(shape));
+    if (d.is_static()) known.push_back(d.value());
+  }
+  numel(known);  // throws when the static dims alone overflow
   Tensor t = add_node1("placeholder", {}, {{"shape", shape}, {"dtype", dtype}});
   t.node()->name = name;
   return t;
@@ -74,7 +80,10 @@ Tensor Graph::placeholder(const std::string& name, Shape shape, DType dtype) {
 
 Tensor Graph::constant(TensorData value) {
   if (!value.defined()) fail(ErrorKind::value, "constant: empty TensorData");
-  return add_node1("constant", {}, {{"value", value.to_host().contiguous()}});
+  // A private copy: changing the caller's data later must not change the graph.
+  TensorData copy = value.to_host().contiguous();
+  if (copy.buffer() == value.buffer()) copy = copy.clone();
+  return add_node1("constant", {}, {{"value", copy}});
 }
 
 Tensor Graph::constant(double value, DType dtype) {

@@ -42,8 +42,14 @@ Extents static_extents(const Shape& shape) {
 Shape to_shape(const Extents& extents) { return Shape(extents.begin(), extents.end()); }
 
 int64_t numel(const Extents& extents) {
+  // No tensor Loom can hold has 2^56 elements; larger products are overflow or bad input.
+  constexpr int64_t kMaxElements = int64_t(1) << 56;
   int64_t n = 1;
-  for (auto e : extents) n *= e;
+  for (auto e : extents) {
+    if (e < 0) fail(ErrorKind::shape, "negative extent in shape " + to_string(extents));
+    if (__builtin_mul_overflow(n, e, &n) || n > kMaxElements)
+      fail(ErrorKind::shape, "shape " + to_string(extents) + " has too many elements");
+  }
   return n;
 }
 

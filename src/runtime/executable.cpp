@@ -1,5 +1,6 @@
 #include "loom/executable.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -24,7 +25,9 @@ struct Executable::Impl {
   std::set<std::string> graph_placeholders;         // every placeholder of the graph as built
   std::vector<const ir::Node*> placeholders;        // those still needed after the passes
   std::map<const ir::Node*, TensorData> constants;  // uploaded to the device
-  std::map<SymbolBinding, std::unique_ptr<Plan>> plans;
+  std::vector<std::string> symbols;                 // every symbol of the placeholders, in order
+  std::vector<int64_t> bound;  // this run's size of each symbol (reused: no allocation)
+  std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans;
   Plan* last_plan = nullptr;
   std::vector<PassDump> dumps;
   RunStats stats;
@@ -35,7 +38,7 @@ struct Executable::Impl {
     if (backend && stream) backend->destroy_stream(stream);
   }
 
-  SymbolBinding bind(const Feeds& feeds) const;
+  const std::vector<int64_t>& bind(const Feeds& feeds);
   std::unique_ptr<Plan> make_plan(const SymbolBinding& binding);
   void copy_feeds(const Plan& plan, const Feeds& feeds);
   void run_steps(Plan& plan);
@@ -45,7 +48,9 @@ struct Executable::Impl {
 
 // ---- binding feeds to placeholders --------------------------------------------------
 
-SymbolBinding Executable::Impl::bind(const Feeds& feeds) const {
+// Checks every feed against its placeholder and records the size of each symbol. Messages
+// are built only on failure, so a steady-state run allocates nothing here.
+const std::vector<int64_t>& Executable::Impl::bind(const Feeds& feeds) {
   for (const auto& [name, data] : feeds) {
     if (!graph_placeholders.count(name)) {
       std::string known;
@@ -55,8 +60,7 @@ SymbolBinding Executable::Impl::bind(const Feeds& feeds) const {
     }
     if (!data.defined()) fail(ErrorKind::value, "feed '" + name + "' is empty");
   }
-  SymbolBinding binding;
-  std::map<std::string, std::string> bound_by;
+  bound.assign(symbols.size(), -1);
   for (const ir::Node* p : placeholders) {
     const ir::TensorType& declared = p->type();
     auto it = feeds.find(p->name);
@@ -64,29 +68,35 @@ SymbolBinding Executable::Impl::bind(const Feeds& feeds) const {
       fail(ErrorKind::value,
            "missing feed for placeholder '" + p->name + "' (" + declared.str() + ")");
     const TensorData& data = it->second;
-    std::string what = "feed '" + p->name + "' " + dtype_name(data.dtype()) +
-                       to_string(data.shape()) + " does not fit placeholder " + declared.str();
-    if (data.dtype() != declared.dtype) fail(ErrorKind::dtype, what + ": wrong dtype");
-    if (size_t(data.rank()) != declared.shape.size()) fail(ErrorKind::shape, what + ": wrong rank");
+    auto mismatch = [&](ErrorKind kind, const std::string& why) {
+      fail(kind, "feed '" + p->name + "' " + dtype_name(data.dtype()) + to_string(data.shape()) +
+                     " does not fit placeholder " + declared.str() + ": " + why);
+    };
+    if (data.dtype() != declared.dtype) mismatch(ErrorKind::dtype, "wrong dtype");
+    if (size_t(data.rank()) != declared.shape.size()) mismatch(ErrorKind::shape, "wrong rank");
     for (size_t d = 0; d < declared.shape.size(); ++d) {
       const Dim& dim = declared.shape[d];
       int64_t size = data.shape()[d];
       if (dim.is_static()) {
         if (dim.value() != size)
-          fail(ErrorKind::shape, what + ": dim " + std::to_string(d) + " must be " + dim.str());
+          mismatch(ErrorKind::shape, "dim " + std::to_string(d) + " must be " + dim.str());
         continue;
       }
-      auto [pos, inserted] = binding.emplace(dim.symbol(), size);
-      if (inserted) {
-        bound_by[dim.symbol()] = p->name;
-      } else if (pos->second != size) {
-        fail(ErrorKind::shape, what + ": '" + dim.symbol() + "' is " + std::to_string(size) +
-                                   " here but " + std::to_string(pos->second) + " in feed '" +
-                                   bound_by[dim.symbol()] + "'");
+      size_t s = size_t(std::find(symbols.begin(), symbols.end(), dim.symbol()) - symbols.begin());
+      if (bound[s] < 0) {
+        bound[s] = size;
+      } else if (bound[s] != size) {
+        std::string first;
+        for (const ir::Node* q : placeholders)
+          for (const auto& qd : q->type().shape)
+            if (first.empty() && qd == dim) first = q->name;
+        mismatch(ErrorKind::shape, "'" + dim.symbol() + "' is " + std::to_string(size) +
+                                       " here but " + std::to_string(bound[s]) + " in feed '" +
+                                       first + "'");
       }
     }
   }
-  return binding;
+  return bound;
 }
 
 // ---- planning -----------------------------------------------------------------------
@@ -136,11 +146,13 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     }
     bool in_arena = n->op_name() == "placeholder" || !n->op->is_source;
     if (!in_arena) continue;
+    // Feeds are copied in before any step runs, so a placeholder lives from the start.
+    int first = n->op_name() == "placeholder" ? 0 : position[n];
     for (size_t o = 0; o < n->outputs.size(); ++o) {
       const auto& t = types[n][o];
       arena_index[{n, int(o)}] = int(lifetimes.size());
       lifetimes.push_back(
-          {storage_bytes(t.dtype, numel(static_extents(t.shape))), position[n], position[n]});
+          {storage_bytes(t.dtype, numel(static_extents(t.shape))), first, position[n]});
     }
   }
   // Assigns run after every other step, so what they store lives to the end.
@@ -155,6 +167,20 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   for (const auto& out : program->outputs()) {
     auto it = arena_index.find(root(out));
     if (it != arena_index.end()) lifetimes[size_t(it->second)].last = end;
+  }
+  // An assign whose value is the buffer of another assigned variable reads a snapshot taken
+  // before any assign runs, so that assign(a, read(b)); assign(b, read(a)) swaps them.
+  std::set<const ir::Node*> assigned;
+  for (const auto& node : nodes)
+    if (node->op_name() == "assign") assigned.insert(node->inputs[0].node);
+  std::map<const ir::Node*, int> snapshot_index;
+  for (const auto& node : nodes) {
+    if (node->op_name() != "assign") continue;
+    ir::Value value = root(node->inputs[1]);
+    if (!assigned.count(value.node) || value.node == node->inputs[0].node) continue;
+    const auto& t = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
+    snapshot_index[node.get()] = int(lifetimes.size());
+    lifetimes.push_back({storage_bytes(t.dtype, numel(static_extents(t.shape))), end, end});
   }
   runtime::ArenaLayout layout = runtime::plan_arena(lifetimes);
   plan->arena_bytes = layout.total_bytes;
@@ -214,6 +240,12 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
     }
     plan->bytes_written += step.bytes_written;
+    if (auto snap = snapshot_index.find(n); snap != snapshot_index.end()) {
+      TensorView copy = step.inputs[1];
+      copy.data = base + layout.offsets[size_t(snap->second)];
+      plan->snapshots.push_back({step.inputs[1], copy});
+      step.inputs[1] = copy;
+    }
     (n->op_name() == "assign" ? plan->assign_steps : plan->steps).push_back(std::move(step));
   }
   for (const auto& out : program->outputs()) plan->outputs.push_back(views.at(out));
@@ -225,7 +257,10 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
 void Executable::Impl::copy_feeds(const Plan& plan, const Feeds& feeds) {
   for (const auto& slot : plan.feeds) {
     const TensorData& data = feeds.at(slot.name);
-    TensorData src = data.is_contiguous() ? data : data.contiguous();
+    // Only a strided feed is gathered first; a contiguous one is copied straight in.
+    TensorData gathered;
+    if (!data.is_contiguous()) gathered = data.contiguous();
+    const TensorData& src = data.is_contiguous() ? data : gathered;
     Device from = src.device();
     Backend& b = (from == Device::cpu() || from == device) ? *backend : backend_for(from);
     b.copy(slot.view.data, device, src.data(), from, slot.view.nbytes(), stream);
@@ -314,11 +349,13 @@ std::vector<TensorData> Executable::run(const Feeds& feeds) {
 
 void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   Impl& impl = checked(impl_);
-  SymbolBinding binding = impl.bind(feeds);
-  auto it = impl.plans.find(binding);
+  const std::vector<int64_t>& key = impl.bind(feeds);
+  auto it = impl.plans.find(key);
   impl.stats = RunStats{};
   if (it == impl.plans.end()) {
-    it = impl.plans.emplace(binding, impl.make_plan(binding)).first;
+    SymbolBinding binding;
+    for (size_t i = 0; i < impl.symbols.size(); ++i) binding[impl.symbols[i]] = key[i];
+    it = impl.plans.emplace(key, impl.make_plan(binding)).first;
     impl.stats.planned = true;
   }
   Plan& plan = *it->second;
@@ -326,6 +363,8 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   impl.copy_feeds(plan, feeds);
   impl.run_steps(plan);
   impl.copy_outputs(plan, outputs);
+  for (const auto& [from, to] : plan.snapshots)
+    impl.backend->copy(to.data, impl.device, from.data, impl.device, from.nbytes(), impl.stream);
   impl.launch(plan.assign_steps);
   impl.backend->synchronize(impl.stream);
   impl.stats.kernels = plan.steps.size() + plan.assign_steps.size();
@@ -410,7 +449,13 @@ Executable compile(const Graph& graph, CompileOptions options) {
   }
 
   for (const auto& n : impl->program->nodes()) {
-    if (n->op_name() == "placeholder") impl->placeholders.push_back(n.get());
+    if (n->op_name() == "placeholder") {
+      impl->placeholders.push_back(n.get());
+      for (const auto& d : n->type().shape)
+        if (d.is_symbol() && std::find(impl->symbols.begin(), impl->symbols.end(), d.symbol()) ==
+                                 impl->symbols.end())
+          impl->symbols.push_back(d.symbol());
+    }
     if (n->op_name() == "constant")
       impl->constants[n.get()] = n->attrs.get<TensorData>("value").to(options.device);
   }

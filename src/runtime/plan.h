@@ -34,6 +34,8 @@ struct Plan {
   std::vector<FeedSlot> feeds;
   std::vector<Step> steps;         // in program order, assigns excluded
   std::vector<Step> assign_steps;  // run after the outputs are copied
+  // (variable buffer, arena copy) pairs copied before the assigns run.
+  std::vector<std::pair<TensorView, TensorView>> snapshots;
   std::vector<TensorView> outputs;
   size_t bytes_written = 0;
   // CUDA graph of `steps`: captured on the second run, replayed from the third.

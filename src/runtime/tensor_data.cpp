@@ -22,16 +22,20 @@ TensorData::TensorData(std::shared_ptr<Buffer> buffer, DType dtype, Extents shap
   for (auto e : shape_)
     if (e < 0) fail(ErrorKind::shape, "TensorData: negative extent in " + to_string(shape_));
   if (!buffer_) return;
-  if (is_packed(dtype_) && !is_contiguous())
-    fail(ErrorKind::unsupported, "TensorData: packed dtypes must be contiguous");
+  if (is_packed(dtype_) && (!is_contiguous() || storage_bytes(dtype_, offset_) * 8 !=
+                                                    size_t(offset_) * dtype_info(dtype_).bits))
+    fail(ErrorKind::unsupported, "TensorData: packed dtypes must be contiguous and byte-aligned");
   // Every addressable element must lie inside the buffer.
   if (numel() > 0) {
     int64_t lo = offset_, hi = offset_;
+    bool overflow = false;
     for (size_t d = 0; d < shape_.size(); ++d) {
-      int64_t span = (shape_[d] - 1) * strides_[d];
-      (span < 0 ? lo : hi) += span;
+      int64_t span = 0;
+      overflow |= __builtin_mul_overflow(shape_[d] - 1, strides_[d], &span);
+      overflow |= __builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi);
     }
-    if (lo < 0 || storage_bytes(dtype_, hi + 1) > buffer_->bytes())
+    if (overflow || lo < 0 || hi >= (int64_t(1) << 60) ||
+        storage_bytes(dtype_, hi + 1) > buffer_->bytes())
       fail(ErrorKind::shape, "TensorData: view " + to_string(shape_) + " with strides " +
                                  to_string(strides_) + " lies outside its buffer of " +
                                  std::to_string(buffer_->bytes()) + " bytes");

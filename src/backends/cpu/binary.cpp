@@ -190,7 +190,8 @@ void run_binary(KernelContext& ctx, const ir::Node&, std::span<const TensorView>
       R* y = out[0].as<R>();
       const Op op;
       BroadcastLayout<2> scratch;
-      const auto& layout = cached_broadcast_layout<2>(ctx, out[0].shape, {&in[0], &in[1]}, scratch);
+      const auto& layout =
+          *cached_broadcast_layout<2>(ctx, out[0].shape, {&in[0], &in[1]}, scratch);
       for_each_run(
           layout, out[0].numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
             const T* pa = a + off[0];

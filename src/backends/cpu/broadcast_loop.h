@@ -87,13 +87,15 @@ struct CachedBroadcastLayout {
 // The operands' layout, built on a node's first run and kept in the kernel's per-node state,
 // so that a steady-state run allocates nothing (comparing the views allocates nothing
 // either). Without a state (constant folding, direct calls) it is built in `scratch`.
+// Returns a pointer, not a reference: GCC 14 warns (-Wdangling-reference) when a reference
+// returned by a call with a temporary argument is bound to a local.
 template <size_t N>
-const BroadcastLayout<N>& cached_broadcast_layout(KernelContext& ctx, const Extents& out_shape,
+const BroadcastLayout<N>* cached_broadcast_layout(KernelContext& ctx, const Extents& out_shape,
                                                   const std::array<const TensorView*, N>& operands,
                                                   BroadcastLayout<N>& scratch) {
   if (ctx.state == nullptr) {
     scratch = broadcast_layout<N>(out_shape, operands);
-    return scratch;
+    return &scratch;
   }
   // Only this node's kernel writes its state, so the stored type is known.
   auto* cached = static_cast<CachedBroadcastLayout<N>*>(ctx.state->get());
@@ -108,7 +110,7 @@ const BroadcastLayout<N>& cached_broadcast_layout(KernelContext& ctx, const Exte
     cached = fresh.get();
     *ctx.state = std::move(fresh);
   }
-  return cached->layout;
+  return &cached->layout;
 }
 
 // Calls run(out_begin, offsets, inner_strides, count) for runs of `count` output elements

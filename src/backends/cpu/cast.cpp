@@ -23,7 +23,7 @@ void cast_loop(KernelContext& ctx, const TensorView& in, TensorView& out) {
   const In* x = in.as<const In>();
   Out* y = out.as<Out>();
   BroadcastLayout<1> scratch;
-  const auto& layout = cached_broadcast_layout<1>(ctx, out.shape, {&in}, scratch);
+  const auto& layout = *cached_broadcast_layout<1>(ctx, out.shape, {&in}, scratch);
   for_each_run(layout, out.numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
     const In* px = x + off[0];
     if constexpr (is_half_v<In> || is_half_v<Out>) {

@@ -29,7 +29,7 @@ void run_where(KernelContext& ctx, const ir::Node&, std::span<const TensorView> 
     Bits* y = out[0].as<Bits>();
     BroadcastLayout<3> scratch;
     const auto& layout =
-        cached_broadcast_layout<3>(ctx, out[0].shape, {&in[0], &in[1], &in[2]}, scratch);
+        *cached_broadcast_layout<3>(ctx, out[0].shape, {&in[0], &in[1], &in[2]}, scratch);
     for_each_run(layout, out[0].numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
       for (int64_t j = 0; j < n; ++j)
         y[o + j] = c[off[0] + j * s[0]] != 0 ? a[off[1] + j * s[1]] : b[off[2] + j * s[2]];

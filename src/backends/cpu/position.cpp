@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/convert.h"
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
 
@@ -19,7 +20,9 @@ void run_arange(KernelContext&, const ir::Node& node, std::span<const TensorView
   dispatch_all(y.dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = y.as<T>();
-    parallel_for(n, kParallelGrain, [&](int64_t i) { store(p + i, start + double(i) * step); });
+    parallel_for(n, kParallelGrain, [&](int64_t i) {
+      store(p + i, convert<compute_t<T>>(start + double(i) * step));  // saturates like cast
+    });
   });
 }
 
@@ -32,7 +35,7 @@ void rope_rows(const TensorView& x, TensorView& y, int64_t offset, double base, 
                int64_t dims, bool interleaved) {
   int64_t features = x.shape.back();
   int64_t positions = x.shape[size_t(x.rank() - 2)];
-  int64_t batch = positions == 0 ? 0 : x.numel() / (positions * features);
+  int64_t batch = positions == 0 || features == 0 ? 0 : x.numel() / (positions * features);
   int64_t half = dims / 2;
   const T* in = x.as<const T>();
   T* out = y.as<T>();
@@ -40,7 +43,7 @@ void rope_rows(const TensorView& x, TensorView& y, int64_t offset, double base, 
   // Work per position is batch * features elements.
   int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, batch * features));
   parallel_for(positions, grain, [&](int64_t s) {
-    double position = double(offset + s) * scale;
+    double position = (double(offset) + double(s)) * scale;
     float cos_chunk[kPairChunk], sin_chunk[kPairChunk];
     for (int64_t i0 = 0; i0 < half; i0 += kPairChunk) {
       int64_t count = std::min(kPairChunk, half - i0);

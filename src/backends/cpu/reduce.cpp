@@ -20,7 +20,13 @@ template <class T>
 struct SumOp {
   using Acc = std::conditional_t<std::is_integral_v<compute_t<T>>, int64_t, double>;
   static Acc init() { return 0; }
-  static void add(Acc& acc, compute_t<T> v) { acc += Acc(v); }
+  static void add(Acc& acc, compute_t<T> v) {
+    if constexpr (std::is_integral_v<Acc>) {
+      acc = Acc(uint64_t(acc) + uint64_t(int64_t(v)));  // wraps instead of overflowing
+    } else {
+      acc += Acc(v);
+    }
+  }
   static Acc finish(Acc acc, int64_t) { return acc; }
 };
 

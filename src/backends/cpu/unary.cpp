@@ -80,7 +80,7 @@ void unary_loop(KernelContext& ctx, const TensorView& in, TensorView& out) {
   T* y = out.as<T>();
   const Op op;
   BroadcastLayout<1> scratch;
-  const auto& layout = cached_broadcast_layout<1>(ctx, out.shape, {&in}, scratch);
+  const auto& layout = *cached_broadcast_layout<1>(ctx, out.shape, {&in}, scratch);
   for_each_run(layout, out.numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
     const T* px = x + off[0];
     T* py = y + o;
