@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds Loom with CUDA for Hopper (sm_90a, Release), runs the GPU tests (CTest label
-# "cuda") and the device benchmarks beside PyTorch, on a machine with an NVIDIA GPU:
+# Builds Loom with CUDA for Hopper (sm_90a, Release) and, on a machine with an NVIDIA GPU,
+# runs every test that needs it and the device benchmarks beside PyTorch:
+#   - the C++ suites (CTest labels cuda and cpu),
+#   - the Python package's pytest suite, GPU tests included (when nanobind is importable),
+#   - bench/cuda/compare_torch.py (Loom vs torch) and bench/python_overhead.py.
 #
 #   scripts/gpu_test.sh                 # configure, build, test, benchmark
 #   scripts/gpu_test.sh --no-bench      # tests only
-#   scripts/gpu_test.sh --prebuilt DIR  # no build: run the binaries of an existing build
+#   scripts/gpu_test.sh --prebuilt DIR  # no build: run the C++ GPU tests of an existing build
 #
 # Logs go under $OUT when it is set, else under the build directory's logs/.
 # LOOM_GPU_BUILD_DIR picks the build directory (default build-gpu), JOBS the build jobs.
@@ -25,23 +28,37 @@ done
 logs=${OUT:-${prebuilt:-$build}/logs}
 mkdir -p "$logs"
 status=0
+step() { echo "== $*" | tee -a "$logs/summary.txt"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$logs/device.txt"
+python=${PYTHON:-python3}
+with_python=OFF
+"$python" -c "import nanobind, numpy" 2>/dev/null && with_python=ON
 
 if [ -z "$prebuilt" ]; then
+  step "configure (python package: $with_python)"
+  # -Wno-error: a newer host compiler may add warnings; they are logged, not fatal, here.
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90a -DLOOM_BUILD_BENCHMARKS=ON -DLOOM_BUILD_TOOLS=ON \
+    -DLOOM_PYTHON=$with_python -DCMAKE_CXX_FLAGS=-Wno-error -DPython_EXECUTABLE="$(command -v "$python")" \
     >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
-  targets="loom_cuda_tests"
-  if ninja -C "$build" -t targets all | grep -q '^loom_cuda_bench:'; then
-    targets="$targets loom_cuda_bench"
-  fi
-  ninja -C "$build" -j "${JOBS:-$(nproc)}" $targets >"$logs/build.log" 2>&1 ||
-    { tail -40 "$logs/build.log"; exit 1; }
+  step "build"
+  start=$(date +%s)
+  ninja -C "$build" -j "${JOBS:-$(nproc)}" >"$logs/build.log" 2>&1 ||
+    { grep -E "error|FAILED" "$logs/build.log" | head -40; exit 1; }
+  step "built in $(( $(date +%s) - start )) s"
   # One test at a time: they share the GPU.
-  (cd "$build" && ctest -L cuda --output-on-failure -j1) 2>&1 | tee "$logs/ctest.log"
-  status=${PIPESTATUS[0]}
+  (cd "$build" && ctest -L cuda --output-on-failure -j1) 2>&1 | tee "$logs/ctest_cuda.log" | tail -5
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  (cd "$build" && ctest -L cpu --output-on-failure -j8) 2>&1 | tee "$logs/ctest_cpu.log" | tail -3
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
   bench_bin="$build/bench/cuda/loom_cuda_bench"
+  if [ "$with_python" = ON ]; then
+    step "pytest (GPU tests included)"
+    (cd "$root" && PYTHONPATH="$build/python${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+      "$python" -m pytest -q -rs python/tests) 2>&1 | tee "$logs/pytest.log" | tail -8
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  fi
 else
   "$prebuilt/tests/loom_cuda_tests" 2>&1 | tee "$logs/gtest.log"
   status=${PIPESTATUS[0]}
@@ -49,11 +66,18 @@ else
 fi
 
 if [ "$bench" = 1 ]; then
+  step "benchmarks"
   if [ -x "$bench_bin" ]; then
-    PYTHONUNBUFFERED=1 python3 "$root/bench/cuda/compare_torch.py" --bench "$bench_bin" \
+    PYTHONUNBUFFERED=1 "$python" "$root/bench/cuda/compare_torch.py" --bench "$bench_bin" \
       --json "$logs/bench.json" 2>&1 | tee "$logs/bench.md"
   else
     echo "no $bench_bin: benchmarks skipped" | tee "$logs/bench.md"
   fi
+  if [ "$with_python" = ON ] && [ -z "$prebuilt" ]; then
+    (cd "$root" && PYTHONPATH="$build/python${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 \
+      "$python" bench/python_overhead.py --cxx "$build/bench/loom_bench") 2>&1 |
+      tee "$logs/overhead.md"
+  fi
 fi
+step "status $status"
 exit "$status"
