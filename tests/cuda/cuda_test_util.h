@@ -60,7 +60,6 @@ inline void expect_gpu_matches_cpu(const Graph& g, const std::vector<Tensor>& ou
   }
 }
 
-
 inline const std::vector<DType> kFloatDTypes = {DType::f32, DType::f16, DType::bf16};
 
 }  // namespace loom::testing
