@@ -1,4 +1,6 @@
-// matmul: a [..., M, K] x b [..., K, N] -> [..., M, N] with broadcast batch dims.
+// matmul: a [..., M, K] x b [..., K, N] -> [..., M, N] with broadcast batch dims, plus an
+// optional bias [N] added to every row (the form the fuse_matmul_bias pass makes, so that a
+// backend can add it in the GEMM's epilogue instead of a separate pass over C).
 #include "ir/op_registry.h"
 #include "loom/ops.h"
 #include "ops/op_families.h"
@@ -44,13 +46,19 @@ std::vector<ir::TensorType> infer_matmul(const ir::InferContext& ctx) {
   Shape out = broadcast_shapes(ctx, batch_a, batch_b);
   out.push_back(m);
   out.push_back(n);
+  if (ctx.inputs.size() == 3) {
+    const ir::TensorType& bias = ctx.input(2);
+    if (!is_float(a.dtype)) ctx.fail(ErrorKind::dtype, "a bias needs a float matmul");
+    if (bias.shape.size() != 1 || !dims_may_match(bias.shape[0], n))
+      ctx.fail(ErrorKind::shape, "the bias must have shape [" + n.str() + "]");
+  }
   return {{a.dtype, out}};
 }
 
 }  // namespace
 
 void register_matmul_ops(ir::OpRegistry& r) {
-  r.add({.name = "matmul", .min_inputs = 2, .max_inputs = 2, .infer = infer_matmul});
+  r.add({.name = "matmul", .min_inputs = 2, .max_inputs = 3, .infer = infer_matmul});
 }
 
 }  // namespace ops

@@ -9,6 +9,7 @@ const std::vector<Pass>& all_passes() {
       {"constant_folding", fold_constants},
       {"cse", eliminate_common_subexpressions},
       {"dce", eliminate_dead_code},
+      {"fuse_matmul_bias", fuse_matmul_bias},
       {"inplace_state", update_state_in_place},
   };
   return passes;

@@ -91,3 +91,39 @@ TEST(Passes, EveryPassCanBeDisabled) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+TEST(Passes, MatmulBiasFusesIntoTheMatmul) {
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    Graph g;
+    Tensor x = g.placeholder("x", {"rows", 5}, dtype);
+    Tensor w = g.variable("w", testing::random_tensor(dtype, {5, 4}));
+    Tensor b = g.variable("b", testing::random_tensor(dtype, {4}));
+    Tensor y = relu(matmul(x, w) + b);
+    Tensor wide = matmul(x, w) + g.constant(TensorData::zeros(dtype, {3, 4}));  // not a [N] bias
+    CompileOptions options;
+    options.outputs = {y, wide};
+    options.disabled_passes = {"cse"};
+    Executable fused = compile(g, options);
+    std::string d = fused.dump();
+    EXPECT_EQ(count_ops(d, "add"), 1) << d;  // only the [3, 4] one is left
+    options.disabled_passes = {"cse", "fuse_matmul_bias"};
+    Executable plain = compile(g, options);
+    EXPECT_EQ(count_ops(plain.dump(), "add"), 2);
+    Feeds feeds = {{"x", testing::random_tensor(dtype, {3, 5})}};
+    auto got = fused.run(feeds), want = plain.run(feeds);
+    for (size_t i = 0; i < 2; ++i)
+      testing::expect_close(got[i], testing::to_doubles(want[i]), testing::tolerance_for(dtype));
+  }
+}
+
+TEST(Passes, MatmulBiasRejectsWrongBiasShape) {
+  Graph g;
+  Tensor a = g.placeholder("a", {2, 3});
+  Tensor b = g.placeholder("b", {3, 4});
+  EXPECT_THROW(g.add_node("matmul", {a, b, g.placeholder("bias", {5})}), Error);
+  EXPECT_THROW(g.add_node("matmul", {a, b, g.placeholder("bias2", {1, 4})}), Error);
+}
+
+}  // namespace loom

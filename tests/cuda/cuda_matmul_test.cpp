@@ -90,3 +90,43 @@ TEST(CudaMatmul, SymbolicRowsReplanPerBinding) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+
+// add(matmul(a, b), bias) becomes one cuBLASLt call with the bias epilogue; the result
+// matches the CPU's unfused matmul then add, for decode and prefill shapes, with batches.
+TEST(CudaMatmul, BiasEpilogueAgainstCpu) {
+  LOOM_REQUIRE_CUDA();
+  struct Case {
+    Extents a, b;
+    bool transpose_b;
+  };
+  const Case cases[] = {{{1, 64}, {64, 96}, false},
+                        {{33, 40}, {24, 40}, true},
+                        {{2, 3, 7, 16}, {16, 8}, false},
+                        {{2, 5, 16}, {2, 16, 12}, false}};
+  for (DType dtype : testing::kFloatDTypes) {
+    for (const auto& c : cases) {
+      Graph g;
+      Tensor a = g.placeholder("a", to_shape(c.a), dtype);
+      Tensor b = g.placeholder("b", to_shape(c.b), dtype);
+      int64_t n = c.transpose_b ? c.b[c.b.size() - 2] : c.b.back();
+      Tensor bias = g.placeholder("bias", {n}, dtype);
+      Tensor y = matmul(a, b, false, c.transpose_b) + bias;
+      Feeds feeds = {{"a", testing::random_tensor(dtype, c.a)},
+                     {"b", testing::random_tensor(dtype, c.b)},
+                     {"bias", testing::random_tensor(dtype, {n})}};
+      CompileOptions options;
+      options.device = testing::gpu();
+      options.outputs = {y};
+      Executable fused = compile(g, options);
+      EXPECT_EQ(fused.dump().find("= add"), std::string::npos) << fused.dump();
+      auto got = fused.run(feeds)[0].to_host();
+      auto want = testing::run_on(g, {y}, feeds, Device::cpu(), {"fuse_matmul_bias"})[0];
+      testing::expect_close(got, testing::to_doubles(want), testing::tolerance_for(dtype),
+                            std::string(dtype_name(dtype)) + " " + to_string(c.a));
+    }
+  }
+}
+
+}  // namespace loom

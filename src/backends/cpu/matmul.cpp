@@ -153,6 +153,15 @@ void run_float_matmul(KernelContext&, const ir::Node& node, std::span<const Tens
         gemm_widened(s, a + ia, b + ib, cp + ic);
       }
     });
+    if (in.size() == 3) {  // bias [N] on every row
+      const T* bias = in[2].as<const T>();
+      const int64_t n = c.shape.back(), rows = c.numel() / n;
+      parallel_for(rows, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t r) {
+        T* row = cp + r * n;
+        for (int64_t j = 0; j < n; ++j)
+          store(row + j, float(load(row + j)) + float(load(bias + j)));
+      });
+    }
   });
 }
 

@@ -12,7 +12,7 @@ std::string GemmDesc::str() const {
          " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") +
          " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
          " ldc=" + std::to_string(ldc) + " align=" + std::to_string(align_a) + "/" +
-         std::to_string(align_b) + "/" + std::to_string(align_c);
+         std::to_string(align_b) + "/" + std::to_string(align_c) + (bias ? " +bias" : "");
 }
 
 uint32_t common_alignment(std::initializer_list<uint64_t> values) {
@@ -51,6 +51,16 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
                  "cublasLtMatmulDescSetAttribute(transa)");
     check_cublas(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
                  "cublasLtMatmulDescSetAttribute(transb)");
+    if (d.bias) {
+      cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      check_cublas(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                  sizeof epilogue),
+                   "cublasLtMatmulDescSetAttribute(epilogue)");
+      cudaDataType_t bias_type = d.dtype;
+      check_cublas(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                  &bias_type, sizeof bias_type),
+                   "cublasLtMatmulDescSetAttribute(bias type)");
+    }
     // Stored shapes: op(A) is m x k, so A itself is k x m when transposed.
     a_ = make_layout(d.dtype, d.trans_a ? d.k : d.m, d.trans_a ? d.m : d.k, d.lda, d.batch,
                      d.stride_a);
@@ -98,8 +108,15 @@ void LtGemm::destroy() {
 }
 
 void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-                 cudaStream_t stream, const char* what) const {
+                 cudaStream_t stream, const char* what, const void* bias) const {
   const float alpha = 1.f, beta = 0.f;
+  if (desc_.bias) {
+    if (!bias) fail(ErrorKind::internal, std::string(what) + ": bias pointer missing");
+    // Host-side state of the descriptor, read when the call is enqueued (so capturable).
+    check_cublas(
+        cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+        "cublasLtMatmulDescSetAttribute(bias pointer)");
+  }
   check_cublas(cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, &algo_,
                               workspace, desc_.workspace_bytes, stream),
                std::string("cublasLtMatmul (") + what + ", " + desc_.str() + ")");

@@ -23,6 +23,8 @@ struct GemmDesc {
   // Alignment (bytes, power of two, <= 256) every pointer of A, B and C is known to have:
   // cuBLASLt otherwise assumes 256 and may pick an algorithm the data does not fit.
   uint32_t align_a = 256, align_b = 256, align_c = 256;
+  // Adds a bias vector of length m (one value per row of column-major D) in the epilogue.
+  bool bias = false;
 
   bool operator==(const GemmDesc&) const = default;
   std::string str() const;
@@ -42,8 +44,9 @@ class LtGemm {
 
   const GemmDesc& desc() const { return desc_; }
   // Enqueues D = A * B on `stream` (no allocation, no synchronisation: capturable).
+  // `bias` is used (and required) when the description has one.
   void run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-           cudaStream_t stream, const char* what) const;
+           cudaStream_t stream, const char* what, const void* bias = nullptr) const;
 
  private:
   void destroy();

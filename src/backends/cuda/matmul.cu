@@ -2,7 +2,8 @@
 // accumulation) and a plain kernel for i32. Row-major C = A B is the column-major
 // C^T = B^T A^T, so B is cuBLASLt's first operand. Batch dims broadcast: the innermost
 // batch group is one strided-batched call (a stride of 0 repeats a matrix), outer groups a
-// loop of calls; with an unbatched B, A's batches fold into M (one tall GEMM).
+// loop of calls; with an unbatched B, A's batches fold into M (one tall GEMM). A bias [N] is
+// one value per row of C^T: cuBLASLt's bias epilogue adds it while C is written.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -117,6 +118,8 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
   if (c.numel() == 0) return;
   cudaStream_t stream = stream_of(ctx);
   BatchPlan p = plan_batches(node, a, b, c);
+  const bool has_bias = in.size() == 3;
+  if (p.k == 0 && has_bias) fail(ErrorKind::unsupported, "matmul with a bias and K = 0 on CUDA");
   if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype)
     check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
     return;
@@ -125,6 +128,7 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
   CudaBackend& backend = cuda_backend_of(ctx);
   CudaBackend::Workspace ws = backend.workspace(stream);
   GemmDesc desc = gemm_desc(p, c.dtype, ws.bytes);
+  desc.bias = has_bias;
   uint64_t elem_bytes = storage_bytes(c.dtype, 1);
   // Alignments over every call's pointers: the base, the batch strides, the row pitch.
   auto alignment = [&](const void* base, const Strides& outer, int64_t inner, int64_t ld) {
@@ -160,7 +164,7 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
       oc += i * p.outer_c[d];
     }
     gemm->run(backend.cublaslt(), pb + ob * int64_t(elem), pa + oa * int64_t(elem),
-              pc + oc * int64_t(elem), ws.data, stream, "matmul");
+              pc + oc * int64_t(elem), ws.data, stream, "matmul", has_bias ? in[2].data : nullptr);
   }
 }
 

@@ -1,0 +1,50 @@
+// Folds add(matmul(a, b), bias) with a bias of shape [N] into matmul(a, b, bias): backends
+// add the bias while they write C (cuBLASLt's bias epilogue), saving a pass over C.
+#include "ir/op_registry.h"
+#include "passes/pass.h"
+
+namespace loom::passes {
+
+// The matmul that `v` is the only result of, when it can take a bias; else null.
+static ir::Node* fusable_matmul(const ir::Program& program, ir::Value v) {
+  ir::Node* mm = v.node;
+  if (mm->op_name() != "matmul" || mm->inputs.size() != 2 || !is_float(mm->type().dtype))
+    return nullptr;
+  if (program.users(mm).size() != 1) return nullptr;
+  for (const auto& out : program.outputs())
+    if (out.node == mm) return nullptr;
+  return mm;
+}
+
+void fuse_matmul_bias(ir::Program& program, const PassContext&) {
+  std::vector<const ir::Node*> fused;
+  for (const auto& node : program.nodes()) {
+    ir::Node* add = node.get();
+    if (add->op_name() != "add") continue;
+    for (int side = 0; side < 2; ++side) {
+      ir::Node* mm = fusable_matmul(program, add->inputs[size_t(side)]);
+      if (!mm) continue;
+      ir::Value bias = add->inputs[size_t(1 - side)];
+      const ir::TensorType& bias_type = bias.node->type(bias.output);
+      const ir::TensorType& c = mm->type();
+      // Only a bias along N that does not widen C; and the matmul now reads the bias, so
+      // the bias must be defined before the matmul.
+      if (bias_type.shape.size() != 1 || bias_type.dtype != c.dtype ||
+          !(bias_type.shape[0] == c.shape.back()) || !(add->type() == c))
+        continue;
+      bool defined_before = false;
+      for (const auto& n : program.nodes()) {
+        if (n.get() == bias.node) defined_before = true;
+        if (n.get() == mm) break;
+      }
+      if (!defined_before) continue;
+      mm->inputs.push_back(bias);
+      program.replace_uses({add, 0}, {mm, 0});
+      fused.push_back(add);
+      break;
+    }
+  }
+  for (const auto* n : fused) program.erase(n);
+}
+
+}  // namespace loom::passes
