@@ -34,8 +34,10 @@ struct Executable::Impl {
   bool cuda_graphs = true;
 
   ~Impl() {
-    plans.clear();
+    // The stream first: destroying it waits for its work, so no kernel still uses an arena
+    // (a run that threw may have left work queued).
     if (backend && stream) backend->destroy_stream(stream);
+    plans.clear();
   }
 
   const std::vector<int64_t>& bind(const Feeds& feeds);
@@ -264,6 +266,7 @@ void Executable::Impl::copy_feeds(const Plan& plan, const Feeds& feeds) {
     Device from = src.device();
     Backend& b = (from == Device::cpu() || from == device) ? *backend : backend_for(from);
     b.copy(slot.view.data, device, src.data(), from, slot.view.nbytes(), stream);
+    if (gathered.defined()) b.synchronize(stream);  // the gathered copy is freed next
   }
 }
 

@@ -117,16 +117,20 @@ void* CudaBackend::allocate(size_t bytes) {
                                 " bytes while a CUDA graph is being captured");
   activate();
   void* data = nullptr;
-  // Stream-ordered on the legacy stream, which every stream this backend makes waits for.
-  cudaError_t status = cudaMallocFromPoolAsync(&data, bytes, pool_, nullptr);
+  // On this thread's default stream, never the legacy stream: a legacy-stream call from any
+  // thread would invalidate a CUDA graph that another thread is capturing. The allocation
+  // is made complete before any other stream may use the memory.
+  cudaError_t status = cudaMallocFromPoolAsync(&data, bytes, pool_, cudaStreamPerThread);
   if (status != cudaSuccess) {
     // Give cached blocks back to the driver once, then try again.
     (void)cudaGetLastError();
-    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before trimming the pool");
+    check_cuda(cudaStreamSynchronize(cudaStreamPerThread), "synchronising before a pool trim");
     check_cuda(cudaMemPoolTrimTo(pool_, 0), "cudaMemPoolTrimTo");
-    status = cudaMallocFromPoolAsync(&data, bytes, pool_, nullptr);
+    status = cudaMallocFromPoolAsync(&data, bytes, pool_, cudaStreamPerThread);
   }
   if (status != cudaSuccess) fail_out_of_memory(bytes, status);
+  check_cuda(cudaStreamSynchronize(cudaStreamPerThread),
+             "allocation of " + std::to_string(bytes) + " bytes");
   return data;
 }
 
@@ -140,14 +144,15 @@ void CudaBackend::release(void* data) {
   // cleared so that they do not surface in an unrelated later call.
   int current = -1;
   if (cudaGetDevice(&current) == cudaSuccess && current != index_) cudaSetDevice(index_);
-  if (cudaFreeAsync(data, nullptr) != cudaSuccess) (void)cudaGetLastError();
+  // Loom's runs end synchronised, so no stream still uses a buffer when it is released.
+  if (cudaFreeAsync(data, cudaStreamPerThread) != cudaSuccess) (void)cudaGetLastError();
 }
 
 void CudaBackend::copy(void* dst, Device dst_device, const void* src, Device src_device,
                        size_t bytes, void* stream) {
   if (bytes == 0) return;
   activate();
-  auto s = static_cast<cudaStream_t>(stream);
+  auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
   if (dst_device.kind == DeviceKind::cuda && src_device.kind == DeviceKind::cuda &&
       dst_device.index != src_device.index) {
     check_cuda(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, bytes, s),
@@ -162,8 +167,8 @@ void CudaBackend::copy(void* dst, Device dst_device, const void* src, Device src
 void* CudaBackend::create_stream() {
   activate();
   cudaStream_t s = nullptr;
-  // A blocking stream: it orders itself after the legacy stream, where memory is allocated
-  // and freed and where TensorData copies run.
+  // A blocking stream: it orders itself after the legacy stream, where a DLPack producer
+  // (torch) makes its work visible to Loom. Loom itself never uses the legacy stream.
   check_cuda(cudaStreamCreate(&s), "cudaStreamCreate");
   Workspace ws;
   cudaError_t status = cudaMalloc(&ws.data, kWorkspaceBytes);
@@ -196,8 +201,9 @@ void CudaBackend::destroy_stream(void* stream) {
 
 void CudaBackend::synchronize(void* stream) {
   activate();
-  check_cuda(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)),
-             "work on " + device().str() + " (reported at stream synchronisation)");
+  check_cuda(
+      cudaStreamSynchronize(stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread),
+      "work on " + device().str() + " (reported at stream synchronisation)");
 }
 
 CudaBackend::Workspace CudaBackend::workspace(cudaStream_t stream) {
