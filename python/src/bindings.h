@@ -38,9 +38,12 @@ std::vector<int64_t> axes_from_py(nb::handle obj);
 // aligned), an object with __dlpack__ (torch on the CPU or CUDA, zero-copy when
 // contiguous), or a scalar / nested list (through numpy.asarray). `want` is the dtype
 // that scalars and lists become (and that arrays must have, when set); `what` names the
-// value in error messages ("feed 'x'").
+// value in error messages ("feed 'x'"). Read-only memory (a read-only or memory-mapped
+// array, bytes) is copied, since TensorData's memory is exported writable (numpy(),
+// __dlpack__), unless `share_readonly` is set: for feeds, which Loom only reads and which
+// never reach Python again.
 TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want = std::nullopt,
-                               const std::string& what = "value");
+                               const std::string& what = "value", bool share_readonly = false);
 
 // Output forms of TensorData.
 enum class OutputKind { numpy, torch, loom };

@@ -1,6 +1,7 @@
 // Python objects to TensorData. NumPy arrays come through the buffer protocol and other
 // arrays (torch on the CPU or CUDA) through DLPack; both are wrapped without a copy when
-// the memory is contiguous and aligned, and the Python object stays alive with the data.
+// the memory is contiguous, aligned and writable (read-only memory is copied unless the
+// caller only reads it), and the Python object stays alive with the data.
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
@@ -85,7 +86,7 @@ nb::object numpy_contiguous_copy(nb::handle array) {
 }
 
 TensorData from_numpy(nb::handle array, std::optional<DType> want, const std::string& what,
-                      bool bf16_bits = false, int depth = 0) {
+                      bool share_readonly, bool bf16_bits = false, int depth = 0) {
   auto held = std::make_unique<BufferView>();
   if (PyObject_GetBuffer(array.ptr(), &held->view, PyBUF_RECORDS_RO) != 0) {
     PyErr_Clear();
@@ -93,7 +94,7 @@ TensorData from_numpy(nb::handle array, std::optional<DType> want, const std::st
     if (!bf16_bits && dtype.equal(bfloat16_numpy_dtype())) {
       // The same bytes as uint16; the flag tells dtype_from_format what they are.
       nb::object bits = array.attr("view")(numpy_module().attr("uint16"));
-      return from_numpy(bits, want, what, true, depth);
+      return from_numpy(bits, want, what, share_readonly, true, depth);
     }
     fail_unsupported_dtype(array, what);
   }
@@ -102,7 +103,7 @@ TensorData from_numpy(nb::handle array, std::optional<DType> want, const std::st
   if (!format.empty() && (format[0] == '>' || format[0] == '!')) {
     if (depth > 0) fail(ErrorKind::dtype, what + " is big-endian");
     nb::object native = array.attr("astype")(array.attr("dtype").attr("newbyteorder")("="));
-    return from_numpy(native, want, what, bf16_bits, depth + 1);
+    return from_numpy(native, want, what, share_readonly, bf16_bits, depth + 1);
   }
   std::optional<DType> dtype = dtype_from_format(v.format, v.itemsize, bf16_bits);
   if (!dtype) fail_unsupported_dtype(array, what);
@@ -116,12 +117,14 @@ TensorData from_numpy(nb::handle array, std::optional<DType> want, const std::st
     strides_whole &= v.strides[i] % v.itemsize == 0;
   }
   bool aligned = reinterpret_cast<uintptr_t>(v.buf) % uintptr_t(v.itemsize) == 0;
-  if (!strides_whole || !aligned || !is_c_contiguous(shape, strides)) {
+  bool readonly_copy = v.readonly && !share_readonly;
+  if (!strides_whole || !aligned || !is_c_contiguous(shape, strides) || readonly_copy) {
     // Strided, negative-stride, broadcast (zero-stride) and misaligned arrays are copied:
-    // kernels read contiguous, aligned memory.
+    // kernels read contiguous, aligned memory. Read-only memory (a read-only or mmap'd
+    // array, bytes) is copied too: TensorData's memory is exported writable.
     if (depth > 0) fail(ErrorKind::internal, "numpy copy of " + what + " is not contiguous");
     nb::object copy = numpy_contiguous_copy(array);
-    return from_numpy(copy, want, what, bf16_bits, depth + 1);
+    return from_numpy(copy, want, what, share_readonly, bf16_bits, depth + 1);
   }
   void* data = v.buf;
   Strides contiguous = contiguous_strides(shape);
@@ -189,7 +192,7 @@ TensorData from_capsule(nb::handle capsule, nb::handle source, std::optional<DTy
     }
     if (depth == 0 && !source.is_none() && loom_device.kind == DeviceKind::cpu) {
       nb::object host = numpy_module().attr("from_dlpack")(source);
-      return from_numpy(numpy_contiguous_copy(host), want, what);
+      return from_numpy(numpy_contiguous_copy(host), want, what, false);
     }
     fail(ErrorKind::unsupported, what + " is not contiguous; make it contiguous first");
   }
@@ -204,7 +207,8 @@ TensorData from_capsule(nb::handle capsule, nb::handle source, std::optional<DTy
 
 // Scalars and nested lists, through NumPy, in the wanted dtype (float32 for Python floats,
 // int64 for ints, bool for bools when nothing is wanted).
-TensorData from_python_values(nb::handle obj, std::optional<DType> want, const std::string& what) {
+TensorData from_python_values(nb::handle obj, std::optional<DType> want, const std::string& what,
+                              bool share_readonly) {
   nb::module_& np = numpy_module();
   nb::object array;
   try {
@@ -223,12 +227,13 @@ TensorData from_python_values(nb::handle obj, std::optional<DType> want, const s
   if (nb::cast<std::string>(array.attr("dtype").attr("kind")) == "O") {
     fail(ErrorKind::value, what + " (" + type_name_of(obj) + ") is not numeric data");
   }
-  return from_numpy(array, want, what);
+  return from_numpy(array, want, what, share_readonly);
 }
 
 }  // namespace
 
-TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want, const std::string& what) {
+TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want, const std::string& what,
+                               bool share_readonly) {
   if (!obj.is_valid() || obj.is_none()) fail(ErrorKind::value, what + " is None");
   if (nb::isinstance<TensorData>(obj)) {
     const TensorData& data = nb::cast<const TensorData&>(obj);
@@ -237,7 +242,7 @@ TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want, const 
     return data;
   }
   if (PyObject_TypeCheck(obj.ptr(), reinterpret_cast<PyTypeObject*>(numpy_ndarray_type().ptr()))) {
-    return from_numpy(obj, want, what);
+    return from_numpy(obj, want, what, share_readonly);
   }
   if (nb::object capsule = torch_fast_capsule(obj); capsule.is_valid()) {
     return from_capsule(capsule, obj, want, what, 0);
@@ -247,12 +252,12 @@ TensorData tensor_data_from_py(nb::handle obj, std::optional<DType> want, const 
   }
   if (PyCapsule_CheckExact(obj.ptr())) return from_capsule(obj, nb::none(), want, what, 0);
   if (PyObject_CheckBuffer(obj.ptr()) && !PyBytes_Check(obj.ptr())) {
-    return from_numpy(numpy_module().attr("asarray")(obj), want, what);
+    return from_numpy(numpy_module().attr("asarray")(obj), want, what, share_readonly);
   }
   if (PyUnicode_Check(obj.ptr()) || PyBytes_Check(obj.ptr())) {
     fail(ErrorKind::value, what + " is a string, not numeric data");
   }
-  return from_python_values(obj, want, what);
+  return from_python_values(obj, want, what, share_readonly);
 }
 
 }  // namespace loom::python

@@ -1,9 +1,10 @@
 // loom.compile, loom.Executable and loom.VariableStore.
 //
-// A run converts the feeds without copies where it can, releases the GIL while Loom runs,
-// and reuses the Feeds map and the output buffers between runs (an output buffer is reused
-// only once no array returned to Python still holds it; see output_pool.h). Runs and variable
-// accesses are serialised process-wide: executables may share a VariableStore.
+// A run converts the feeds without copies where it can (before it takes the run lock, since
+// conversions run Python code), releases the GIL while Loom runs, and reuses the output
+// buffers between runs (an output buffer is reused only once no array returned to Python
+// still holds it; see output_pool.h). Runs and variable accesses are serialised
+// process-wide: executables may share a VariableStore.
 #include "loom/executable.h"
 
 #include <nanobind/stl/pair.h>
@@ -25,17 +26,33 @@ namespace loom::python {
 namespace {
 
 std::mutex g_run_mutex;
+thread_local bool t_holds_run_lock = false;
 
-// Takes the run lock without holding the GIL while waiting, so that a thread inside a run
-// (which needs the GIL back at its end) can always finish.
-std::unique_lock<std::mutex> lock_runs() {
-  std::unique_lock<std::mutex> lock(g_run_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    nb::gil_scoped_release released;
-    lock.lock();
+// Holds the run lock. While waiting for it, the GIL is released, so that a thread inside a
+// run (which needs the GIL back at its end) can always finish. Python code (conversions of
+// feeds, __array__, __dlpack__, finalizers) should not run while it is held; if some
+// still calls back into Loom on the same thread, that call fails instead of deadlocking.
+class RunLock {
+ public:
+  RunLock() : lock_(g_run_mutex, std::defer_lock) {
+    if (t_holds_run_lock) {
+      fail(ErrorKind::unsupported,
+           "Loom was called back from Python code that runs inside a Loom run or variable "
+           "access on the same thread (e.g. a finalizer); this is not supported");
+    }
+    if (!lock_.try_lock()) {
+      nb::gil_scoped_release released;
+      lock_.lock();
+    }
+    t_holds_run_lock = true;
   }
-  return lock;
-}
+  ~RunLock() { t_holds_run_lock = false; }
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+};
 
 struct PyExecutable {
   PyExecutable(Executable compiled, std::shared_ptr<ir::Program> program)
@@ -43,7 +60,6 @@ struct PyExecutable {
 
   Executable exe;
   std::shared_ptr<ir::Program> graph;  // as built: the placeholders' dtypes
-  Feeds feeds;                         // map nodes kept between runs
   std::map<std::string, std::optional<DType>, std::less<>> placeholder_dtypes;
   std::vector<TensorData> outputs;
   NumpyOutputPool numpy_outputs;  // host executables' NumPy results
@@ -57,14 +73,6 @@ struct PyExecutable {
     }
     placeholder_dtypes.emplace(name, dtype);
     return dtype;
-  }
-};
-
-// Releases the references a run took to the caller's arrays, also when it fails.
-struct FeedRelease {
-  Feeds& feeds;
-  ~FeedRelease() {
-    for (auto& [name, data] : feeds) data = TensorData();
   }
 };
 
@@ -83,9 +91,10 @@ nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output
                                nb::cast<std::string>(nb::type_name(feeds_obj.type())));
   }
 
-  std::unique_lock<std::mutex> lock = lock_runs();
-  FeedRelease release{self.feeds};
-  if (self.feeds.size() != feeds_dict.size()) self.feeds.clear();
+  // Conversions run Python code (__array__, __dlpack__, __float__, finalizers), which may
+  // call Loom again: they finish before the run lock is taken. The feeds' references to the
+  // caller's arrays are dropped after it is released (at return), for the same reason.
+  Feeds feeds;
   for (auto [key, value] : feeds_dict) {
     if (!PyUnicode_Check(key.ptr())) fail(ErrorKind::value, "feed names must be str");
     Py_ssize_t length = 0;
@@ -93,37 +102,37 @@ nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output
     if (!chars) throw nb::python_error();
     std::string name(chars, size_t(length));
     std::optional<DType> want = self.placeholder_dtype(name);
-    TensorData data = tensor_data_from_py(value, want, "feed '" + name + "'");
-    auto it = self.feeds.find(name);
-    if (it == self.feeds.end()) {
-      self.feeds.emplace(std::move(name), std::move(data));
-    } else {
-      it->second = std::move(data);
-    }
-  }
-  // Keys of an earlier run that this run lacks must not reach the executable.
-  if (self.feeds.size() != feeds_dict.size()) {
-    std::erase_if(self.feeds, [&](const auto& entry) { return !feeds_dict.contains(entry.first); });
+    // Loom only reads feeds, so read-only memory is used as it is.
+    TensorData data = tensor_data_from_py(value, want, "feed '" + name + "'", true);
+    feeds.insert_or_assign(std::move(name), std::move(data));
   }
   bool pooled = kind == OutputKind::numpy && self.exe.device().kind == DeviceKind::cpu;
-  if (pooled) {
-    self.numpy_outputs.offer(self.outputs);
-  } else {
-    // A buffer is reused only when nothing returned to Python still holds it.
-    for (TensorData& out : self.outputs) {
-      if (out.buffer() && out.buffer().use_count() > 1) out = TensorData();
+  std::vector<TensorData> outputs;
+  {
+    RunLock lock;
+    if (pooled) {
+      self.numpy_outputs.offer(self.outputs);
+    } else {
+      // A buffer is reused only when nothing returned to Python still holds it.
+      for (TensorData& out : self.outputs) {
+        if (out.buffer() && out.buffer().use_count() > 1) out = TensorData();
+      }
     }
+    try {
+      nb::gil_scoped_release released;
+      self.exe.run(feeds, self.outputs);
+    } catch (...) {
+      self.outputs.clear();
+      throw;
+    }
+    // The pool's bookkeeping belongs to the run; it makes NumPy arrays of Loom's memory and
+    // runs no user code.
+    if (pooled) return self.numpy_outputs.collect(self.outputs);
+    // Held here, these buffers are not reused by another run until Python holds them.
+    outputs = self.outputs;
   }
-  try {
-    nb::gil_scoped_release released;
-    self.exe.run(self.feeds, self.outputs);
-  } catch (...) {
-    self.outputs.clear();
-    throw;
-  }
-  if (pooled) return self.numpy_outputs.collect(self.outputs);
   nb::list results;
-  for (const TensorData& out : self.outputs) results.append(tensor_data_to_py(out, kind));
+  for (const TensorData& out : outputs) results.append(tensor_data_to_py(out, kind));
   return results;
 }
 
@@ -132,7 +141,7 @@ nb::object variable_value(VariableStore& store, const std::string& name, const s
   OutputKind kind = output_kind_from_str(output);
   TensorData value;
   {
-    std::unique_lock<std::mutex> lock = lock_runs();
+    RunLock lock;
     value = store.get(name);
     // A copy is a snapshot; without one the array sees later runs' updates in place.
     if (copy) value = value.clone();
@@ -143,11 +152,12 @@ nb::object variable_value(VariableStore& store, const std::string& name, const s
 void set_variable(VariableStore& store, const std::string& name, nb::handle value) {
   std::optional<DType> want;
   {
-    std::unique_lock<std::mutex> lock = lock_runs();
+    RunLock lock;
     if (store.has(name)) want = store.get(name).dtype();
   }
+  // Converted without the lock (Python code may run); `data` outlives the lock.
   TensorData data = tensor_data_from_py(value, want, "variable '" + name + "'");
-  std::unique_lock<std::mutex> lock = lock_runs();
+  RunLock lock;
   store.set(name, data);
 }
 
@@ -197,7 +207,7 @@ void bind_executable(nb::module_& m) {
           "declare",
           [](VariableStore& s, const std::string& name, nb::handle value) {
             TensorData data = tensor_data_from_py(value, std::nullopt, "variable '" + name + "'");
-            std::unique_lock<std::mutex> lock = lock_runs();
+            RunLock lock;
             s.declare(name, data);
           },
           nb::arg("name"), nb::arg("initial").none(), "Adds a variable (copied) if it is absent.")

@@ -2,9 +2,12 @@
 
 namespace loom::python {
 
-// Only the pool holds the array: Python has dropped every reference and every view.
+// Only the pool holds the array: Python has dropped every reference and every view. A
+// bfloat16 array's inner uint16 array is held by the pool and by the array itself (its
+// base); NumPy points views of views at the inner array, so more references mean a view.
 bool NumpyOutputPool::Entry::free() const {
-  return array.is_valid() && Py_REFCNT(array.ptr()) == 1;
+  if (!array.is_valid() || Py_REFCNT(array.ptr()) != 1) return false;
+  return !inner.is_valid() || Py_REFCNT(inner.ptr()) == 2;
 }
 
 void NumpyOutputPool::offer(std::vector<TensorData>& outputs) {
@@ -42,7 +45,9 @@ nb::list NumpyOutputPool::collect(const std::vector<TensorData>& outputs) {
       slot.next = (slot.next + 1) % int(slot.entries.size());
     }
     nb::object array = tensor_data_to_numpy(out);
-    slot.entries[size_t(victim)] = Entry{out, array};
+    nb::object inner;
+    if (out.dtype() == DType::bf16) inner = array.attr("base");
+    slot.entries[size_t(victim)] = Entry{out, array, inner};
     results.append(array);
   }
   for (Slot& slot : slots_) slot.offered = -1;

@@ -23,6 +23,9 @@ class NumpyOutputPool {
   struct Entry {
     TensorData data;
     nb::object array;
+    // For bfloat16, `array` is a view of a uint16 array that owns the memory; views that
+    // users make of `array` (slices) reference this inner array, not `array`.
+    nb::object inner;
     bool free() const;
   };
   struct Slot {

@@ -137,6 +137,58 @@ def test_bfloat16_numpy_arrays(rng):
     np.testing.assert_array_equal(got.astype(np.float32), a[:, ::-1].astype(np.float32) * 2)
 
 
+def test_bfloat16_outputs_are_not_reused_while_a_view_is_held(rng):
+    # A bfloat16 result is a view of a uint16 array; a slice references that inner array.
+    g = loom.Graph()
+    x = g.placeholder("x", [4], loom.bfloat16)
+    exe = loom.compile(g, outputs=[x * 2.0])
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    (out,) = exe.run({"x": np.array([1, 2, 3, 4], bf16)})
+    view = out[1:]
+    bits = out.view(np.uint16)[:2]
+    del out
+    exe.run({"x": np.array([10, 20, 30, 40], bf16)})
+    exe.run({"x": np.array([10, 20, 30, 40], bf16)})
+    np.testing.assert_array_equal(view.astype(np.float32), [4, 6, 8])
+    np.testing.assert_array_equal(bits.view(bf16).astype(np.float32), [2, 4])
+    del view, bits
+    (first,) = exe.run({"x": np.array([1, 2, 3, 4], bf16)})
+    address_first = address(first)
+    del first
+    (again,) = exe.run({"x": np.array([5, 6, 7, 8], bf16)})  # dropped: reused as before
+    assert address(again) == address_first
+    np.testing.assert_array_equal(again.astype(np.float32), [10, 12, 14, 16])
+
+
+def test_read_only_memory_is_never_exported_writable(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(8, dtype=np.float32))
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    data = loom.tensor_data(mapped)  # copied: TensorData's memory is exported writable
+    assert data.data_ptr != address(mapped)
+    out = data.numpy()
+    out[0] = 5.0
+    np.testing.assert_array_equal(mapped, np.arange(8, dtype=np.float32))
+    assert data.numpy()[0] == 5.0
+
+    immutable = bytes(16)
+    as_bytes = loom.tensor_data(memoryview(immutable))
+    as_bytes.numpy()[0] = 7
+    assert immutable == bytes(16)
+
+    readonly = np.ones(4, ml_dtypes.bfloat16)
+    readonly.setflags(write=False)
+    copied = loom.tensor_data(readonly)
+    assert copied.dtype == loom.bfloat16 and copied.data_ptr != address(readonly)
+    copied.numpy()[0] = 3
+    assert float(readonly[0]) == 1.0
+
+    # Feeds are only read, so read-only arrays are fed as they are.
+    g = loom.Graph()
+    x = g.placeholder("x", [8])
+    (got,) = loom.compile(g, outputs=[x + 1.0]).run({"x": mapped})
+    np.testing.assert_array_equal(got, np.arange(8, dtype=np.float32) + 1)
+
+
 def test_scalars_and_lists_take_the_placeholder_dtype():
     g = loom.Graph()
     x = g.placeholder("x", [2, 2], loom.float16)

@@ -3,6 +3,7 @@ message, and nothing a Python user passes crashes the interpreter."""
 
 import gc
 import mmap
+import threading
 
 import numpy as np
 import pytest
@@ -180,6 +181,54 @@ def test_odd_arrays_do_not_crash(rng):
     np.testing.assert_array_equal(exe.run({"x": readonly})[0], readonly * 2)
     fortran = np.asfortranarray(random_array(rng, (4, 3)))
     np.testing.assert_array_equal(exe.run({"x": fortran})[0], fortran * 2)
+
+
+def run_with_timeout(fn, seconds=60):
+    """Calls fn in a daemon thread; a deadlock fails the test instead of hanging the run."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "deadlock: Loom was called back from a conversion"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_conversions_may_call_back_into_loom():
+    g = loom.Graph()
+    x = g.placeholder("x", [2])
+    w = g.variable("w", np.full(2, 3.0, np.float32))
+    exe = loom.compile(g, outputs=[x + w])
+    store = exe.variables
+
+    class Lazy:
+        """An array computed with Loom when it is converted."""
+
+        def __init__(self, value):
+            self.value = value
+
+        def __array__(self, dtype=None, copy=None):
+            store.get("w")
+            return exe.run({"x": np.full(2, self.value, np.float32)})[0]
+
+    def calls():
+        got = exe.run({"x": Lazy(1.0)})[0]
+        np.testing.assert_array_equal(got, [7.0, 7.0])  # (1 + 3) + 3
+        store["w"] = Lazy(1.0)
+        np.testing.assert_array_equal(store["w"], [4.0, 4.0])
+        store.declare("v", Lazy(0.0))
+        np.testing.assert_array_equal(store["v"], [4.0, 4.0])
+        return True
+
+    assert run_with_timeout(calls)
 
 
 def test_memory_cannot_be_freed_under_loom():
