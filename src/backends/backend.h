@@ -63,6 +63,9 @@ class Backend {
   virtual void* create_stream() { return nullptr; }
   virtual void destroy_stream(void*) {}
   virtual void synchronize(void* stream) = 0;
+  // Makes this backend's device current on the calling thread before kernels launch (a GPU
+  // backend when several GPUs are in use); a no-op elsewhere.
+  virtual void activate() const {}
 
   // Graph capture (CUDA graphs); backends without it keep the defaults.
   virtual bool supports_graphs() const { return false; }

@@ -364,6 +364,7 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   Plan& plan = *it->second;
   impl.last_plan = &plan;
   impl.copy_feeds(plan, feeds);
+  impl.backend->activate();  // a feed copied from another device may have switched it
   impl.run_steps(plan);
   impl.copy_outputs(plan, outputs);
   for (const auto& [from, to] : plan.snapshots)

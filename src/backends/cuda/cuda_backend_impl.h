@@ -32,7 +32,7 @@ class CudaBackend final : public Backend {
   void replay(const std::shared_ptr<void>& graph, void* stream) override;
 
   // Makes this backend's GPU current on the calling thread (cheap when it already is).
-  void activate() const;
+  void activate() const override;
   cublasLtHandle_t cublaslt() const { return cublaslt_; }
   // The cuBLASLt workspace of `stream`; made with the stream (for streams this backend did
   // not create, made on first eager use). Size 0 while capturing a stream that has none.
