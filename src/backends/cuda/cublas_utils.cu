@@ -1,5 +1,7 @@
 // cuBLASLt plans: descriptors, heuristic choice and launch, every call checked.
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "backends/cuda/cublas_utils.h"
@@ -23,6 +25,17 @@ uint32_t common_alignment(std::initializer_list<uint64_t> values) {
 }
 
 namespace {
+
+// The fastest candidate per GEMM description, shared by every plan in the process.
+struct TuningCache {
+  std::mutex mutex;
+  std::map<std::string, size_t> best;
+};
+
+TuningCache& tuning_cache() {
+  static TuningCache cache;
+  return cache;
+}
 
 cublasLtMatrixLayout_t make_layout(cudaDataType_t dtype, uint64_t rows, uint64_t cols, int64_t ld,
                                    int32_t batch, int64_t stride) {
@@ -73,7 +86,9 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
     uint64_t ws = d.workspace_bytes;
     cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    cublasLtMatmulHeuristicResult_t result{};
+    // Several candidates, so that tune() can time them; the first is the heuristic's pick.
+    constexpr int kCandidates = int(std::tuple_size_v<decltype(candidates_)>);
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, d.align_a},
@@ -84,12 +99,17 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
       if (status == CUBLAS_STATUS_SUCCESS)
         status = cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value);
     if (status == CUBLAS_STATUS_SUCCESS)
-      status =
-          cublasLtMatmulAlgoGetHeuristic(handle, op_, a_, b_, c_, c_, pref, 1, &result, &found);
+      status = cublasLtMatmulAlgoGetHeuristic(handle, op_, a_, b_, c_, c_, pref, kCandidates,
+                                              results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     check_cublas(status, "cublasLtMatmulAlgoGetHeuristic for " + d.str());
     if (found == 0) fail(ErrorKind::unsupported, "cuBLASLt has no algorithm for matmul " + d.str());
-    algo_ = result.algo;
+    for (int i = 0; i < found; ++i)
+      if (results[i].state == CUBLAS_STATUS_SUCCESS)
+        candidates_[candidate_count_++] = results[i].algo;
+    if (candidate_count_ == 0)
+      fail(ErrorKind::unsupported, "cuBLASLt has no usable algorithm for matmul " + d.str());
+    algo_ = candidates_[0];
   } catch (...) {
     destroy();
     throw;
@@ -97,6 +117,70 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
 }
 
 LtGemm::~LtGemm() { destroy(); }
+
+void LtGemm::tune(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
+                  cudaStream_t stream, const void* bias) {
+  if (candidate_count_ < 2) return;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
+      capture != cudaStreamCaptureStatusNone) {
+    (void)cudaGetLastError();
+    return;
+  }
+  TuningCache& cache = tuning_cache();
+  const std::string key = desc_.str() + " type=" + std::to_string(int(desc_.dtype)) +
+                          " compute=" + std::to_string(int(desc_.compute)) +
+                          " ws=" + std::to_string(desc_.workspace_bytes);
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.best.find(key);
+    if (it != cache.best.end() && it->second < candidate_count_) {
+      algo_ = candidates_[it->second];
+      return;
+    }
+  }
+  if (desc_.bias)
+    check_cublas(
+        cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+        "cublasLtMatmulDescSetAttribute(bias pointer)");
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
+  if (cudaEventCreate(&stop) != cudaSuccess) {
+    cudaEventDestroy(start);
+    fail_cuda(cudaGetLastError(), "cudaEventCreate");
+  }
+  const float alpha = 1.f, beta = 0.f;
+  size_t best = 0;
+  float best_ms = -1.f;
+  for (size_t i = 0; i < candidate_count_; ++i) {
+    const cublasLtMatmulAlgo_t* algo = &candidates_[i];
+    if (cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, algo, workspace,
+                       desc_.workspace_bytes, stream) != CUBLAS_STATUS_SUCCESS)
+      continue;  // warm-up; an algorithm that fails is skipped
+    cudaEventRecord(start, stream);
+    constexpr int kRepeats = 3;
+    bool ok = true;
+    for (int r = 0; r < kRepeats && ok; ++r)
+      ok = cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, algo, workspace,
+                          desc_.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS;
+    cudaEventRecord(stop, stream);
+    float ms = 0.f;
+    if (!ok || cudaEventSynchronize(stop) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+      (void)cudaGetLastError();
+      continue;
+    }
+    if (best_ms < 0.f || ms < best_ms) {
+      best_ms = ms;
+      best = i;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  algo_ = candidates_[best];
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.best[key] = best;
+}
 
 void LtGemm::destroy() {
   if (c_) cublasLtMatrixLayoutDestroy(c_);

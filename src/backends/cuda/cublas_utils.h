@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -43,6 +44,11 @@ class LtGemm {
   LtGemm& operator=(const LtGemm&) = delete;
 
   const GemmDesc& desc() const { return desc_; }
+  // Times the heuristic's candidate algorithms on these operands once and keeps the fastest
+  // (TensorRT's tactics; results are shared by every plan of the same description). Does
+  // nothing while `stream` is being captured. Writes D.
+  void tune(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
+            cudaStream_t stream, const void* bias = nullptr);
   // Enqueues D = A * B on `stream` (no allocation, no synchronisation: capturable).
   // `bias` is used (and required) when the description has one.
   void run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
@@ -55,6 +61,10 @@ class LtGemm {
   cublasLtMatmulDesc_t op_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
+  // A fixed array, not a vector: nvcc 13.0's front end crashes constructing vectors of this
+  // type under C++20.
+  std::array<cublasLtMatmulAlgo_t, 8> candidates_{};
+  size_t candidate_count_ = 0;
 };
 
 }  // namespace loom::cuda
