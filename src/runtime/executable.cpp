@@ -234,10 +234,10 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       fail(ErrorKind::unsupported,
            "no " + device.str() + " kernel for op '" + n->op_name() + "' with inputs (" + in + ")");
     }
-    // Ops that write state into an input move only the bytes of what they write.
+    // Ops that write state (assign, slice_update_inplace) move only their input 1: the value
+    // or the update window.
     if (writes_state) {
-      step.bytes_written = step.inputs.back().nbytes();
-      if (n->inputs.size() >= 2) step.bytes_written = step.inputs[1].nbytes();
+      step.bytes_written = step.inputs.at(1).nbytes();
     } else {
       for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
     }
