@@ -89,6 +89,8 @@ class Executable {
   // intermediates would take without reuse.
   size_t arena_bytes() const;
   size_t unshared_intermediate_bytes() const;
+  // Plans kept for the symbol bindings seen so far (at most 16; least recently used evicted).
+  size_t cached_plans() const;
 
   struct Impl;
 

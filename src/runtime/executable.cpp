@@ -29,6 +29,7 @@ struct Executable::Impl {
   std::vector<int64_t> bound;  // this run's size of each symbol (reused: no allocation)
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans;
   Plan* last_plan = nullptr;
+  uint64_t run_count = 0;
   std::vector<PassDump> dumps;
   RunStats stats;
   bool cuda_graphs = true;
@@ -356,6 +357,15 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   auto it = impl.plans.find(key);
   impl.stats = RunStats{};
   if (it == impl.plans.end()) {
+    // Each plan holds an arena (and on CUDA a graph): keep the most recently used ones only,
+    // so that, say, prefills of many lengths do not grow memory without bound.
+    if (impl.plans.size() >= runtime::kMaxCachedPlans) {
+      auto oldest = impl.plans.begin();
+      for (auto p = impl.plans.begin(); p != impl.plans.end(); ++p)
+        if (p->second->last_used < oldest->second->last_used) oldest = p;
+      if (impl.last_plan == oldest->second.get()) impl.last_plan = nullptr;
+      impl.plans.erase(oldest);
+    }
     SymbolBinding binding;
     for (size_t i = 0; i < impl.symbols.size(); ++i) binding[impl.symbols[i]] = key[i];
     it = impl.plans.emplace(key, impl.make_plan(binding)).first;
@@ -363,6 +373,7 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   }
   Plan& plan = *it->second;
   impl.last_plan = &plan;
+  plan.last_used = ++impl.run_count;
   impl.copy_feeds(plan, feeds);
   impl.backend->activate();  // a feed copied from another device may have switched it
   impl.run_steps(plan);
@@ -390,6 +401,7 @@ size_t Executable::unshared_intermediate_bytes() const {
   const Impl& impl = checked(impl_);
   return impl.last_plan ? impl.last_plan->unshared_bytes : 0;
 }
+size_t Executable::cached_plans() const { return checked(impl_).plans.size(); }
 
 std::string Executable::dump() const {
   const Impl& impl = checked(impl_);

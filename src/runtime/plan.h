@@ -26,6 +26,9 @@ struct FeedSlot {
   TensorView view;
 };
 
+// How many plans (symbol bindings) an executable keeps; the least recently used goes first.
+inline constexpr size_t kMaxCachedPlans = 16;
+
 struct Plan {
   SymbolBinding binding;
   std::shared_ptr<Buffer> arena;
@@ -40,6 +43,7 @@ struct Plan {
   size_t bytes_written = 0;
   // CUDA graph of `steps`: captured on the second run, replayed from the third.
   int runs = 0;
+  uint64_t last_used = 0;  // the executable's run count when this plan last ran
   bool capture_failed = false;
   std::shared_ptr<void> graph;
 };

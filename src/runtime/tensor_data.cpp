@@ -121,12 +121,16 @@ TensorData TensorData::wrap(void* data, DType dtype, Extents shape, Strides stri
                             std::shared_ptr<void> owner) {
   // Span of the view, so the buffer's size covers exactly what the view reaches.
   int64_t lo = 0, hi = 0;
-  bool empty = false;
+  bool empty = false, overflow = false;
   for (size_t d = 0; d < shape.size() && d < strides.size(); ++d) {
     if (shape[d] == 0) empty = true;
-    int64_t span = (shape[d] - 1) * strides[d];
-    (span < 0 ? lo : hi) += span;
+    int64_t span = 0;
+    overflow |= __builtin_mul_overflow(shape[d] - 1, strides[d], &span);
+    overflow |= __builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi);
   }
+  if (overflow || hi - lo >= (int64_t(1) << 60))
+    fail(ErrorKind::shape, "TensorData::wrap: shape " + to_string(shape) + " with strides " +
+                               to_string(strides) + " spans more memory than exists");
   if (empty) lo = hi = 0;
   char* base = static_cast<char*>(data) - storage_bytes(dtype, -lo);
   size_t bytes = storage_bytes(dtype, hi - lo + 1);

@@ -53,6 +53,10 @@ TEST(EdgeCases, HugeShapesAreErrorsNotCrashes) {
   EXPECT_THROW(numel({-1, 2}), Error);
   auto t = TensorData::from_vector<float>({1, 2}, {2});
   EXPECT_THROW(t.view({2}, {int64_t(1) << 62}, 0), Error);
+  float storage[4] = {};
+  EXPECT_THROW(
+      TensorData::wrap(storage, DType::f32, {3}, {int64_t(1) << 62}, Device::cpu(), nullptr),
+      Error);
 }
 
 TEST(EdgeCases, EmptyLastDimInRope) {

@@ -187,3 +187,27 @@ TEST(Runtime, TwoLayerMlp) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+TEST(Runtime, PlanCacheKeepsTheMostRecentBindings) {
+  Graph g;
+  Tensor x = g.placeholder("x", {"n"});
+  CompileOptions options;
+  options.outputs = {x * 2.0};
+  Executable exe = compile(g, options);
+  for (int64_t n = 1; n <= 40; ++n) {
+    auto out = exe.run(
+        {{"x", TensorData::from_floats(std::vector<float>(size_t(n), 1.f), DType::f32, {n})}});
+    EXPECT_EQ(out[0].to_vector<float>(), std::vector<float>(size_t(n), 2.f));
+    EXPECT_LE(exe.cached_plans(), 16u);
+  }
+  EXPECT_EQ(exe.cached_plans(), 16u);
+  // The most recent binding is still planned; an evicted one is planned again.
+  exe.run({{"x", TensorData::zeros(DType::f32, {40})}});
+  EXPECT_FALSE(exe.last_run_stats().planned);
+  exe.run({{"x", TensorData::zeros(DType::f32, {1})}});
+  EXPECT_TRUE(exe.last_run_stats().planned);
+}
+
+}  // namespace loom
