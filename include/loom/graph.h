@@ -14,6 +14,7 @@ namespace loom {
 
 namespace ir {
 struct Node;
+struct OpDef;
 class Program;
 }  // namespace ir
 
@@ -73,6 +74,10 @@ class Graph {
   const std::shared_ptr<ir::Program>& program() const { return program_; }
 
  private:
+  // Adds a node without the checks that keep users away from names and internal ops.
+  std::vector<Tensor> append_node(const ir::OpDef& def, const std::vector<Tensor>& inputs,
+                                  Attributes attrs, const std::string& name);
+
   std::shared_ptr<ir::Program> program_;
 };
 

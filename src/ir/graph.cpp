@@ -28,9 +28,39 @@ Graph graph_of(const Tensor& t) {
 
 Graph::Graph() : program_(std::make_shared<ir::Program>()) {}
 
+// A constant's value as the graph keeps it: on the host, contiguous, and a private copy, so
+// that folding can read it and later changes to the caller's data do not change the graph.
+static TensorData private_host_copy(const TensorData& value) {
+  TensorData copy = value.to_host().contiguous();
+  if (copy.buffer() == value.buffer()) copy = copy.clone();
+  return copy;
+}
+
 std::vector<Tensor> Graph::add_node(const std::string& op, const std::vector<Tensor>& inputs,
                                     Attributes attrs) {
   const ir::OpDef& def = ir::OpRegistry::instance().at(op);
+  if (def.internal)
+    fail(ErrorKind::value, op + ": an internal op, made only by the compiler's passes");
+  if (def.is(ir::OpRole::placeholder) || def.is(ir::OpRole::variable))
+    fail(ErrorKind::value, op + ": needs a name; use Graph::" + op + "(name, ...)");
+  if (def.is(ir::OpRole::read) || def.is(ir::OpRole::assign)) {
+    bool to_variable =
+        !inputs.empty() && inputs[0].defined() && inputs[0].node()->is(ir::OpRole::variable);
+    if (!to_variable)
+      fail(ErrorKind::value,
+           op + ": input 0 must be a variable (made by Graph::variable), not " +
+               (inputs.empty() || !inputs[0].defined() ? std::string("nothing") : inputs[0].op()));
+  }
+  if (def.is(ir::OpRole::constant) && attrs.has("value")) {
+    if (const auto* value = std::get_if<TensorData>(&attrs.items().at("value")))
+      if (value->defined()) attrs.set("value", private_host_copy(*value));
+  }
+  return append_node(def, inputs, std::move(attrs), "");
+}
+
+std::vector<Tensor> Graph::append_node(const ir::OpDef& def, const std::vector<Tensor>& inputs,
+                                       Attributes attrs, const std::string& name) {
+  const std::string& op = def.name;
   int n = int(inputs.size());
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
     std::string expected =
@@ -56,6 +86,7 @@ std::vector<Tensor> Graph::add_node(const std::string& op, const std::vector<Ten
   for (const auto& type : node->outputs)
     if (is_static(type.shape)) numel(static_extents(type.shape));  // throws on overflow
   node->attrs = std::move(attrs);
+  node->name = name;
   ir::Node* raw = program_->append(std::move(node));
   std::vector<Tensor> outs;
   for (size_t i = 0; i < raw->outputs.size(); ++i) outs.emplace_back(program_, raw, int(i));
@@ -73,17 +104,13 @@ Tensor Graph::placeholder(const std::string& name, Shape shape, DType dtype) {
     if (d.is_static()) known.push_back(d.value());
   }
   numel(known);  // throws when the static dims alone overflow
-  Tensor t = add_node1("placeholder", {}, {{"shape", shape}, {"dtype", dtype}});
-  t.node()->name = name;
-  return t;
+  const ir::OpDef& def = ir::OpRegistry::instance().at("placeholder");
+  return append_node(def, {}, {{"shape", shape}, {"dtype", dtype}}, name).at(0);
 }
 
 Tensor Graph::constant(TensorData value) {
   if (!value.defined()) fail(ErrorKind::value, "constant: empty TensorData");
-  // A private copy: changing the caller's data later must not change the graph.
-  TensorData copy = value.to_host().contiguous();
-  if (copy.buffer() == value.buffer()) copy = copy.clone();
-  return add_node1("constant", {}, {{"value", copy}});
+  return add_node1("constant", {}, {{"value", value}});
 }
 
 Tensor Graph::constant(double value, DType dtype) {
@@ -95,13 +122,12 @@ Tensor Graph::variable(const std::string& name, TensorData initial) {
   if (!initial.defined()) fail(ErrorKind::value, "variable '" + name + "': empty initial value");
   if (program_->find_variable(name))
     fail(ErrorKind::value, "variable: a variable named '" + name + "' already exists");
-  Tensor t = add_node1("variable", {}, {{"initial", initial.contiguous()}});
-  t.node()->name = name;
-  return t;
+  const ir::OpDef& def = ir::OpRegistry::instance().at("variable");
+  return append_node(def, {}, {{"initial", initial.contiguous()}}, name).at(0);
 }
 
 static void expect_variable(const Tensor& v, const char* what) {
-  if (!v.defined() || v.op() != "variable")
+  if (!v.defined() || !v.node()->is(ir::OpRole::variable))
     fail(ErrorKind::value, std::string(what) + ": expected a tensor made by Graph::variable");
 }
 

@@ -17,6 +17,7 @@ bool Value::operator<(const Value& o) const {
 }
 
 const std::string& Node::op_name() const { return op->name; }
+bool Node::is(OpRole role) const { return op->role == role; }
 
 Node* Program::append(std::unique_ptr<Node> node) {
   if (node->id == 0 && node->op) node->id = next_id();
@@ -58,13 +59,13 @@ std::vector<Node*> Program::users(const Node* node) const {
 
 Node* Program::find_placeholder(const std::string& name) const {
   for (const auto& n : nodes_)
-    if (n->op_name() == "placeholder" && n->name == name) return n.get();
+    if (n->is(OpRole::placeholder) && n->name == name) return n.get();
   return nullptr;
 }
 
 Node* Program::find_variable(const std::string& name) const {
   for (const auto& n : nodes_)
-    if (n->op_name() == "variable" && n->name == name) return n.get();
+    if (n->is(OpRole::variable) && n->name == name) return n.get();
   return nullptr;
 }
 

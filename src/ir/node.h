@@ -2,6 +2,7 @@
 // kept in a topological order (every input precedes its user).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 namespace loom::ir {
 
 struct OpDef;
+enum class OpRole : uint8_t;
 
 struct TensorType {
   DType dtype = DType::f32;
@@ -41,6 +43,7 @@ struct Node {
 
   const TensorType& type(int output = 0) const { return outputs.at(size_t(output)); }
   const std::string& op_name() const;
+  bool is(OpRole role) const;
 };
 
 class Program {

@@ -32,8 +32,23 @@ struct InferContext {
 
 using InferFn = std::function<std::vector<TensorType>(const InferContext&)>;
 
+// What a node of the op is to the runtime and the passes. Code outside the registry asks
+// the role instead of comparing op names.
+enum class OpRole : uint8_t {
+  compute,         // a kernel computes the outputs from the inputs
+  placeholder,     // fed at run time
+  constant,        // attribute "value", uploaded once
+  variable,        // a named persistent tensor in the VariableStore
+  read,            // a variable's current value (aliases input 0)
+  assign,          // stores input 1 into variable input 0 at the end of the run
+  inplace_update,  // writes a window of a variable's buffer during the run (internal)
+};
+
 struct OpDef {
   std::string name;
+  OpRole role = OpRole::compute;
+  // Made only by passes: Graph::add_node refuses it.
+  bool internal = false;
   int min_inputs = 0;
   int max_inputs = 0;  // -1: any number
   InferFn infer;
@@ -45,6 +60,10 @@ struct OpDef {
   bool foldable = true;
   // A source of values with no kernel: placeholder, constant, variable.
   bool is_source = false;
+
+  bool is(OpRole r) const { return role == r; }
+  // Writes a variable's buffer (assign, in-place updates).
+  bool writes_state() const { return role == OpRole::assign || role == OpRole::inplace_update; }
 };
 
 class OpRegistry {

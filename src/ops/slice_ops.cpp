@@ -190,6 +190,8 @@ void register_slice_ops(ir::OpRegistry& r) {
   // The in-place pass rewrites slice_update into this form: its output is the variable's
   // buffer (input 0), and its kernel writes only the window.
   r.add({.name = "slice_update_inplace",
+         .role = ir::OpRole::inplace_update,
+         .internal = true,
          .min_inputs = 3,
          .max_inputs = 3,
          .infer = infer_slice_update,

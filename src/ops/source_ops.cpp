@@ -29,22 +29,30 @@ static std::vector<TensorType> infer_assign(const InferContext& ctx) {
 }
 
 void register_source_ops(ir::OpRegistry& r) {
-  r.add({.name = "placeholder", .infer = infer_placeholder, .foldable = false, .is_source = true});
+  r.add({.name = "placeholder",
+         .role = ir::OpRole::placeholder,
+         .infer = infer_placeholder,
+         .foldable = false,
+         .is_source = true});
   r.add({.name = "constant",
+         .role = ir::OpRole::constant,
          .infer = [](const InferContext& c) { return infer_tensor_attr(c, "value"); },
          .foldable = false,
          .is_source = true});
   r.add({.name = "variable",
+         .role = ir::OpRole::variable,
          .infer = [](const InferContext& c) { return infer_tensor_attr(c, "initial"); },
          .foldable = false,
          .is_source = true});
   r.add({.name = "read",
+         .role = ir::OpRole::read,
          .min_inputs = 1,
          .max_inputs = 1,
          .infer = [](const InferContext& c) { return std::vector<TensorType>{c.input(0)}; },
          .aliases_input = 0,
          .foldable = false});
   r.add({.name = "assign",
+         .role = ir::OpRole::assign,
          .min_inputs = 2,
          .max_inputs = 2,
          .infer = infer_assign,

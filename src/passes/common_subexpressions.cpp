@@ -20,8 +20,8 @@ void eliminate_common_subexpressions(ir::Program& program, const PassContext&) {
   std::vector<const ir::Node*> replaced;
   for (const auto& node : program.nodes()) {
     ir::Node* n = node.get();
-    const std::string& op = n->op_name();
-    if (n->op->has_side_effect || op == "placeholder" || op == "variable") continue;
+    if (n->op->has_side_effect || n->is(ir::OpRole::placeholder) || n->is(ir::OpRole::variable))
+      continue;
     auto& candidates = seen[key_of(*n)];
     ir::Node* same = nullptr;
     for (ir::Node* c : candidates)

@@ -7,9 +7,9 @@ namespace loom::passes {
 
 // The matmul that `v` is the only result of, when it can take a bias; else null.
 static ir::Node* fusable_matmul(const ir::Program& program, ir::Value v) {
+  static const ir::OpDef& matmul = ir::OpRegistry::instance().at("matmul");
   ir::Node* mm = v.node;
-  if (mm->op_name() != "matmul" || mm->inputs.size() != 2 || !is_float(mm->type().dtype))
-    return nullptr;
+  if (mm->op != &matmul || mm->inputs.size() != 2 || !is_float(mm->type().dtype)) return nullptr;
   if (program.users(mm).size() != 1) return nullptr;
   for (const auto& out : program.outputs())
     if (out.node == mm) return nullptr;
@@ -17,10 +17,11 @@ static ir::Node* fusable_matmul(const ir::Program& program, ir::Value v) {
 }
 
 void fuse_matmul_bias(ir::Program& program, const PassContext&) {
+  const ir::OpDef& add_op = ir::OpRegistry::instance().at("add");
   std::vector<const ir::Node*> fused;
   for (const auto& node : program.nodes()) {
     ir::Node* add = node.get();
-    if (add->op_name() != "add") continue;
+    if (add->op != &add_op) continue;
     for (int side = 0; side < 2; ++side) {
       ir::Node* mm = fusable_matmul(program, add->inputs[size_t(side)]);
       if (!mm) continue;

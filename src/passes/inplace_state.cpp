@@ -13,9 +13,8 @@ namespace loom::passes {
 // The variable node a value reads (through read and other aliasing ops), or null.
 static ir::Node* variable_behind(ir::Value v) {
   ir::Node* n = v.node;
-  while (n->op->aliases_input >= 0 && n->op_name() == "read")
-    n = n->inputs.at(size_t(n->op->aliases_input)).node;
-  return n->op_name() == "variable" ? n : nullptr;
+  while (n->is(ir::OpRole::read)) n = n->inputs.at(size_t(n->op->aliases_input)).node;
+  return n->is(ir::OpRole::variable) ? n : nullptr;
 }
 
 // True when every use of the variable's value is the read chain leading to `update` or
@@ -28,7 +27,7 @@ static bool only_reader(const ir::Program& program, ir::Node* var, const ir::Nod
     frontier.pop_back();
     for (ir::Node* user : program.users(n)) {
       if (user == update || user == assign) continue;
-      if (user->op_name() == "read") {
+      if (user->is(ir::OpRole::read)) {
         frontier.push_back(user);
         continue;
       }
@@ -41,18 +40,20 @@ static bool only_reader(const ir::Program& program, ir::Node* var, const ir::Nod
 }
 
 void update_state_in_place(ir::Program& program, const PassContext&) {
-  const ir::OpDef& inplace = ir::OpRegistry::instance().at("slice_update_inplace");
+  const ir::OpRegistry& ops = ir::OpRegistry::instance();
+  const ir::OpDef& inplace = ops.at("slice_update_inplace");
+  const ir::OpDef& slice_update = ops.at("slice_update");
   std::map<const ir::Node*, int> assigns_per_variable;
   for (const auto& n : program.nodes())
-    if (n->op_name() == "assign") ++assigns_per_variable[n->inputs[0].node];
+    if (n->is(ir::OpRole::assign)) ++assigns_per_variable[n->inputs[0].node];
 
   std::vector<const ir::Node*> removed;
   for (const auto& node : program.nodes()) {
     ir::Node* assign = node.get();
-    if (assign->op_name() != "assign") continue;
+    if (!assign->is(ir::OpRole::assign)) continue;
     ir::Node* var = assign->inputs[0].node;
     ir::Node* update = assign->inputs[1].node;
-    if (assigns_per_variable[var] != 1 || update->op_name() != "slice_update") continue;
+    if (assigns_per_variable[var] != 1 || update->op != &slice_update) continue;
     if (variable_behind(update->inputs[0]) != var) continue;
     if (!only_reader(program, var, update, assign)) continue;
     update->op = &inplace;

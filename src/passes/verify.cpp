@@ -1,5 +1,6 @@
 // Checks the IR's invariants: inputs precede their users, every node's recorded types
-// match what its op infers, and the program's outputs are in the program.
+// match what its op infers, state ops read and write variables (never a constant, a
+// placeholder or an intermediate), and the program's outputs are in the program.
 #include <set>
 
 #include "ir/op_registry.h"
@@ -31,6 +32,17 @@ void verify(ir::Program& program, const PassContext&) {
         fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
                                       ") records " + node->outputs[i].str() + " but infers " +
                                       inferred[i].str());
+    if (node->is(ir::OpRole::read) || node->op->writes_state()) {
+      const ir::Node* target = node->inputs.at(0).node;
+      while (target->is(ir::OpRole::read) || target->is(ir::OpRole::inplace_update))
+        target = target->inputs.at(0).node;
+      if (!target->is(ir::OpRole::variable))
+        fail(ErrorKind::value, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
+                                   ") must target a variable, not " + target->op_name());
+    }
+    if ((node->is(ir::OpRole::variable) || node->is(ir::OpRole::placeholder)) && node->name.empty())
+      fail(ErrorKind::value,
+           "verify: %" + std::to_string(node->id) + " (" + node->op_name() + ") has no name");
     seen.insert(node.get());
   }
   for (const auto& out : program.outputs())

@@ -147,10 +147,10 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       root_of[{n, 0}] = root(n->inputs.at(size_t(n->op->aliases_input)));
       continue;
     }
-    bool in_arena = n->op_name() == "placeholder" || !n->op->is_source;
+    bool in_arena = n->is(ir::OpRole::placeholder) || !n->op->is_source;
     if (!in_arena) continue;
     // Feeds are copied in before any step runs, so a placeholder lives from the start.
-    int first = n->op_name() == "placeholder" ? 0 : position[n];
+    int first = n->is(ir::OpRole::placeholder) ? 0 : position[n];
     for (size_t o = 0; o < n->outputs.size(); ++o) {
       const auto& t = types[n][o];
       arena_index[{n, int(o)}] = int(lifetimes.size());
@@ -163,7 +163,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   for (const auto& node : nodes)
     for (const auto& in : node->inputs) {
       auto it = arena_index.find(root(in));
-      int use = node->op_name() == "assign" ? end : position[node.get()];
+      int use = node->is(ir::OpRole::assign) ? end : position[node.get()];
       if (it != arena_index.end())
         lifetimes[size_t(it->second)].last = std::max(lifetimes[size_t(it->second)].last, use);
     }
@@ -175,10 +175,10 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   // before any assign runs, so that assign(a, read(b)); assign(b, read(a)) swaps them.
   std::set<const ir::Node*> assigned;
   for (const auto& node : nodes)
-    if (node->op_name() == "assign") assigned.insert(node->inputs[0].node);
+    if (node->is(ir::OpRole::assign)) assigned.insert(node->inputs[0].node);
   std::map<const ir::Node*, int> snapshot_index;
   for (const auto& node : nodes) {
-    if (node->op_name() != "assign") continue;
+    if (!node->is(ir::OpRole::assign)) continue;
     ir::Value value = root(node->inputs[1]);
     if (!assigned.count(value.node) || value.node == node->inputs[0].node) continue;
     const auto& t = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
@@ -202,9 +202,9 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       void* data = nullptr;
       if (n->op->aliases_input >= 0) {
         data = views.at(n->inputs.at(size_t(n->op->aliases_input))).data;
-      } else if (n->op_name() == "constant") {
+      } else if (n->is(ir::OpRole::constant)) {
         data = constants.at(n).data();
-      } else if (n->op_name() == "variable") {
+      } else if (n->is(ir::OpRole::variable)) {
         data = variables->get(n->name).data();
       } else {
         data = base + layout.offsets[size_t(arena_index.at(v))];
@@ -216,11 +216,11 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   // 4. Steps, feeds and outputs.
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
-    if (n->op_name() == "placeholder") {
+    if (n->is(ir::OpRole::placeholder)) {
       plan->feeds.push_back({n->name, views.at({node.get(), 0})});
       continue;
     }
-    bool writes_state = n->op->has_side_effect;
+    bool writes_state = n->op->writes_state();
     if (n->op->is_source || (n->op->aliases_input >= 0 && !writes_state)) continue;
     Step step;
     step.node = n;
@@ -249,7 +249,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       plan->snapshots.push_back({step.inputs[1], copy});
       step.inputs[1] = copy;
     }
-    (n->op_name() == "assign" ? plan->assign_steps : plan->steps).push_back(std::move(step));
+    (n->is(ir::OpRole::assign) ? plan->assign_steps : plan->steps).push_back(std::move(step));
   }
   for (const auto& out : program->outputs()) plan->outputs.push_back(views.at(out));
   return plan;
@@ -442,9 +442,9 @@ Executable compile(const Graph& graph, CompileOptions options) {
                                 impl->variables->device().str() + ", the executable on " +
                                 options.device.str());
   for (const auto& n : impl->program->nodes()) {
-    if (n->op_name() == "variable")
+    if (n->is(ir::OpRole::variable))
       impl->variables->declare(n->name, n->attrs.get<TensorData>("initial"));
-    if (n->op_name() == "placeholder") impl->graph_placeholders.insert(n->name);
+    if (n->is(ir::OpRole::placeholder)) impl->graph_placeholders.insert(n->name);
   }
 
   for (const auto& name : options.disabled_passes) {
@@ -465,14 +465,14 @@ Executable compile(const Graph& graph, CompileOptions options) {
   }
 
   for (const auto& n : impl->program->nodes()) {
-    if (n->op_name() == "placeholder") {
+    if (n->is(ir::OpRole::placeholder)) {
       impl->placeholders.push_back(n.get());
       for (const auto& d : n->type().shape)
         if (d.is_symbol() && std::find(impl->symbols.begin(), impl->symbols.end(), d.symbol()) ==
                                  impl->symbols.end())
           impl->symbols.push_back(d.symbol());
     }
-    if (n->op_name() == "constant")
+    if (n->is(ir::OpRole::constant))
       impl->constants[n.get()] = n->attrs.get<TensorData>("value").to(options.device);
   }
   impl->stream = impl->backend->create_stream();
