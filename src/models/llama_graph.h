@@ -1,0 +1,46 @@
+// Builds the graph of one forward step of a Llama-family model over a KV cache held in
+// variables: embedding, then per layer RMSNorm, q/k/v projections, RoPE, an in-place cache
+// write (slice_update + assign), attention over the cache with a causal mask, the output
+// projection and a SwiGLU MLP; a final norm and the logits of the last position.
+//
+// Placeholders (B = batch, S = tokens this step, symbolic "seq" for prefill):
+//   tokens        i32 [B, S]   token ids
+//   positions     i64 [S]      absolute position of each token (the same for every sequence)
+//   cache_starts  i64 [4]      {0, 0, positions[0], 0}: where this step's keys go in the cache
+//   last          i64 [1]      S - 1: the row whose logits are returned
+// Outputs: logits f32 [B, 1, vocab] and next_token i64 [B, 1] (the greedy choice).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "loom/loom.h"
+#include "models/llama_config.h"
+
+namespace loom::models {
+
+struct LlamaGraphOptions {
+  int64_t batch = 1;
+  int64_t cache_capacity = 2048;  // positions the KV cache holds
+  Dim seq = Dim("seq");           // tokens per step: a symbol for prefill, 1 for decode
+  DType dtype = DType::f32;       // weights and activations
+};
+
+// The weight named as in the GGUF file ("blk.3.attn_q.weight"), as a Loom tensor of the
+// graph's dtype in row-major order ([out, in] for a projection).
+using WeightSource = std::function<TensorData(const std::string& name)>;
+
+struct LlamaGraph {
+  Graph graph;
+  Tensor logits;
+  Tensor next_token;
+};
+
+LlamaGraph build_llama_graph(const LlamaConfig& config, const LlamaGraphOptions& options,
+                             const WeightSource& weights);
+
+// Names of the cache variables of layer `layer`.
+std::string k_cache_name(int64_t layer);
+std::string v_cache_name(int64_t layer);
+
+}  // namespace loom::models

@@ -1,0 +1,116 @@
+#include "models/llama_model.h"
+
+#include <chrono>
+#include <map>
+
+#include "io/ggml_dequantize.h"
+#include "io/gguf.h"
+#include "models/llama_graph.h"
+
+namespace loom::models {
+
+namespace {
+
+// f32 -> f16 or bf16, rounding to nearest even.
+TensorData narrow(const TensorData& f32, DType dtype) {
+  if (dtype != DType::f16 && dtype != DType::bf16)
+    fail(ErrorKind::dtype,
+         std::string("model weights can be f32, f16 or bf16, not ") + dtype_name(dtype));
+  TensorData out = TensorData::empty(dtype, f32.shape());
+  const float* src = static_cast<const float*>(f32.data());
+  uint16_t* dst = static_cast<uint16_t*>(out.data());
+  const int64_t n = f32.numel();
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = dtype == DType::f16 ? float_to_f16(src[i]) : float_to_bf16(src[i]);
+  return out;
+}
+
+// Every weight of the model as a dense tensor of `dtype`, expanded once from the file.
+std::map<std::string, TensorData> load_dense_weights(const io::GgufFile& file, DType dtype) {
+  std::map<std::string, TensorData> weights;
+  for (const auto& info : file.tensors()) {
+    TensorData f32 = TensorData::empty(DType::f32, info.shape);
+    io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel,
+                        static_cast<float*>(f32.data()));
+    weights.emplace(info.name, dtype == DType::f32 ? f32 : narrow(f32, dtype));
+  }
+  return weights;
+}
+
+}  // namespace
+
+LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions& options) {
+  auto say = [&](const std::string& line) {
+    if (options.progress) options.progress(line);
+  };
+  auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::to_string(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+  LlamaModel m;
+  io::GgufFile file = io::GgufFile::open(gguf_path);
+  m.config_ = LlamaConfig::from_gguf(file);
+  m.device_ = options.device;
+  m.dtype_ =
+      options.dtype.value_or(options.device.kind == DeviceKind::cpu ? DType::f32 : DType::f16);
+  if (options.context <= 0) fail(ErrorKind::value, "context must be positive");
+  m.context_ = std::min(options.context, m.config_.context_length);
+  say("loom: " + m.config_.str());
+
+  std::map<std::string, TensorData> weights = load_dense_weights(file, m.dtype_);
+  say("loom: weights expanded to " + std::string(dtype_name(m.dtype_)) + " in " + seconds() + " s");
+  WeightSource source = [&](const std::string& name) -> TensorData {
+    auto it = weights.find(name);
+    if (it == weights.end()) fail(ErrorKind::io, gguf_path + ": tensor '" + name + "' is missing");
+    return it->second;
+  };
+
+  m.store_ = std::make_shared<VariableStore>(m.device_);
+  auto compile_for = [&](Dim seq) {
+    LlamaGraphOptions graph_options;
+    graph_options.cache_capacity = m.context_;
+    graph_options.seq = seq;
+    graph_options.dtype = m.dtype_;
+    LlamaGraph lg = build_llama_graph(m.config_, graph_options, source);
+    CompileOptions co;
+    co.device = m.device_;
+    co.outputs = {lg.logits, lg.next_token};
+    co.variables = m.store_;
+    return std::make_shared<Executable>(compile(lg.graph, co));
+  };
+  m.prefill_ = compile_for(Dim("seq"));
+  m.decode_ = compile_for(Dim(1));
+  say("loom: compiled prefill and decode for " + m.device_.str() + " in " + seconds() + " s");
+  return m;
+}
+
+std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens) {
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) fail(ErrorKind::value, "forward: no tokens");
+  if (position_ + n > context_)
+    fail(ErrorKind::value, "the context of " + std::to_string(context_) + " tokens is full (" +
+                               std::to_string(position_) + " used, " + std::to_string(n) +
+                               " more asked for); raise --context");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= config_.vocab)
+      fail(ErrorKind::value, "token id " + std::to_string(t) + " is outside the vocabulary of " +
+                                 std::to_string(config_.vocab));
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = position_ + i;
+  Feeds feeds{
+      {"tokens", TensorData::from_vector<int32_t>({tokens.begin(), tokens.end()}, {1, n})},
+      {"positions", TensorData::from_vector<int64_t>(positions, {n})},
+      {"cache_starts", TensorData::from_vector<int64_t>({0, 0, position_, 0}, {4})},
+      {"last", TensorData::from_vector<int64_t>({n - 1}, {1})},
+  };
+  Executable& exe = n == 1 ? *decode_ : *prefill_;
+  exe.run(feeds, outputs_);
+  position_ += n;
+  TensorData logits = outputs_[0].to_host();
+  logits_ = logits.to_vector<float>();
+  greedy_ = int32_t(outputs_[1].to_host().to_vector<int64_t>().at(0));
+  return logits_;
+}
+
+}  // namespace loom::models

@@ -1,0 +1,58 @@
+// A Llama-family model ready to run: weights loaded from a GGUF file into one VariableStore,
+// a prefill executable (any number of tokens) and a decode executable (one token) sharing
+// it, and the KV cache position.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loom/loom.h"
+#include "models/llama_config.h"
+
+namespace loom::models {
+
+struct LlamaLoadOptions {
+  Device device = Device::cpu();
+  int64_t context = 2048;  // KV cache positions; capped at the model's context length
+  // Weights and activations; f32 on the CPU by default, f16 on CUDA.
+  std::optional<DType> dtype;
+  // Called with a line of progress text while loading and compiling.
+  std::function<void(const std::string&)> progress;
+};
+
+class LlamaModel {
+ public:
+  static LlamaModel load(const std::string& gguf_path, const LlamaLoadOptions& options = {});
+
+  const LlamaConfig& config() const { return config_; }
+  Device device() const { return device_; }
+  DType dtype() const { return dtype_; }
+  int64_t context() const { return context_; }
+  int64_t position() const { return position_; }  // tokens in the cache
+  void reset() { position_ = 0; }
+
+  // Runs `tokens` at the current position (prefill when there are several, a decode step
+  // when there is one) and returns the logits of the last one. Throws loom::Error(value)
+  // when the cache would overflow.
+  std::span<const float> forward(std::span<const int32_t> tokens);
+  // The greedy next token of the last forward().
+  int32_t greedy_token() const { return greedy_; }
+
+ private:
+  LlamaConfig config_;
+  Device device_;
+  DType dtype_ = DType::f32;
+  int64_t context_ = 0;
+  int64_t position_ = 0;
+  std::shared_ptr<VariableStore> store_;
+  std::shared_ptr<Executable> prefill_, decode_;
+  std::vector<TensorData> outputs_;
+  std::vector<float> logits_;
+  int32_t greedy_ = 0;
+};
+
+}  // namespace loom::models
