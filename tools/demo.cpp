@@ -5,6 +5,7 @@
 #include <random>
 
 #include "commands.h"
+#include "flags.h"
 #include "loom/loom.h"
 
 namespace loom::tools {
@@ -61,7 +62,7 @@ void add_demo_command(CLI::App& app) {
   auto passes = std::make_shared<bool>(false);
   cmd->add_option("--device", *device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--batch", *batch, "rows of input")
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(positive_integer(1 << 20))
       ->capture_default_str();
   cmd->add_flag("--passes", *passes, "print the graph after each compiler pass");
   cmd->callback([=] {

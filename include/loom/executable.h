@@ -17,7 +17,8 @@ namespace loom {
 // Named persistent tensors on one device; several executables may share one store.
 class VariableStore {
  public:
-  explicit VariableStore(Device device = Device::cpu()) : device_(device) {}
+  // Throws loom::Error(device) when the device is not there (variable_store.cpp).
+  explicit VariableStore(Device device = Device::cpu());
   Device device() const { return device_; }
   bool has(const std::string& name) const { return values_.count(name) != 0; }
   // Throws loom::Error(value) for an unknown name.

@@ -5,7 +5,10 @@
 
 #include <nanobind/nanobind.h>
 
+#include <string>
+
 #include "bindings.h"
+#include "loom/graph.h"
 
 namespace loom::python {
 
@@ -24,11 +27,17 @@ struct AxesArg {
   std::vector<int64_t> get() const { return axes_from_py(obj); }
 };
 
-// An op operand: a Tensor, or a Python scalar that becomes a constant of the other
-// operand's dtype.
+// An op operand: a Tensor, or a Python or NumPy scalar or a NumPy array that becomes a
+// constant of the other operand's dtype (operands.cpp).
 struct OperandArg {
   nb::object obj;
 };
+
+enum class OperandKind { tensor, scalar, array, other };
+OperandKind operand_kind(nb::handle obj);
+// `obj` as a Tensor in `like`'s graph; `op` names the operation in error messages.
+Tensor operand_like(const Tensor& like, nb::handle obj, const std::string& op);
+Tensor scalar_like(const Tensor& like, double value);
 
 // Arguments checked in the function body, typed here for the stubs only.
 struct FeedsArg {
@@ -61,7 +70,7 @@ namespace nanobind::detail {
 LOOM_PASSTHROUGH_CASTER(loom::python::DTypeArg, "DType | str")
 LOOM_PASSTHROUGH_CASTER(loom::python::ShapeArg, "collections.abc.Sequence[int | str]")
 LOOM_PASSTHROUGH_CASTER(loom::python::AxesArg, "int | collections.abc.Sequence[int]")
-LOOM_PASSTHROUGH_CASTER(loom::python::OperandArg, "Tensor | float")
+LOOM_PASSTHROUGH_CASTER(loom::python::OperandArg, "Tensor | float | numpy.ndarray")
 LOOM_PASSTHROUGH_CASTER(loom::python::FeedsArg, "collections.abc.Mapping[str, object]")
 LOOM_PASSTHROUGH_CASTER(loom::python::OutputsArg, "Tensor | collections.abc.Sequence[Tensor]")
 LOOM_PASSTHROUGH_CASTER(loom::python::StartsArg, "Tensor | collections.abc.Sequence[int]")

@@ -3,8 +3,19 @@
 // A run converts the feeds without copies where it can (before it takes the run lock, since
 // conversions run Python code), releases the GIL while Loom runs, and reuses the output
 // buffers between runs (an output buffer is reused only once no array returned to Python
-// still holds it; see output_pool.h). Runs and variable accesses are serialised
-// process-wide: executables may share a VariableStore.
+// still holds it; see output_pool.h).
+//
+// Locking: one process-wide run lock (RunLock below), because executables may share a
+// VariableStore. It is held by everything that touches an executable's mutable state or a
+// store's map of variables:
+//   - run() (plans, arena, output buffers, last_run_stats; assigns write the store),
+//   - compile() (declares the graph's variables in a possibly shared store),
+//   - dump(), arena_bytes, unshared_intermediate_bytes, last_run_stats (read the plans and
+//     stats a run writes),
+//   - every VariableStore method (get, set, declare, names, len, in, iteration).
+// The immutable parts (device, pass_dumps, the store handle) need no lock. Python code
+// (conversions of feeds and values, outputs_from_py) runs before the lock is taken; the
+// GIL is released while waiting for it, and during a run.
 #include "loom/executable.h"
 
 #include <nanobind/stl/pair.h>
@@ -161,6 +172,18 @@ void set_variable(VariableStore& store, const std::string& name, nb::handle valu
   store.set(name, data);
 }
 
+std::vector<std::string> locked_names(const VariableStore& store) {
+  RunLock lock;
+  return store.names();
+}
+
+// Reads an executable's state that runs write (plans, stats) under the run lock.
+template <class Fn>
+auto locked(const PyExecutable& self, Fn fn) {
+  RunLock lock;
+  return fn(self.exe);
+}
+
 std::vector<Tensor> outputs_from_py(nb::handle outputs) {
   if (outputs.is_none()) return {};
   if (nb::isinstance<Tensor>(outputs)) return {nb::cast<Tensor>(outputs)};
@@ -211,14 +234,20 @@ void bind_executable(nb::module_& m) {
             s.declare(name, data);
           },
           nb::arg("name"), nb::arg("initial").none(), "Adds a variable (copied) if it is absent.")
-      .def("__contains__", &VariableStore::has, nb::arg("name"))
-      .def("keys", &VariableStore::names)
-      .def("names", &VariableStore::names)
-      .def("__len__", [](const VariableStore& s) { return s.names().size(); })
-      .def("__iter__", [](const VariableStore& s) { return nb::iter(nb::cast(s.names())); })
+      .def(
+          "__contains__",
+          [](const VariableStore& s, const std::string& name) {
+            RunLock lock;
+            return s.has(name);
+          },
+          nb::arg("name"))
+      .def("keys", &locked_names)
+      .def("names", &locked_names)
+      .def("__len__", [](const VariableStore& s) { return locked_names(s).size(); })
+      .def("__iter__", [](const VariableStore& s) { return nb::iter(nb::cast(locked_names(s))); })
       .def("__repr__", [](const VariableStore& s) {
         std::string text = "VariableStore(device=" + s.device().str() + ", [";
-        std::vector<std::string> names = s.names();
+        std::vector<std::string> names = locked_names(s);
         for (size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
         return text + "])";
       });
@@ -256,7 +285,10 @@ void bind_executable(nb::module_& m) {
           "variables", [](PyExecutable& self) { return self.exe.variable_store(); },
           "The executable's VariableStore: variables[name] reads, variables[name] = a writes.")
       .def(
-          "dump", [](const PyExecutable& self) { return self.exe.dump(); },
+          "dump",
+          [](const PyExecutable& self) {
+            return locked(self, [](const Executable& exe) { return exe.dump(); });
+          },
           "The graph after all passes.")
       .def_prop_ro(
           "pass_dumps",
@@ -268,10 +300,18 @@ void bind_executable(nb::module_& m) {
           "(pass, graph text after it) for every pass, 'input' first, when compiled with\n"
           "keep_pass_dumps=True.")
       .def_prop_ro("last_run_stats",
-                   [](const PyExecutable& self) { return self.exe.last_run_stats(); })
-      .def_prop_ro("arena_bytes", [](const PyExecutable& self) { return self.exe.arena_bytes(); })
-      .def_prop_ro("unshared_intermediate_bytes",
-                   [](const PyExecutable& self) { return self.exe.unshared_intermediate_bytes(); });
+                   [](const PyExecutable& self) {
+                     return locked(self,
+                                   [](const Executable& exe) { return exe.last_run_stats(); });
+                   })
+      .def_prop_ro("arena_bytes",
+                   [](const PyExecutable& self) {
+                     return locked(self, [](const Executable& exe) { return exe.arena_bytes(); });
+                   })
+      .def_prop_ro("unshared_intermediate_bytes", [](const PyExecutable& self) {
+        return locked(self,
+                      [](const Executable& exe) { return exe.unshared_intermediate_bytes(); });
+      });
 
   m.def(
       "compile",
@@ -294,6 +334,9 @@ void bind_executable(nb::module_& m) {
         options.variables = std::move(variables);
         options.keep_pass_dumps = keep_pass_dumps;
         options.cuda_graphs = cuda_graphs;
+        // compile() declares the graph's variables in the (maybe shared) store. The GIL stays
+        // held, so no Python thread edits the graph while it is cloned.
+        RunLock lock;
         return std::make_unique<PyExecutable>(compile(graph, std::move(options)), graph.program());
       },
       nb::arg("graph"), nb::arg("outputs") = nb::none(), nb::arg("device") = "cpu",

@@ -13,7 +13,6 @@
 
 namespace loom::python {
 
-Tensor scalar_like(const Tensor& like, double value);
 Attributes attributes_from_py(nb::handle dict);
 
 namespace {
@@ -148,51 +147,41 @@ Tensor getitem(const Tensor& x, nb::handle key) {
   return reshape(y, shape);
 }
 
-Tensor binary_operand(const Tensor& like, const OperandArg& b) {
-  if (nb::isinstance<Tensor>(b.obj)) return nb::cast<Tensor>(b.obj);
-  if (PyFloat_Check(b.obj.ptr()) || PyLong_Check(b.obj.ptr()) || PyBool_Check(b.obj.ptr()) ||
-      PyIndex_Check(b.obj.ptr()) || nb::hasattr(b.obj, "__float__")) {
-    double value = 0;
-    try {
-      value = nb::cast<double>(b.obj);
-    } catch (nb::cast_error&) {
-      fail(ErrorKind::value,
-           "operand " + nb::cast<std::string>(nb::repr(b.obj)) + " is not a Tensor or a number");
-    }
-    return scalar_like(like, value);
-  }
-  fail(ErrorKind::value,
-       "operand " + nb::cast<std::string>(nb::repr(b.obj)) + " is not a Tensor or a number");
-}
-
 // Operators return NotImplemented for operands they do not know, as Python expects.
 template <class Fn>
-nb::object operator_or_not_implemented(const Tensor& a, nb::handle b, Fn fn) {
-  if (!nb::isinstance<Tensor>(b) && !PyFloat_Check(b.ptr()) && !PyLong_Check(b.ptr()) &&
-      !PyIndex_Check(b.ptr()) && !nb::hasattr(b, "__float__")) {
-    return nb::borrow(Py_NotImplemented);
-  }
-  Tensor other = binary_operand(a, OperandArg{nb::borrow(b)});
-  return nb::cast(fn(a, other));
+nb::object operator_or_not_implemented(const Tensor& a, nb::handle b, const char* name, Fn fn) {
+  if (operand_kind(b) == OperandKind::other) return nb::borrow(Py_NotImplemented);
+  return nb::cast(fn(a, operand_like(a, b, name)));
 }
 
 template <class Fn>
 void def_operator(nb::class_<Tensor>& cls, const char* name, const char* reflected, Fn fn) {
-  cls.def(name,
-          [fn](const Tensor& a, nb::handle b) { return operator_or_not_implemented(a, b, fn); });
+  // .none(): `t == None` must reach the operator (and get NotImplemented), not fail to bind.
+  cls.def(
+      name,
+      [name, fn](const Tensor& a, nb::handle b) {
+        return operator_or_not_implemented(a, b, name, fn);
+      },
+      nb::arg("other").none());
   if (reflected) {
-    cls.def(reflected, [fn](const Tensor& a, nb::handle b) {
-      return operator_or_not_implemented(
-          a, b, [fn](const Tensor& x, const Tensor& y) { return fn(y, x); });
-    });
+    cls.def(
+        reflected,
+        [reflected, fn](const Tensor& a, nb::handle b) {
+          return operator_or_not_implemented(
+              a, b, reflected, [fn](const Tensor& x, const Tensor& y) { return fn(y, x); });
+        },
+        nb::arg("other").none());
   }
 }
 
-}  // namespace
-
-Tensor scalar_like(const Tensor& like, double value) {
-  return graph_of(like).constant(value, like.dtype());
+// a != b as a graph op: there is no not_equal op, and where(equal, false, true) is also
+// true for NaN != NaN, as IEEE (and NumPy) have it.
+Tensor not_equal(const Tensor& a, const Tensor& b) {
+  Graph g = graph_of(a);
+  return where(equal(a, b), g.constant(0.0, DType::boolean), g.constant(1.0, DType::boolean));
 }
+
+}  // namespace
 
 void bind_graph(nb::module_& m) {
   auto tensor = nb::class_<Tensor>(
@@ -264,6 +253,18 @@ void bind_graph(nb::module_& m) {
                [](const Tensor& a, const Tensor& b) { return less(a, b); });
   def_operator(tensor, "__gt__", nullptr,
                [](const Tensor& a, const Tensor& b) { return greater(a, b); });
+  // == and != build graph ops (as torch's and NumPy's do), so a Tensor has no truth value
+  // to compare by. Hashing stays by identity, as before, so Tensors still work as dict keys
+  // and set members: lookups compare identity first, and distinct live Tensors never share
+  // a hash, so __eq__ is not called on them.
+  def_operator(tensor, "__eq__", nullptr,
+               [](const Tensor& a, const Tensor& b) { return equal(a, b); });
+  def_operator(tensor, "__ne__", nullptr,
+               [](const Tensor& a, const Tensor& b) { return not_equal(a, b); });
+  tensor.attr("__hash__") = nb::module_::import_("builtins").attr("object").attr("__hash__");
+  // NumPy defers to Tensor's (reflected) operators instead of applying the ufunc to every
+  // element: `array + tensor` is Tensor.__radd__, a graph op with the array as a constant.
+  tensor.attr("__array_ufunc__") = nb::none();
 
   nb::class_<Graph>(m, "Graph",
                     "Owns the nodes of a computation. Graph-level things are methods\n"

@@ -1,5 +1,5 @@
 // Every op function of include/loom/ops.h as loom.<name>. Binary ops also take a Python
-// number for one operand (a constant of the other operand's dtype).
+// number or a NumPy array for one operand (a constant of the other operand's dtype).
 #include "loom/ops.h"
 
 #include <nanobind/stl/optional.h>
@@ -12,27 +12,11 @@
 #include "loom/error.h"
 
 namespace loom::python {
-
-Tensor scalar_like(const Tensor& like, double value);
-
 namespace {
 
 std::string repr_of(nb::handle obj) { return nb::cast<std::string>(nb::repr(obj)); }
 
-bool is_number(nb::handle obj) {
-  return PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()) ||
-         (!nb::isinstance<Tensor>(obj) && nb::hasattr(obj, "__float__"));
-}
-
-double number_of(nb::handle obj) {
-  try {
-    return nb::cast<double>(obj);
-  } catch (nb::cast_error&) {
-    fail(ErrorKind::value, repr_of(obj) + " is not a number");
-  }
-}
-
-// Resolves operands that may be numbers against the first Tensor among them.
+// Resolves operands that may be numbers or NumPy arrays against the first Tensor among them.
 std::vector<Tensor> operands(const char* op, std::initializer_list<const OperandArg*> args) {
   const Tensor* like = nullptr;
   for (const OperandArg* arg : args) {
@@ -43,16 +27,7 @@ std::vector<Tensor> operands(const char* op, std::initializer_list<const Operand
   }
   if (!like) fail(ErrorKind::value, std::string(op) + ": at least one operand must be a Tensor");
   std::vector<Tensor> result;
-  for (const OperandArg* arg : args) {
-    if (nb::isinstance<Tensor>(arg->obj)) {
-      result.push_back(nb::cast<Tensor>(arg->obj));
-    } else if (is_number(arg->obj)) {
-      result.push_back(scalar_like(*like, number_of(arg->obj)));
-    } else {
-      fail(ErrorKind::value,
-           std::string(op) + ": operand " + repr_of(arg->obj) + " is not a Tensor or a number");
-    }
-  }
+  for (const OperandArg* arg : args) result.push_back(operand_like(*like, arg->obj, op));
   return result;
 }
 

@@ -121,6 +121,64 @@ def test_compile_errors():
             loom.compile(g, outputs=[x + 1.0], device="cuda")
 
 
+@pytest.mark.parametrize("name", ["gpu", "GPU", "cuda:", "cuda:x", "Cpu", ""])
+def test_unknown_device_names_are_rejected_naming_the_valid_ones(name):
+    with pytest.raises(loom.InvalidValueError, match="valid names: cpu, cuda, cuda:N"):
+        loom.VariableStore(name)
+    g = loom.Graph()
+    with pytest.raises(loom.InvalidValueError, match="valid names"):
+        loom.compile(g, outputs=[g.placeholder("x", [2])], device=name)
+
+
+def cuda_index_exists(index):
+    try:
+        loom.VariableStore(f"cuda:{index}")
+    except loom.DeviceError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7"])
+def test_store_and_compile_on_an_absent_gpu_are_device_errors(device):
+    if loom.cuda_available() and (device == "cuda" or cuda_index_exists(7)):
+        pytest.skip(f"{device} exists here")
+    with pytest.raises(loom.DeviceError, match=device):
+        loom.VariableStore(device)
+    g = loom.Graph()
+    x = g.placeholder("x", [2])
+    y = x + g.variable("w", np.ones(2, np.float32))
+    # The CUDA backend names an absent GPU "CUDA device 7".
+    named = rf"{device}|device {device[5:]} "
+    with pytest.raises(loom.DeviceError, match=named):
+        loom.compile(g, outputs=[y], device=device)
+    with pytest.raises(loom.DeviceError, match=named):
+        loom.compile(g, outputs=[x * 2.0], device=device)
+
+
+def test_shared_store_conflicts_name_the_variable_and_both_types():
+    store = loom.VariableStore()
+    g = loom.Graph()
+    g.variable("w", np.zeros([2, 3], np.float32))
+    loom.compile(g, variables=store)
+
+    other = loom.Graph()
+    other.variable("w", np.zeros([2, 3], np.float16))
+    with pytest.raises(loom.DTypeError) as info:
+        loom.compile(other, variables=store)
+    message = str(info.value)
+    assert "'w'" in message and "f32" in message and "f16" in message, message
+
+    reshaped = loom.Graph()
+    reshaped.variable("w", np.zeros([3, 2], np.float32))
+    with pytest.raises(loom.ShapeError) as info:
+        loom.compile(reshaped, variables=store)
+    message = str(info.value)
+    assert "'w'" in message and "[2, 3]" in message and "[3, 2]" in message, message
+
+    with pytest.raises(loom.DTypeError, match="'w'"):
+        store.declare("w", np.zeros([2, 3], np.int32))
+
+
 def make_exe():
     g = loom.Graph()
     x = g.placeholder("x", ["n", 3])

@@ -4,6 +4,16 @@
 
 namespace loom {
 
+// The device is checked here, not at the first variable, so that a store on a GPU that is
+// not there (or a CUDA device in a build without CUDA) fails where it is made.
+VariableStore::VariableStore(Device device) : device_(device) {
+  try {
+    backend_for(device);
+  } catch (const Error& e) {
+    fail(e.kind(), "variable store on " + device.str() + ": " + e.what());
+  }
+}
+
 const TensorData& VariableStore::get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) {
@@ -33,10 +43,14 @@ void VariableStore::set(const std::string& name, const TensorData& value) {
 void VariableStore::declare(const std::string& name, const TensorData& initial) {
   auto it = values_.find(name);
   if (it != values_.end()) {
-    if (it->second.dtype() != initial.dtype() || it->second.shape() != initial.shape())
-      fail(ErrorKind::shape, "variable '" + name + "' already exists in the store as " +
-                                 dtype_name(it->second.dtype()) + to_string(it->second.shape()) +
-                                 ", not " + dtype_name(initial.dtype()) +
+    const TensorData& existing = it->second;
+    if (existing.dtype() != initial.dtype())
+      fail(ErrorKind::dtype, "variable '" + name + "' already exists in the store as " +
+                                 dtype_name(existing.dtype()) + ", not " +
+                                 dtype_name(initial.dtype()));
+    if (existing.shape() != initial.shape())
+      fail(ErrorKind::shape, "variable '" + name + "' already exists in the store with shape " +
+                                 to_string(existing.shape()) + ", not " +
                                  to_string(initial.shape()));
     return;
   }

@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <string>
 
-static int run_cli(const std::string& args, std::string* output) {
-  std::string cmd = std::string(LOOM_CLI_PATH) + " " + args + " 2>&1";
+// Runs `loom <args>` through the shell; `output` gets what the command line sends to the pipe.
+static int run_shell(const std::string& args, std::string* output) {
+  std::string cmd = std::string(LOOM_CLI_PATH) + " " + args;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return -1;
   std::array<char, 4096> buf;
@@ -15,6 +16,11 @@ static int run_cli(const std::string& args, std::string* output) {
   while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) output->append(buf.data(), n);
   int status = pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Runs `loom <args>` with standard output and error both in `output`.
+static int run_cli(const std::string& args, std::string* output) {
+  return run_shell(args + " 2>&1", output);
 }
 
 TEST(Cli, VersionAndHelp) {
@@ -41,4 +47,31 @@ TEST(Cli, BadFlagsExitNonZero) {
   EXPECT_NE(run_cli("demo --batch -4", &out), 0);
   EXPECT_NE(run_cli("demo --device tpu", &out), 0);
   EXPECT_NE(out.find("unknown device"), std::string::npos) << out;
+}
+
+TEST(Cli, CountFlagsSayTheyWantAPositiveInteger) {
+  std::string out;
+  for (const char* bad : {"abc", "0", "-4", "2.5", "3x", "99999999999999999999", "2000000"}) {
+    EXPECT_NE(run_cli(std::string("demo --batch ") + bad, &out), 0) << bad;
+    EXPECT_NE(out.find("must be a positive integer"), std::string::npos) << bad << ": " << out;
+    EXPECT_EQ(out.find("not in range"), std::string::npos) << out;
+  }
+  EXPECT_EQ(run_cli("demo --batch 1048576 --device tpu", &out), 1) << out;  // the bound is valid
+}
+
+TEST(Cli, FailedWritesToStandardOutputExitNonZero) {
+  if (FILE* full = std::fopen("/dev/full", "w")) {
+    std::fclose(full);
+  } else {
+    GTEST_SKIP() << "no /dev/full here";
+  }
+  // Standard error goes to the pipe, standard output to the full device.
+  for (const char* args : {"ops", "--help", "--version", "demo --batch 2", "demo --passes"}) {
+    std::string out;
+    EXPECT_NE(run_shell(std::string(args) + " 2>&1 >/dev/full", &out), 0) << args;
+    EXPECT_NE(out.find("loom: cannot write"), std::string::npos) << args << ": " << out;
+  }
+  std::string out;
+  EXPECT_EQ(run_shell("ops 2>&1 >/dev/null", &out), 0) << out;
+  EXPECT_EQ(out, "");
 }
