@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
@@ -52,6 +53,46 @@ using Fragment = std::variant<std::string_view, int32_t>;
 
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
 
+// The bytes a token stands for, from its vocabulary text.
+std::string text_to_bytes(Kind kind, TokenType type, const std::string& text) {
+  if (type == TokenType::control || type == TokenType::user_defined || type == TokenType::unknown)
+    return text;  // stored as plain text in both vocabularies
+  if (kind == Kind::byte_level_bpe) {
+    std::string out;
+    const auto& to_byte = byte_map().to_byte;
+    for (size_t i = 0; i < text.size();) {
+      int n = utf8_check_prefix(std::string_view(text).substr(i));
+      if (n <= 0) {  // not byte-level text: pass the byte through
+        out += text[i++];
+        continue;
+      }
+      uint32_t cp = decode_utf8(std::string_view(text).substr(i), n);
+      if (cp < to_byte.size() && to_byte[cp] >= 0)
+        out += char(to_byte[cp]);
+      else
+        out.append(text, i, size_t(n));
+      i += size_t(n);
+    }
+    return out;
+  }
+  if (type == TokenType::byte) {  // <0xNN>
+    unsigned value = 0;
+    if (text.size() == 6 && text.starts_with("<0x") && text[5] == '>' &&
+        std::sscanf(text.c_str() + 3, "%2x", &value) == 1)
+      return std::string(1, char(value));
+  }
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, kSpaceMarker.size(), kSpaceMarker) == 0) {
+      out += ' ';
+      i += kSpaceMarker.size();
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -63,6 +104,7 @@ struct Tokenizer::Impl {
   // Special tokens matched in the text, grouped by first byte, longest first.
   std::array<std::vector<int32_t>, 256> specials_by_first_byte;
   std::vector<bool> end_of_generation;
+  std::vector<std::string> bytes_of;  // what each token decodes to
 
   // Byte-level BPE.
   std::optional<PreTokenizer> pre;
@@ -138,6 +180,10 @@ Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
     std::stable_sort(group.begin(), group.end(), [&](int32_t a, int32_t b) {
       return s.tokens[size_t(a)].size() > s.tokens[size_t(b)].size();
     });
+
+  m.bytes_of.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    m.bytes_of.push_back(text_to_bytes(m.kind, m.types[i], s.tokens[i]));
 
   m.end_of_generation.assign(n, false);
   for (int32_t id : {s.eos_id, s.eot_id})
@@ -407,41 +453,14 @@ std::string Tokenizer::token_bytes(int32_t id, bool at_start) const {
   if (id < 0 || id >= vocab_size())
     fail(ErrorKind::value, "token id " + std::to_string(id) + " is outside the vocabulary of " +
                                std::to_string(vocab_size()) + " tokens");
-  const std::string& text = m.spec.tokens[size_t(id)];
+  const std::string& bytes = m.bytes_of[size_t(id)];
   TokenType type = m.types[size_t(id)];
-  if (type == TokenType::control || type == TokenType::user_defined || type == TokenType::unknown)
-    return text;  // stored as plain text in both vocabularies
-  if (m.kind == Kind::byte_level_bpe) {
-    std::string out;
-    const auto& to_byte = byte_map().to_byte;
-    for (size_t i = 0; i < text.size();) {
-      int n = utf8_check_prefix(std::string_view(text).substr(i));
-      if (n <= 0) {  // not byte-level text: pass the byte through
-        out += text[i++];
-        continue;
-      }
-      uint32_t cp = decode_utf8(std::string_view(text).substr(i), n);
-      if (cp < to_byte.size() && to_byte[cp] >= 0)
-        out += char(to_byte[cp]);
-      else
-        out.append(text, i, size_t(n));
-      i += size_t(n);
-    }
-    return out;
-  }
-  if (type == TokenType::byte && text.size() == 6 && text.starts_with("<0x"))
-    return std::string(1, char(std::stoi(text.substr(3, 2), nullptr, 16)));
-  std::string out;
-  for (size_t i = 0; i < text.size();) {
-    if (text.compare(i, kSpaceMarker.size(), kSpaceMarker) == 0) {
-      out += ' ';
-      i += kSpaceMarker.size();
-    } else {
-      out += text[i++];
-    }
-  }
-  if (at_start && m.add_space_prefix && !out.empty() && out[0] == ' ') out.erase(0, 1);
-  return out;
+  bool plain_text =
+      type == TokenType::control || type == TokenType::user_defined || type == TokenType::unknown;
+  if (at_start && m.kind == Kind::sentencepiece_bpe && m.add_space_prefix && !plain_text &&
+      !bytes.empty() && bytes[0] == ' ')
+    return bytes.substr(1);
+  return bytes;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, DecodeOptions options) const {

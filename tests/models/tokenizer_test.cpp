@@ -266,6 +266,15 @@ TEST(Tokenizer, SentencePieceMergesMatchNaiveReference) {
   }
 }
 
+TEST(Tokenizer, MalformedByteTokenDecodesAsItsText) {
+  SpmFixture f(1);
+  f.spec.tokens.push_back("<0xZZ>");
+  f.spec.token_types.push_back(int32_t(TokenType::byte));
+  f.spec.scores.push_back(0);
+  Tokenizer tok(f.spec);
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{'a' + 3, tok.vocab_size() - 1}), "a<0xZZ>");
+}
+
 TEST(Tokenizer, SentencePieceWithoutSpacePrefix) {
   SpmFixture f(2);
   f.spec.add_space_prefix = false;
