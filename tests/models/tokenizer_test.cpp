@@ -299,6 +299,18 @@ TEST(Tokenizer, PreTokenizerSplitsAndWarnsOnUnknownNames) {
   EXPECT_THROW(PreTokenizer({"("}), Error);
 }
 
+TEST(Tokenizer, LongRunsRoundTrip) {
+  // Long runs stress the regex engine (its JIT stack) and one huge word the merge queue.
+  for (const char* pre : {"gpt2", "smollm", "llama-bpe", "qwen2", "default"}) {
+    TokenizerSpec spec = ByteLevelFixture(2, 30).spec;
+    spec.pre = pre;
+    Tokenizer tok(spec);
+    for (std::string text : {std::string(200000, ' ') + "x", std::string(200000, 'a'),
+                             std::string(100000, '\n') + "b c", std::string(50000, '7')})
+      ASSERT_EQ(tok.decode(tok.encode(text)), text) << pre;
+  }
+}
+
 TEST(Tokenizer, BadSpecsAndInputsAreErrors) {
   TokenizerSpec good = ByteLevelFixture(1, 3).spec;
   auto broken = [&](auto change) {
