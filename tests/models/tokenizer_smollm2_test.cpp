@@ -4,6 +4,8 @@
 // and spelled out. Skips when models/ has no model (scripts/fetch_model.sh fetches it).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "io/gguf.h"
 #include "models/chat_template.h"
 #include "models/test_data.h"
@@ -59,6 +61,26 @@ TEST_F(SmolLM2Tokenizer, MatchesHuggingFaceTokenizers) {
       EXPECT_EQ(tok.decode(plain), text) << pre << " text " << i;
     }
   }
+}
+
+TEST_F(SmolLM2Tokenizer, ConcurrentEncodesShareTheWordCache) {
+  // const: the threads only read the JSON.
+  const auto texts = testing::read_json("texts.json");
+  const auto golden = testing::read_json("golden.json")["byte_level"]["smollm"];
+  Tokenizer tok(spec());
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round)
+        for (size_t i = 0; i < texts.size(); ++i) {
+          size_t k = (i + size_t(t) * 7) % texts.size();  // threads visit texts in other orders
+          auto ids = tok.encode(texts[k].get<std::string>(), {.parse_special = true});
+          mismatches[size_t(t)] += ids != golden[k].get<std::vector<int32_t>>();
+        }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST_F(SmolLM2Tokenizer, ChatPromptTokens) {
