@@ -59,54 +59,73 @@ std::vector<TokenProbability> Sampler::distribution(std::span<const float> logit
     return {{int32_t(best), 1.0}};
   }
 
-  std::vector<int32_t> order(z.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = int32_t(i);
+  const double max_logit = *std::max_element(z.begin(), z.end());
+  if (std::isinf(max_logit) && max_logit < 0)
+    fail(ErrorKind::value, "sampling: every logit is -infinity");
+  // Softmax weights at the temperature, in double, from the largest logit (no overflow; a +inf
+  // logit takes all the mass).
+  std::vector<double> w(z.size());
+  for (size_t i = 0; i < z.size(); ++i)
+    w[i] = std::isinf(max_logit) ? (z[i] == max_logit ? 1.0 : 0.0)
+                                 : std::exp((double(z[i]) - max_logit) / o.temperature);
   // Most likely first; equal logits keep the lower id first so the result is deterministic.
   auto more_likely = [&](int32_t a, int32_t b) {
     return z[size_t(a)] != z[size_t(b)] ? z[size_t(a)] > z[size_t(b)] : a < b;
   };
-  size_t keep = order.size();
-  if (o.top_k > 0 && size_t(o.top_k) < keep) {
-    keep = size_t(o.top_k);
-    std::partial_sort(order.begin(), order.begin() + ptrdiff_t(keep), order.end(), more_likely);
-    order.resize(keep);
+  std::vector<int32_t> order;
+  order.reserve(z.size());
+  if (o.top_k > 0 || o.top_p < 1.f) {
+    for (size_t i = 0; i < z.size(); ++i) order.push_back(int32_t(i));
   } else {
+    // No rank-based filter: min_p keeps the tokens whose weight relative to the best one
+    // reaches it, and nothing else needs the whole vocabulary sorted.
+    for (size_t i = 0; i < z.size(); ++i)
+      if (o.min_p <= 0.f || w[i] >= o.min_p) order.push_back(int32_t(i));
+  }
+  if (o.top_k > 0 && size_t(o.top_k) < order.size()) {
+    std::nth_element(order.begin(), order.begin() + o.top_k, order.end(), more_likely);
+    order.resize(size_t(o.top_k));
+  }
+  double total = 0;
+  for (int32_t id : order) total += w[size_t(id)];
+
+  if (o.top_p < 1.f) {
+    // Sort only as far as the mass reaches top_p: the best 64 first, then 4 times as many
+    // until it does (a peaked distribution stops early; a flat one ends in a full sort).
+    size_t sorted = 0;
+    for (size_t m = std::min<size_t>(64, order.size());; m = std::min(order.size(), m * 4)) {
+      if (m < order.size())
+        std::nth_element(order.begin() + ptrdiff_t(sorted), order.begin() + ptrdiff_t(m),
+                         order.end(), more_likely);
+      std::sort(order.begin() + ptrdiff_t(sorted), order.begin() + ptrdiff_t(m), more_likely);
+      double mass = 0;
+      size_t n = 0;
+      while (n < m) {
+        mass += w[size_t(order[n++])] / total;
+        if (mass >= o.top_p) break;
+      }
+      if (mass >= o.top_p || m == order.size()) {
+        order.resize(n);
+        break;
+      }
+      sorted = m;
+    }
+  } else if (o.top_k > 0 || o.min_p > 0.f) {
     std::sort(order.begin(), order.end(), more_likely);
   }
 
-  // Softmax at the temperature, in double, from the largest logit (no overflow).
-  const double max_logit = z[size_t(order[0])];
-  if (std::isinf(max_logit) && max_logit < 0)
-    fail(ErrorKind::value, "sampling: every logit is -infinity");
   std::vector<TokenProbability> dist;
   dist.reserve(order.size());
-  double total = 0;
-  for (int32_t id : order) {
-    double p = std::isinf(max_logit)
-                   ? (z[size_t(id)] == max_logit ? 1.0 : 0.0)
-                   : std::exp((double(z[size_t(id)]) - max_logit) / o.temperature);
-    dist.push_back({id, p});
-    total += p;
-  }
-  for (auto& d : dist) d.probability /= total;
-
-  if (o.top_p < 1.f) {
-    double mass = 0;
-    size_t n = 0;
-    while (n < dist.size()) {
-      mass += dist[n++].probability;
-      if (mass >= o.top_p) break;
-    }
-    dist.resize(n);
-  }
+  for (int32_t id : order) dist.push_back({id, w[size_t(id)] / total});
   if (o.min_p > 0.f) {
     double floor = o.min_p * dist[0].probability;
     size_t n = 1;  // the most likely token always stays
     while (n < dist.size() && dist[n].probability >= floor) ++n;
     dist.resize(n);
   }
-  // Drop what has no chance (after -inf logits), then renormalise what is left.
-  while (dist.size() > 1 && dist.back().probability == 0) dist.pop_back();
+  // Drop what has no chance (-inf logits, underflow), then renormalise what is left; the most
+  // likely token always has a positive weight.
+  std::erase_if(dist, [](const TokenProbability& d) { return d.probability == 0; });
   total = 0;
   for (const auto& d : dist) total += d.probability;
   for (auto& d : dist) d.probability /= total;

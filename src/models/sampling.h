@@ -36,8 +36,9 @@ class Sampler {
   // Picks a token from `logits` (one per vocabulary entry) and remembers it for the penalty.
   // Throws loom::Error for empty logits or a NaN.
   int32_t sample(std::span<const float> logits);
-  // The distribution sample() draws from, most likely first: after the penalty, temperature,
-  // top-k, top-p and min-p (in that order), renormalised. Greedy gives one token with 1.
+  // The distribution sample() draws from: after the penalty, temperature, top-k, top-p and
+  // min-p (in that order), renormalised, without zero-probability tokens. Most likely first
+  // when a filter is on; in id order otherwise. Greedy gives one token with probability 1.
   std::vector<TokenProbability> distribution(std::span<const float> logits) const;
 
   // Adds a token to the history the penalty sees (sample() does it for its own picks; call

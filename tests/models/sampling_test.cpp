@@ -156,6 +156,20 @@ TEST(Sampling, NegativeInfinityIsNeverDrawn) {
   std::vector<float> logits = {-inf, 0.f, -inf, 0.f};
   Sampler sampler({.seed = 2});
   expect_frequencies(sampler, logits, {0, 0.5, 0, 0.5}, 20000);
+  // Every filter path (none, min-p only, top-k, top-p) leaves -inf out.
+  for (SamplingOptions o : {SamplingOptions{.min_p = 0.5f}, SamplingOptions{.top_k = 3},
+                            SamplingOptions{.top_p = 0.99f}}) {
+    Sampler filtered(o);
+    expect_frequencies(filtered, logits, {0, 0.5, 0, 0.5}, 20000);
+  }
+  // A +inf logit takes all the mass.
+  std::vector<float> certain = {0.f, inf, 1.f};
+  for (SamplingOptions o : {SamplingOptions{}, SamplingOptions{.min_p = 0.1f}}) {
+    auto dist = Sampler(o).distribution(certain);
+    ASSERT_EQ(dist.size(), 1u);
+    EXPECT_EQ(dist[0].id, 1);
+    EXPECT_EQ(dist[0].probability, 1.0);
+  }
 }
 
 TEST(Sampling, BadInputsAreErrors) {
