@@ -7,6 +7,7 @@ debian_packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libpcre2-dev
 
 )
 python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest gguf)
