@@ -11,6 +11,7 @@
 #include "models/test_data.h"
 #include "models/tokenizer.h"
 #include "models/tokenizer_gguf.h"
+#include "models/utf8.h"
 
 namespace loom::models {
 namespace {
@@ -61,6 +62,26 @@ TEST_F(SmolLM2Tokenizer, MatchesHuggingFaceTokenizers) {
       EXPECT_EQ(tok.decode(plain), text) << pre << " text " << i;
     }
   }
+}
+
+TEST_F(SmolLM2Tokenizer, StreamingShowsOnlyWholeCharacters) {
+  auto texts = testing::read_json("texts.json");
+  auto golden = testing::read_json("golden.json")["byte_level"]["smollm"];
+  Tokenizer tok(spec());
+  int held_back = 0;  // tokens after which part of a character had to wait
+  for (size_t i = 0; i < texts.size(); ++i) {
+    StreamDecoder stream(tok);
+    std::string shown;
+    for (int32_t id : golden[i].get<std::vector<int32_t>>()) {
+      std::string chunk = stream.push(id);
+      EXPECT_EQ(sanitize_utf8(chunk), chunk) << "text " << i;  // valid UTF-8 on its own
+      held_back += chunk.size() < tok.token_bytes(id).size();
+      shown += chunk;
+    }
+    shown += stream.finish();
+    EXPECT_EQ(shown, texts[i].get<std::string>());
+  }
+  EXPECT_GT(held_back, 10);  // the texts do split characters (CJK, emoji) across tokens
 }
 
 TEST_F(SmolLM2Tokenizer, ConcurrentEncodesShareTheWordCache) {
