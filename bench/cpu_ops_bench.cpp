@@ -62,6 +62,29 @@ void BM_RmsNormF32(benchmark::State& state) {
 }
 BENCHMARK(BM_RmsNormF32)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+void BM_LayerNormF32(benchmark::State& state) {
+  Graph g;
+  Tensor x = g.placeholder("x", {256, 4096});
+  time_runs(state, g, layer_norm(x), {{"x", random_data({256, 4096}, 8)}});
+  state.SetBytesProcessed(int64_t(state.iterations()) * 2 * 256 * 4096 * 4);
+}
+BENCHMARK(BM_LayerNormF32)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// A reduction over the leading axis with few outputs: the reduced axis is split across
+// threads (one task per output would leave all but a few idle).
+void BM_MeanLeadingAxisF32(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  Graph g;
+  Tensor x = g.placeholder("x", {rows, cols});
+  time_runs(state, g, mean(x, {0}), {{"x", random_data({rows, cols}, 9)}});
+  state.SetBytesProcessed(int64_t(state.iterations()) * rows * cols * 4);
+}
+BENCHMARK(BM_MeanLeadingAxisF32)
+    ->Args({65536, 8})
+    ->Args({8192, 64})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 void BM_AddF32(benchmark::State& state) {
   const int64_t n = int64_t(1) << 22;
   Graph g;

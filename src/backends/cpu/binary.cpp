@@ -6,133 +6,32 @@
 
 #include "backends/cpu/broadcast_loop.h"
 #include "backends/cpu/elementwise.h"
+#include "core/scalar_semantics.h"
 
 namespace loom::cpu {
 
 namespace {
 
-// Integer arithmetic wraps around (two's complement, as the hardware does) because signed
-// overflow is undefined behaviour in C++ and user data must not be able to cause it.
-template <class C>
-C wrapping_add(C a, C b) {
-  using U = std::make_unsigned_t<C>;
-  return C(U(a) + U(b));
-}
-template <class C>
-C wrapping_sub(C a, C b) {
-  using U = std::make_unsigned_t<C>;
-  return C(U(a) - U(b));
-}
-template <class C>
-C wrapping_mul(C a, C b) {
-  using U = std::make_unsigned_t<C>;
-  return C(U(a) * U(b));
-}
+// Each op: the shared scalar rule (core/scalar_semantics.h), whether it yields bool, and
+// whether it takes bool operands.
+#define LOOM_ARITHMETIC_OP(Name, rule)                          \
+  struct Name {                                                 \
+    static constexpr bool kCompare = false, kTakesBool = false; \
+    template <class C>                                          \
+    C operator()(C a, C b) const {                              \
+      return scalar::rule(a, b);                                \
+    }                                                           \
+  };
 
-// Exponentiation by squaring. A negative exponent gives the truncated value of 1 / a^-b:
-// 0 except for bases 1 and -1 (and 0 for base 0, matching division by zero).
-template <class C>
-C integer_pow(C base, C exponent) {
-  if constexpr (std::is_signed_v<C>) {
-    if (exponent < 0) {
-      if (base == 1) return 1;
-      if (base == -1) return (exponent & 1) ? C(-1) : C(1);
-      return 0;
-    }
-  }
-  C result = 1;
-  for (auto e = exponent; e != 0; e /= 2) {
-    if (e & 1) result = wrapping_mul(result, base);
-    base = wrapping_mul(base, base);
-  }
-  return result;
-}
+LOOM_ARITHMETIC_OP(Add, add)
+LOOM_ARITHMETIC_OP(Sub, sub)
+LOOM_ARITHMETIC_OP(Mul, mul)
+LOOM_ARITHMETIC_OP(Div, div)
+LOOM_ARITHMETIC_OP(Pow, pow)
+LOOM_ARITHMETIC_OP(Maximum, maximum)
+LOOM_ARITHMETIC_OP(Minimum, minimum)
 
-// Each op: the scalar function, whether it yields bool, and whether it takes bool operands.
-struct Add {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>)
-      return wrapping_add(a, b);
-    else
-      return a + b;
-  }
-};
-
-struct Sub {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>)
-      return wrapping_sub(a, b);
-    else
-      return a - b;
-  }
-};
-
-struct Mul {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>)
-      return wrapping_mul(a, b);
-    else
-      return a * b;
-  }
-};
-
-struct Div {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>) {
-      // Integer division truncates toward zero. Division by zero is defined as 0, and
-      // min / -1 is computed as a wrapping negation: both would trap the process on x86.
-      if (b == 0) return 0;
-      if constexpr (std::is_signed_v<C>) {
-        if (b == -1) return wrapping_sub(C(0), a);
-      }
-      return C(a / b);
-    } else {
-      return a / b;
-    }
-  }
-};
-
-struct Pow {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>)
-      return integer_pow(a, b);
-    else
-      return std::pow(a, b);
-  }
-};
-
-// maximum and minimum propagate NaN, as numpy and PyTorch do.
-struct Maximum {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_floating_point_v<C>) {
-      if (std::isnan(a)) return a;
-    }
-    return a > b ? a : b;
-  }
-};
-
-struct Minimum {
-  static constexpr bool kCompare = false, kTakesBool = false;
-  template <class C>
-  C operator()(C a, C b) const {
-    if constexpr (std::is_floating_point_v<C>) {
-      if (std::isnan(a)) return a;
-    }
-    return a < b ? a : b;
-  }
-};
+#undef LOOM_ARITHMETIC_OP
 
 struct Equal {
   static constexpr bool kCompare = true, kTakesBool = true;

@@ -1,9 +1,8 @@
 // CPU kernel of cast, between every pair of f32, f16, bf16, i8, u8, i32, i64 and bool.
 //
-// Conversions: to bool is "!= 0" (NaN is true); float to integer truncates toward zero,
-// saturates at the integer's range and maps NaN to 0 (C++ leaves those undefined, and
-// user data must not reach undefined behaviour); integer to narrower integer wraps
-// (two's complement); to f16/bf16 rounds to nearest even through f32.
+// Conversions follow core/scalar_semantics.h (shared with the CUDA cast): to bool is "!= 0"
+// (NaN is true); float to integer truncates toward zero, saturates and maps NaN to 0;
+// integer to narrower integer wraps; to f16/bf16 rounds to nearest even through f32.
 #include <algorithm>
 #include <cmath>
 #include <limits>

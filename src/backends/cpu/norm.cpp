@@ -111,32 +111,42 @@ void run_softmax(KernelContext&, const ir::Node& node, std::span<const TensorVie
   });
 }
 
-// Sum of a row and of its squares around `center`, in f32.
+// The statistics of layer_norm and rms_norm accumulate in double, as every float reduction
+// does (DESIGN.md): with a row mean far from zero (1e4, say) an f32 sum loses the mean's low
+// bits and the output carries that error. The mean is then split into two floats
+// (center.hi + center.lo) so that the per-element work stays in f32: x - hi is exact for
+// x near the mean, and subtracting lo recovers the rest.
+struct Center {
+  float hi = 0.f, lo = 0.f;
+};
+
 template <class T>
-float row_sum(const T* x, int64_t n) {
-  float s = 0.f;
+double row_sum(const T* x, int64_t n) {
+  double s = 0.0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += float(load(x + i));
+  for (int64_t i = 0; i < n; ++i) s += double(float(load(x + i)));
   return s;
 }
 
+// Squares of the deviations are summed in double; each square is formed in f32, since
+// rounding a positive term cannot cancel.
 template <class T>
-float row_sum_squares(const T* x, int64_t n, float center) {
-  float s = 0.f;
+double row_sum_squares(const T* x, int64_t n, Center c) {
+  double s = 0.0;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) {
-    float d = float(load(x + i)) - center;
-    s += d * d;
+    const float d = (float(load(x + i)) - c.hi) - c.lo;
+    s += double(d * d);
   }
   return s;
 }
 
 // y = (x - center) * scale * weight + bias, weight and bias optional.
 template <class T>
-void write_normalized(const T* x, T* y, int64_t n, float center, float scale, const T* weight,
+void write_normalized(const T* x, T* y, int64_t n, Center c, float scale, const T* weight,
                       const T* bias) {
   for (int64_t i = 0; i < n; ++i) {
-    float v = (float(load(x + i)) - center) * scale;
+    float v = ((float(load(x + i)) - c.hi) - c.lo) * scale;
     if (weight) v *= float(load(weight + i));
     if (bias) v += float(load(bias + i));
     store(y + i, v);
@@ -168,10 +178,15 @@ void run_norm(KernelContext&, const ir::Node& node, std::span<const TensorView> 
     const T* bias = has_bias ? in[has_weight ? 2 : 1].as<const T>() : nullptr;
     parallel_for(rows, row_grain(d), [&](int64_t r) {
       const T* xr = xp + r * d;
-      float center = 0.f;
-      if constexpr (!is_rms) center = row_sum(xr, d) / float(d);
-      const float variance = row_sum_squares(xr, d, center) / float(d);
-      write_normalized(xr, yp + r * d, d, center, 1.f / std::sqrt(variance + eps), weight, bias);
+      Center center;
+      if constexpr (!is_rms) {
+        const double mean = row_sum(xr, d) / double(d);
+        center.hi = float(mean);
+        center.lo = float(mean - double(center.hi));
+      }
+      const double variance = row_sum_squares(xr, d, center) / double(d);
+      const float scale = float(1.0 / std::sqrt(variance + double(eps)));
+      write_normalized(xr, yp + r * d, d, center, scale, weight, bias);
     });
   });
 }

@@ -43,12 +43,12 @@ void rope_rows(const TensorView& x, TensorView& y, int64_t offset, double base, 
   // Work per position is batch * features elements.
   int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, batch * features));
   parallel_for(positions, grain, [&](int64_t s) {
-    double position = (double(offset) + double(s)) * scale;
+    const double position = scalar::rope_position(offset, s, scale);
     float cos_chunk[kPairChunk], sin_chunk[kPairChunk];
     for (int64_t i0 = 0; i0 < half; i0 += kPairChunk) {
       int64_t count = std::min(kPairChunk, half - i0);
       for (int64_t k = 0; k < count; ++k) {
-        double theta = position * std::exp(-double(2 * (i0 + k)) / double(dims) * log_base);
+        const double theta = scalar::rope_angle(position, i0 + k, dims, log_base);
         cos_chunk[k] = float(std::cos(theta));
         sin_chunk[k] = float(std::sin(theta));
       }

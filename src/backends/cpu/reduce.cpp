@@ -1,12 +1,16 @@
 // CPU reductions. The input is viewed as alternating groups of kept and reduced dims
 // (adjacent dims of one kind merged, dims of extent 1 dropped); the common case of one
-// reduced group [outer, reduced, inner] has its own loops, anything else walks the
-// reduced groups per output element.
+// reduced group [outer, reduced, inner] has its own loops (splitting the reduced group
+// across threads when there are few outputs), anything else walks the reduced groups per
+// output element.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
@@ -26,6 +30,12 @@ struct SumOp {
     } else {
       acc += Acc(v);
     }
+  }
+  static void combine(Acc& acc, Acc partial) {
+    if constexpr (std::is_integral_v<Acc>)
+      acc = Acc(uint64_t(acc) + uint64_t(partial));
+    else
+      acc += partial;
   }
   static Acc finish(Acc acc, int64_t) { return acc; }
 };
@@ -49,6 +59,9 @@ struct ExtremeOp {
     if constexpr (std::is_floating_point_v<Acc>) better = better || std::isnan(v);
     if (better && !is_nan(acc)) acc = v;
   }
+  // A later part's extreme replaces an earlier one only when strictly better (or NaN), so
+  // the first of equal values wins as in one pass.
+  static void combine(Acc& acc, Acc partial) { add(acc, partial); }
   static Acc finish(Acc acc, int64_t) { return acc; }
   static bool is_nan(Acc v) {
     if constexpr (std::is_floating_point_v<Acc>)
@@ -108,9 +121,75 @@ ReduceLayout make_layout(const Extents& shape, std::span<const bool> is_reduced)
 // Elements of inner output that one task accumulates side by side.
 constexpr int64_t kInnerChunk = 64;
 
+// With few outputs (a reduction over leading axes: mean(x[65536, 8], axes=[0])) one task
+// per output chunk leaves most threads idle, so the reduced axis is split into parts as
+// well: each part accumulates its rows, and the partials are combined in part order. The
+// number of parts depends on the shape only, never on the thread count, so results are
+// the same on every machine and every run.
+constexpr int64_t kSplitBelowTasks = 32;  // tasks that already keep a machine busy
+constexpr int64_t kSplitGrain = 8192;     // elements per part, at least
+constexpr int64_t kMaxParts = 64;
+
+int64_t split_parts(int64_t tasks, int64_t r, int64_t task_width) {
+  if (tasks >= kSplitBelowTasks || r < 2) return 1;
+  return std::clamp<int64_t>(r * task_width / kSplitGrain, 1, std::min(r, kMaxParts));
+}
+
+// Per-thread scratch for the partials; it grows to the largest split and is reused, so
+// steady-state runs do not allocate.
+// (Not a std::vector: the max of bool accumulates in bool.)
+template <class Acc>
+Acc* partial_scratch(size_t count) {
+  thread_local std::unique_ptr<Acc[]> buffer;
+  thread_local size_t capacity = 0;
+  if (capacity < count) {
+    buffer = std::make_unique<Acc[]>(count);
+    capacity = count;
+  }
+  return buffer.get();
+}
+
+template <class T, class Op>
+void reduce_split(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, int64_t parts) {
+  using Acc = typename Op::Acc;
+  const int64_t chunks = (inner + kInnerChunk - 1) / kInnerChunk;
+  const int64_t tasks = outer * chunks;
+  Acc* partials = partial_scratch<Acc>(size_t(tasks * parts * kInnerChunk));
+  parallel_for(tasks * parts, 1, [&](int64_t item) {
+    const int64_t task = item / parts, part = item % parts;
+    const int64_t o = task / chunks;
+    const int64_t i0 = (task % chunks) * kInnerChunk;
+    const int64_t len = std::min(kInnerChunk, inner - i0);
+    const int64_t k0 = r * part / parts, k1 = r * (part + 1) / parts;
+    Acc* acc = partials + item * kInnerChunk;
+    for (int64_t j = 0; j < len; ++j) acc[j] = Op::init();
+    for (int64_t k = k0; k < k1; ++k) {
+      const T* p = x + (o * r + k) * inner + i0;
+      for (int64_t j = 0; j < len; ++j) Op::add(acc[j], load(p + j));
+    }
+  });
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t o = task / chunks;
+    const int64_t i0 = (task % chunks) * kInnerChunk;
+    const int64_t len = std::min(kInnerChunk, inner - i0);
+    const Acc* first = partials + task * parts * kInnerChunk;
+    for (int64_t j = 0; j < len; ++j) {
+      Acc acc = first[j];
+      for (int64_t part = 1; part < parts; ++part) Op::combine(acc, first[part * kInnerChunk + j]);
+      store(y + o * inner + i0 + j, Op::finish(acc, r));
+    }
+  }
+}
+
 template <class T, class Op>
 void reduce_outer_inner(const T* x, T* y, int64_t outer, int64_t r, int64_t inner) {
   using Acc = typename Op::Acc;
+  const int64_t tasks = outer * ((inner + kInnerChunk - 1) / kInnerChunk);
+  const int64_t parts = split_parts(tasks, r, std::min(inner, kInnerChunk));
+  if (parts > 1) {
+    reduce_split<T, Op>(x, y, outer, r, inner, parts);
+    return;
+  }
   if (inner == 1) {
     parallel_for(outer, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(r, 1)),
                  [&](int64_t o) {

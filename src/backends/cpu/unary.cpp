@@ -6,51 +6,28 @@
 
 #include "backends/cpu/broadcast_loop.h"
 #include "backends/cpu/elementwise.h"
+#include "core/scalar_semantics.h"
 
 namespace loom::cpu {
 
 namespace {
 
 // Transcendental ops see only floats (f16 and bf16 arrive as float); neg, abs and relu
-// also see integers, where negation wraps around instead of overflowing.
-template <class C>
-C wrapping_neg(C x) {
-  using U = std::make_unsigned_t<C>;
-  return C(U(0) - U(x));
-}
+// also see integers, with the shared rules (negation wraps around instead of overflowing).
+#define LOOM_NUMERIC_UNARY(Name, rule)        \
+  struct Name {                               \
+    static constexpr bool kFloatOnly = false; \
+    template <class C>                        \
+    C operator()(C x) const {                 \
+      return scalar::rule(x);                 \
+    }                                         \
+  };
 
-struct Neg {
-  static constexpr bool kFloatOnly = false;
-  template <class C>
-  C operator()(C x) const {
-    if constexpr (std::is_integral_v<C>)
-      return wrapping_neg(x);
-    else
-      return -x;
-  }
-};
+LOOM_NUMERIC_UNARY(Neg, negate)
+LOOM_NUMERIC_UNARY(Abs, absolute)
+LOOM_NUMERIC_UNARY(Relu, relu)
 
-struct Abs {
-  static constexpr bool kFloatOnly = false;
-  template <class C>
-  C operator()(C x) const {
-    if constexpr (std::is_floating_point_v<C>)
-      return std::fabs(x);
-    else if constexpr (std::is_signed_v<C>)
-      return x < 0 ? wrapping_neg(x) : x;
-    else
-      return x;
-  }
-};
-
-// relu keeps NaN (x < 0 is false for it), as PyTorch does.
-struct Relu {
-  static constexpr bool kFloatOnly = false;
-  template <class C>
-  C operator()(C x) const {
-    return x < C(0) ? C(0) : x;
-  }
-};
+#undef LOOM_NUMERIC_UNARY
 
 #define LOOM_FLOAT_UNARY(Name, expr)                 \
   struct Name {                                      \
@@ -67,10 +44,8 @@ LOOM_FLOAT_UNARY(Cos, std::cos(x))
 LOOM_FLOAT_UNARY(Tanh, std::tanh(x))
 LOOM_FLOAT_UNARY(Sigmoid, 1.0f / (1.0f + std::exp(-x)))
 LOOM_FLOAT_UNARY(Silu, x / (1.0f + std::exp(-x)))
-// 1/sqrt(2) and sqrt(2/pi) as float literals.
-LOOM_FLOAT_UNARY(Gelu, 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)))
-LOOM_FLOAT_UNARY(GeluTanh,
-                 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x))))
+LOOM_FLOAT_UNARY(Gelu, scalar::gelu(x))
+LOOM_FLOAT_UNARY(GeluTanh, scalar::gelu_tanh(x))
 
 #undef LOOM_FLOAT_UNARY
 

@@ -1,32 +1,17 @@
-// cast between any two of f32, f16, bf16, i8, u8, i32, i64 and bool, with the CPU's
-// conversions: to bool is "!= 0" (NaN is true); float to integer truncates toward zero,
-// saturates at the integer's range and maps NaN to 0; integer to narrower integer wraps;
-// to f16/bf16 rounds to nearest even through f32. A bool byte other than 0 reads as true.
-#include <limits>
+// cast between any two of f32, f16, bf16, i8, u8, i32, i64 and bool, with the conversions
+// of core/scalar_semantics.h that the CPU uses too: to bool is "!= 0" (NaN is true); float to
+// integer truncates toward zero, saturates and maps NaN to 0; integer to narrower integer
+// wraps; to f16/bf16 rounds to nearest even through f32. A bool byte other than 0 reads as
+// true.
 #include <type_traits>
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/elementwise.cuh"
+#include "core/scalar_semantics.h"
 
 namespace loom::cuda {
 
 namespace {
-
-template <class To, class From>
-__device__ __forceinline__ To convert(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
-    return v != From(0);
-  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<From>) {
-    if (isnan(v)) return To(0);
-    double t = trunc(double(v));
-    double past_max = ldexp(1.0, std::numeric_limits<To>::digits);
-    if (t >= past_max) return std::numeric_limits<To>::max();
-    if (t < double(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
-    return To(t);
-  } else {
-    return To(v);
-  }
-}
 
 // Converts the input's compute value to the output's compute type; bool input arrives as
 // its storage byte (kFromBool).
@@ -35,9 +20,9 @@ struct ConvertF {
   template <class C>
   __device__ compute_t<Out> operator()(C x) const {
     if constexpr (kFromBool) {
-      return convert<compute_t<Out>>(bool(x != 0));
+      return scalar::convert<compute_t<Out>>(bool(x != 0));
     } else {
-      return convert<compute_t<Out>>(x);
+      return scalar::convert<compute_t<Out>>(x);
     }
   }
 };

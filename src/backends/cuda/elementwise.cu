@@ -3,107 +3,33 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/elementwise.cuh"
+#include "core/scalar_semantics.h"
 
 namespace loom::cuda {
 
 namespace {
 
-// Functors see the compute type (f32 for f16/bf16, the integer type itself otherwise).
-// Integer arithmetic wraps (two's complement) like the CPU kernels, through unsigned math.
-template <class C>
-__device__ __forceinline__ C wrap(C a, C b, int op) {
-  using U = std::make_unsigned_t<C>;
-  U r = op == 0 ? U(U(a) + U(b)) : op == 1 ? U(U(a) - U(b)) : U(U(a) * U(b));
-  return C(r);
-}
+// Functors see the compute type (f32 for f16/bf16, the integer type itself otherwise) and
+// apply the rules of core/scalar_semantics.h, which the CPU kernels use too: integer
+// arithmetic wraps, division truncates (x / 0 is 0), maximum / minimum propagate NaN.
+#define LOOM_ARITHMETIC_F(Name, rule)         \
+  struct Name {                               \
+    template <class C>                        \
+    __device__ C operator()(C a, C b) const { \
+      return scalar::rule(a, b);              \
+    }                                         \
+  };
 
-struct AddF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>) {
-      return wrap(a, b, 0);
-    } else {
-      return a + b;
-    }
-  }
-};
-struct SubF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>) {
-      return wrap(a, b, 1);
-    } else {
-      return a - b;
-    }
-  }
-};
-struct MulF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>) {
-      return wrap(a, b, 2);
-    } else {
-      return a * b;
-    }
-  }
-};
-struct DivF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_integral_v<C>) {
-      // Truncates toward zero; division by zero gives 0 and min / -1 wraps, as on the CPU.
-      if (b == 0) return C(0);
-      if constexpr (std::is_signed_v<C>) {
-        if (b == C(-1)) return wrap(C(0), a, 1);
-      }
-      return C(a / b);
-    } else {
-      return a / b;
-    }
-  }
-};
-struct PowF {
-  template <class C>
-  __device__ C operator()(C base, C exponent) const {
-    if constexpr (std::is_integral_v<C>) {
-      // Exponentiation by squaring; a negative exponent truncates 1 / base^-exponent.
-      if constexpr (std::is_signed_v<C>) {
-        if (exponent < 0) {
-          if (base == 1) return C(1);
-          if (base == C(-1)) return (exponent & 1) ? C(-1) : C(1);
-          return C(0);
-        }
-      }
-      C result = 1;
-      for (C e = exponent; e != 0; e /= 2) {
-        if (e & 1) result = wrap(result, base, 2);
-        base = wrap(base, base, 2);
-      }
-      return result;
-    } else {
-      return powf(base, exponent);
-    }
-  }
-};
-// maximum and minimum propagate NaN, as numpy and PyTorch do.
-struct MaximumF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_floating_point_v<C>) {
-      if (isnan(a)) return a;
-    }
-    return a > b ? a : b;
-  }
-};
-struct MinimumF {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    if constexpr (std::is_floating_point_v<C>) {
-      if (isnan(a)) return a;
-    }
-    return a < b ? a : b;
-  }
-};
+LOOM_ARITHMETIC_F(AddF, add)
+LOOM_ARITHMETIC_F(SubF, sub)
+LOOM_ARITHMETIC_F(MulF, mul)
+LOOM_ARITHMETIC_F(DivF, div)
+LOOM_ARITHMETIC_F(PowF, pow)
+LOOM_ARITHMETIC_F(MaximumF, maximum)
+LOOM_ARITHMETIC_F(MinimumF, minimum)
+
+#undef LOOM_ARITHMETIC_F
+
 struct EqualF {
   template <class C>
   __device__ bool operator()(C a, C b) const {

@@ -111,6 +111,26 @@ GemmDesc gemm_desc(const BatchPlan& p, DType dtype, size_t workspace_bytes) {
   return d;
 }
 
+// Every row of c = bias: the product of K = 0 is zeros, and 0 + bias is bias in every
+// float dtype (as the CPU computes it).
+template <class T>
+__global__ void bias_rows_kernel(const T* __restrict__ bias, T* __restrict__ c, int64_t total,
+                                 int64_t n) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride)
+    c[i] = bias[i % n];
+}
+
+void fill_rows_with_bias(const TensorView& bias, TensorView& c, cudaStream_t stream) {
+  int64_t total = c.numel(), n = c.shape.back();
+  dispatch_bytes(element_bytes(c.dtype), [&](auto tag) {
+    using T = decltype(tag);
+    bias_rows_kernel<T><<<std::min(blocks_for(total, kThreads), 65536u), kThreads, 0, stream>>>(
+        bias.as<const T>(), c.as<T>(), total, n);
+  });
+  check_launch("matmul (k = 0, bias)");
+}
+
 void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                       std::span<TensorView> out) {
   const TensorView &a = in[0], &b = in[1];
@@ -119,9 +139,12 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
   cudaStream_t stream = stream_of(ctx);
   BatchPlan p = plan_batches(node, a, b, c);
   const bool has_bias = in.size() == 3;
-  if (p.k == 0 && has_bias) fail(ErrorKind::unsupported, "matmul with a bias and K = 0 on CUDA");
-  if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype)
-    check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
+  if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype), plus the bias
+    if (has_bias) {
+      fill_rows_with_bias(in[2], c, stream);
+    } else {
+      check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
+    }
     return;
   }
   if (p.inner > INT32_MAX) fail(ErrorKind::unsupported, "matmul: too many batched matrices");

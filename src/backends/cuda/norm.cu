@@ -1,5 +1,6 @@
 // softmax and log_softmax (any axis), layer_norm and rms_norm (last axis). Along the last
-// axis a block owns a row held in registers: one read of x, f32 statistics, one write.
+// axis a block owns a row held in registers: one read of x, statistics (f32 for softmax,
+// f64 for the norms), one write.
 // Along another axis a thread owns a column and keeps an online max and sum.
 #include <cmath>
 
@@ -32,10 +33,10 @@ __device__ __forceinline__ float fast_exp(float x) { return exp2f(x * 1.44269504
 // exponential (bf16 rows are otherwise bound by arithmetic, not bandwidth). Chunks past the
 // cache (rows longer than kRowCacheChunks * V * 1024) are read again from L2 in each pass.
 template <class T, int V, bool kLog>
-__global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t d) {
-  __shared__ float scratch[32];
+__device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int64_t d,
+                                            float* scratch) {
   RowCache<T, V> cache;
-  cache.load_row(x + int64_t(blockIdx.x) * d, d);
+  cache.load_row(x, d);
   float m = -INFINITY;
   cache.for_each([&](int64_t, const Pack<T, V>& p) {
 #pragma unroll
@@ -66,7 +67,7 @@ __global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, i
   }
   const float row_sum = block_reduce(s, SumOp{}, scratch);
   const float inv = 1.f / row_sum, log_sum = logf(row_sum);
-  auto* out = reinterpret_cast<Pack<T, V>*>(y + int64_t(blockIdx.x) * d);
+  auto* out = reinterpret_cast<Pack<T, V>*>(y);
 #pragma unroll
   for (int c = 0; c < kRowCacheChunks; ++c) {
     int64_t chunk = threadIdx.x + int64_t(c) * blockDim.x;
@@ -92,6 +93,17 @@ __global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, i
   }
 }
 
+// Rows loop over the grid: a grid has at most 2^31 - 1 blocks, and a tensor may have more
+// rows (indices are 64-bit throughout). The loop is uniform over the block, so the block's
+// barriers stay matched.
+template <class T, int V, bool kLog>
+__global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                   int64_t d) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
+    softmax_row<T, V, kLog>(x + row * d, y + row * d, d, scratch);
+}
+
 // Softmax along a non-last axis: x viewed as [outer, n, inner], one column per thread.
 template <class T, bool kLog>
 __global__ void softmax_column_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
@@ -110,33 +122,39 @@ __global__ void softmax_column_kernel(const T* __restrict__ x, T* __restrict__ y
   }
 }
 
-// layer_norm (kRms false) and rms_norm (kRms true) of one row per block.
+// layer_norm (kRms false) and rms_norm (kRms true) of one row per block. The statistics
+// accumulate in double, as every float reduction does (DESIGN.md): with a row mean far from
+// zero an f32 sum loses the mean's low bits, and the output carries that error. The mean is
+// then split into two floats (center_hi + center_lo) so the per-element work stays in f32:
+// x - center_hi is exact for x near the mean.
 template <class T, int V, bool kRms>
-__global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                const T* __restrict__ weight, const T* __restrict__ bias, int64_t d,
-                                float eps) {
-  __shared__ float scratch[32];
+__device__ __forceinline__ void norm_row(const T* __restrict__ x, T* __restrict__ y,
+                                         const T* __restrict__ weight, const T* __restrict__ bias,
+                                         int64_t d, float eps, double* scratch) {
   RowCache<T, V> cache;
-  cache.load_row(x + int64_t(blockIdx.x) * d, d);
-  float center = 0.f;
+  cache.load_row(x, d);
+  float center_hi = 0.f, center_lo = 0.f;
   if constexpr (!kRms) {
-    float s = 0.f;
+    double s = 0.0;
     cache.for_each([&](int64_t, const Pack<T, V>& p) {
 #pragma unroll
-      for (int k = 0; k < V; ++k) s += float(load(p.v[k]));
+      for (int k = 0; k < V; ++k) s += double(float(load(p.v[k])));
     });
-    center = block_reduce(s, SumOp{}, scratch) / float(d);
+    const double center = block_reduce(s, SumOp{}, scratch) / double(d);
+    center_hi = float(center);
+    center_lo = float(center - double(center_hi));
   }
-  float ss = 0.f;
+  double ss = 0.0;
   cache.for_each([&](int64_t, const Pack<T, V>& p) {
 #pragma unroll
     for (int k = 0; k < V; ++k) {
-      float v = float(load(p.v[k])) - center;
-      ss += v * v;
+      float v = (float(load(p.v[k])) - center_hi) - center_lo;
+      ss += double(v * v);
     }
   });
-  float scale = 1.f / sqrtf(block_reduce(ss, SumOp{}, scratch) / float(d) + eps);
-  auto* out = reinterpret_cast<Pack<T, V>*>(y + int64_t(blockIdx.x) * d);
+  const float scale =
+      float(1.0 / sqrt(block_reduce(ss, SumOp{}, scratch) / double(d) + double(eps)));
+  auto* out = reinterpret_cast<Pack<T, V>*>(y);
   auto* w = reinterpret_cast<const Pack<T, V>*>(weight);
   auto* b = reinterpret_cast<const Pack<T, V>*>(bias);
   cache.for_each([&](int64_t c, const Pack<T, V>& p) {
@@ -145,13 +163,22 @@ __global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
     if (b) pb = b[c];
 #pragma unroll
     for (int k = 0; k < V; ++k) {
-      float v = (float(load(p.v[k])) - center) * scale;
+      float v = ((float(load(p.v[k])) - center_hi) - center_lo) * scale;
       if (w) v *= float(load(pw.v[k]));
       if (b) v += float(load(pb.v[k]));
       r.v[k] = store_as<T>(v);
     }
     out[c] = r;
   });
+}
+
+template <class T, int V, bool kRms>
+__global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                const T* __restrict__ weight, const T* __restrict__ bias,
+                                int64_t rows, int64_t d, float eps) {
+  __shared__ double scratch[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)  // see softmax_row_kernel
+    norm_row<T, V, kRms>(x + row * d, y + row * d, weight, bias, d, eps, scratch);
 }
 
 // 16-byte packs when every row start and the parameters are 16-byte aligned.
@@ -186,10 +213,10 @@ void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const Tenso
     } else if (rows_vectorizable<T>(n, {xp, yp})) {
       constexpr int V = kVec<T>;
       softmax_row_kernel<T, V, kLog>
-          <<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(xp, yp, n);
+          <<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(xp, yp, outer, n);
     } else {
       softmax_row_kernel<T, 1, kLog>
-          <<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp, n);
+          <<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp, outer, n);
     }
     check_launch(name);
   });
@@ -215,10 +242,10 @@ void run_norm(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
     if (rows_vectorizable<T>(d, {xp, yp, w, b})) {
       constexpr int V = kVec<T>;
       norm_row_kernel<T, V, kRms>
-          <<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(xp, yp, w, b, d, eps);
+          <<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(xp, yp, w, b, rows, d, eps);
     } else {
       norm_row_kernel<T, 1, kRms>
-          <<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w, b, d, eps);
+          <<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w, b, rows, d, eps);
     }
     check_launch(name);
   });

@@ -1,10 +1,13 @@
-// arange and rope. rope reads its position offset on the device (a run-time tensor), so a
-// captured decode step replays correctly at every position; angles are computed in double
-// like the CPU reference, so long positions keep their accuracy.
+// arange and rope. arange converts its double values with the shared rules (an integer
+// dtype saturates, as cast does). rope reads its position offset on the device (a run-time
+// tensor), so a captured decode step replays correctly at every position; positions and
+// angles are computed in double by the functions the CPU kernel uses
+// (core/scalar_semantics.h), so long positions keep their accuracy and any offset is defined.
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "core/scalar_semantics.h"
 
 namespace loom::cuda {
 
@@ -14,7 +17,7 @@ template <class T>
 __global__ void arange_kernel(T* __restrict__ out, int64_t n, double start, double step) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    out[i] = store_as<T>(start + double(i) * step);
+    out[i] = store_as<T>(scalar::convert<compute_t<T>>(start + double(i) * step));  // as cast
 }
 
 void run_arange(KernelContext& ctx, const ir::Node& node, std::span<const TensorView>,
@@ -52,8 +55,8 @@ __global__ void rope_kernel(const T* __restrict__ x, T* __restrict__ y, const vo
       continue;
     }
     int64_t s = r % positions;
-    double position = double(offset + s) * scale;
-    double theta = position * exp(-double(2 * i) / double(dims) * log_base);
+    double position = scalar::rope_position(offset, s, scale);
+    double theta = scalar::rope_angle(position, i, dims, log_base);
     double sin_t, cos_t;
     sincos(theta, &sin_t, &cos_t);
     float c = float(cos_t), sn = float(sin_t);

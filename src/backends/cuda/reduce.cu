@@ -302,7 +302,8 @@ void run_argmax(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   const TensorView& x = in[0];
   int64_t n_out = out[0].numel();
   if (n_out == 0) return;
-  int axis = normalize_axis(node.attrs.get<int64_t>("axis"), x.rank(), "argmax");
+  // The default is inference's (and the CPU kernel's): axis 0.
+  int axis = normalize_axis(node.attrs.get_or<int64_t>("axis", 0), x.rank(), "argmax");
   int64_t len = x.shape[size_t(axis)], inner = 1;
   for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];
   if (len == 0) fail(ErrorKind::value, "argmax over an empty axis");

@@ -3,49 +3,30 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/elementwise.cuh"
+#include "core/scalar_semantics.h"
 
 namespace loom::cuda {
 
 namespace {
 
-// Integers negate with wrap-around (two's complement), as on the CPU.
-template <class C>
-__device__ __forceinline__ C wrapping_neg(C x) {
-  using U = std::make_unsigned_t<C>;
-  return C(U(U(0) - U(x)));
-}
-
+// neg, abs and relu with the rules of core/scalar_semantics.h (integers negate with
+// wrap-around), as on the CPU.
 struct NegF {
   template <class C>
   __device__ C operator()(C x) const {
-    if constexpr (std::is_integral_v<C>) {
-      return wrapping_neg(x);
-    } else {
-      return -x;
-    }
+    return scalar::negate(x);
   }
 };
 struct AbsF {
   template <class C>
   __device__ C operator()(C x) const {
-    if constexpr (std::is_floating_point_v<C>) {
-      return fabsf(x);
-    } else if constexpr (std::is_signed_v<C>) {
-      return x < 0 ? wrapping_neg(x) : x;
-    } else {
-      return x;
-    }
+    return scalar::absolute(x);
   }
 };
-// relu keeps NaN (x < 0 is false for it), as PyTorch does.
 struct ReluF {
   template <class C>
   __device__ C operator()(C x) const {
-    if constexpr (std::is_unsigned_v<C>) {
-      return x;
-    } else {
-      return x < C(0) ? C(0) : x;
-    }
+    return scalar::relu(x);
   }
 };
 struct ExpF {
@@ -76,15 +57,10 @@ struct SiluF {
   __device__ float operator()(float x) const { return x / (1.0f + expf(-x)); }
 };
 struct GeluF {
-  __device__ float operator()(float x) const {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-  }
+  __device__ float operator()(float x) const { return scalar::gelu(x); }
 };
 struct GeluTanhF {
-  __device__ float operator()(float x) const {
-    float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(inner));
-  }
+  __device__ float operator()(float x) const { return scalar::gelu_tanh(x); }
 };
 
 template <class F, bool kIntegers>
