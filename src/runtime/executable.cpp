@@ -1,4 +1,5 @@
-// Executable: lifetime and accessors.
+// Executable: lifetime and accessors; each takes the executable's lock (see executable.h).
+#include "loom/error.h"
 #include "runtime/executable_impl.h"
 
 namespace loom {
@@ -19,15 +20,25 @@ const std::shared_ptr<VariableStore>& Executable::variable_store() const {
   return checked_impl(impl_).variables;
 }
 const std::vector<PassDump>& Executable::pass_dumps() const { return checked_impl(impl_).dumps; }
-const RunStats& Executable::last_run_stats() const { return checked_impl(impl_).stats; }
+const RunStats& Executable::last_run_stats() const {
+  Impl& impl = checked_impl(impl_);
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  return impl.stats;
+}
 size_t Executable::arena_bytes() const {
-  const Impl& impl = checked_impl(impl_);
+  Impl& impl = checked_impl(impl_);
+  std::lock_guard<std::mutex> lock(impl.mutex);
   return impl.last_plan ? impl.last_plan->arena_bytes : 0;
 }
 size_t Executable::unshared_intermediate_bytes() const {
-  const Impl& impl = checked_impl(impl_);
+  Impl& impl = checked_impl(impl_);
+  std::lock_guard<std::mutex> lock(impl.mutex);
   return impl.last_plan ? impl.last_plan->unshared_bytes : 0;
 }
-size_t Executable::cached_plans() const { return checked_impl(impl_).plans.size(); }
+size_t Executable::cached_plans() const {
+  Impl& impl = checked_impl(impl_);
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  return impl.plans.size();
+}
 
 }  // namespace loom

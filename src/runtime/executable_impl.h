@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,10 +30,18 @@ struct Executable::Impl {
   std::vector<int64_t> bound;  // this run's size of each symbol (reused: no allocation)
   std::map<std::vector<int64_t>, std::unique_ptr<runtime::Plan>> plans;
   runtime::Plan* last_plan = nullptr;
+  std::map<std::vector<int64_t>, uint64_t> evicted_uses;  // use counts of dropped plans
+  std::vector<const Buffer*> in_place_feeds;              // this run's feeds read where they are
   uint64_t run_count = 0;
   std::vector<PassDump> dumps;
   RunStats stats;
   bool cuda_graphs = true;
+  bool time_tactics = true;
+  std::string tactic_cache_path;  // rewritten when a plan times something; empty: none
+  size_t max_cached_plans = 16;
+  size_t plan_cache_bytes = 0;
+  // Held by every member of Executable: runs, plans and stats belong to one thread at a time.
+  std::mutex mutex;
 
   ~Impl() {
     // The stream first: destroying it waits for its work, so no kernel still uses an arena
@@ -45,8 +54,11 @@ struct Executable::Impl {
   const std::vector<int64_t>& bind(const Feeds& feeds);
   // lower.cpp: concrete types, the memory plan and one kernel call per node.
   std::unique_ptr<runtime::Plan> make_plan(const SymbolBinding& binding);
+  // plan_cache.cpp: the plan for a binding (`key`: one size per symbol), made and cached
+  // when new, evicting by use count, recency and the cache's byte budget.
+  runtime::Plan& plan_for(const std::vector<int64_t>& key);
   // run.cpp
-  void copy_feeds(const runtime::Plan& plan, const Feeds& feeds);
+  void copy_feeds(runtime::Plan& plan, const Feeds& feeds);
   void run_steps(runtime::Plan& plan);
   void launch(std::vector<runtime::Step>& steps);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
