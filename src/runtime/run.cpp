@@ -59,21 +59,21 @@ static bool try_capture(Backend& backend, void* stream, Plan& plan,
                         const std::function<void()>& launch_steps) {
   try {
     backend.begin_capture(stream);
-  } catch (const Error&) {
+  } catch (...) {
     return false;
   }
   try {
     launch_steps();
-  } catch (const Error&) {
+  } catch (...) {
     try {
       backend.end_capture(stream);
-    } catch (const Error&) {
+    } catch (...) {
     }
     return false;
   }
   try {
     plan.graph = backend.end_capture(stream);
-  } catch (const Error&) {
+  } catch (...) {
     plan.graph = nullptr;
   }
   return plan.graph != nullptr;
