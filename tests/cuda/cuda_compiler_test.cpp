@@ -26,7 +26,9 @@ TEST(CudaCompiler, CublasAlgorithmsAreTimedTacticsShownInTheDump) {
   size_t timed = tactic_timings() - before;
   std::string dump = exe.dump();
   EXPECT_NE(dump.find("cuda.matmul.cublaslt#algo"), std::string::npos) << dump;
-  if (timed > 1) EXPECT_NE(dump.find(" tried)"), std::string::npos) << dump;
+  if (timed > 1) {
+    EXPECT_NE(dump.find(" tried)"), std::string::npos) << dump;
+  }
   Feeds feeds{{"a", testing::random_tensor(DType::f16, {64, 256})},
               {"b", testing::random_tensor(DType::f16, {256, 128})}};
   auto want = testing::run_on(g, {matmul(a, b)}, feeds, Device::cpu(), {});
