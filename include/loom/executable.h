@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,12 +16,19 @@
 namespace loom {
 
 // Named persistent tensors on one device; several executables may share one store.
+// Thread-safe: every member locks the store, and Executable::run holds that lock for the
+// whole run, so executables sharing a store run one at a time while others run freely.
+// References returned by get() stay valid, but read the data only while no run is going on
+// (hold lock() to be sure).
 class VariableStore {
  public:
   // Throws loom::Error(device) when the device is not there (variable_store.cpp).
   explicit VariableStore(Device device = Device::cpu());
   Device device() const { return device_; }
-  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  bool has(const std::string& name) const {
+    auto held = lock();
+    return values_.count(name) != 0;
+  }
   // Throws loom::Error(value) for an unknown name.
   const TensorData& get(const std::string& name) const;
   // Replaces the value (copied to the store's device); the shape and dtype must match the
@@ -29,10 +37,16 @@ class VariableStore {
   // Adds a variable (copied to the store's device) if absent.
   void declare(const std::string& name, const TensorData& initial);
   std::vector<std::string> names() const;
+  // Excludes runs of executables using this store while held (recursive: a thread holding
+  // it may call the members above).
+  std::unique_lock<std::recursive_mutex> lock() const {
+    return std::unique_lock<std::recursive_mutex>(mutex_);
+  }
 
  private:
   Device device_;
   std::map<std::string, TensorData> values_;
+  mutable std::recursive_mutex mutex_;
 };
 
 using Feeds = std::map<std::string, TensorData>;
@@ -54,6 +68,20 @@ struct CompileOptions {
   bool keep_pass_dumps = false;
   // CUDA: capture a run as a CUDA graph and replay it while the shapes stay the same.
   bool cuda_graphs = true;
+  // Bindings of the symbolic dims to plan at compile time (each must bind every symbol of
+  // the placeholders), so that their first run neither plans nor times kernels and dump()
+  // shows their kernels. A graph without symbols is always planned at compile time.
+  std::vector<std::map<std::string, int64_t>> plan_for;
+  // Where several kernels or tactics can run a node, time them once on the node's shapes and
+  // keep the fastest (false: take the first registered).
+  bool time_tactics = true;
+  // A file of timed choices, loaded at compile and rewritten when a plan times something;
+  // empty: $LOOM_TACTIC_CACHE, and when that is unset too, the process's memory only.
+  std::string tactic_cache;
+  // Plans kept for symbol bindings (each holds an arena): at most this many, and at most
+  // this many bytes of arenas; the least used (then least recent) binding is dropped first.
+  size_t max_cached_plans = 16;
+  size_t plan_cache_bytes = size_t(4) << 30;
 };
 
 // Statistics of the last run.
@@ -62,8 +90,14 @@ struct RunStats {
   size_t kernels = 0;           // kernel calls
   bool replayed_graph = false;  // CUDA graph replay
   bool planned = false;         // this run made a new plan (new symbol binding)
+  // Feed bytes copied into the arena (feeds read in place, on the CPU, copy nothing).
+  size_t feed_bytes_copied = 0;
 };
 
+// Thread-safe: run() and the other members lock a mutex of the executable, so threads may
+// share one; two executables run concurrently unless they share a VariableStore, whose lock
+// run() also holds (always after the executable's own). last_run_stats() returns a reference
+// that the next run overwrites.
 class Executable {
  public:
   Executable();
@@ -90,7 +124,7 @@ class Executable {
   // intermediates would take without reuse.
   size_t arena_bytes() const;
   size_t unshared_intermediate_bytes() const;
-  // Plans kept for the symbol bindings seen so far (at most 16; least recently used evicted).
+  // Plans kept for the symbol bindings seen so far (see CompileOptions::max_cached_plans).
   size_t cached_plans() const;
 
   struct Impl;
@@ -104,5 +138,11 @@ Executable compile(const Graph& graph, CompileOptions options = {});
 
 // Names of the passes in the order they run.
 std::vector<std::string> pass_names();
+
+// Kernel or tactic candidates timed so far in this process (a plan whose choices all come
+// from the tactic cache adds nothing).
+size_t tactic_timings();
+// Forgets the choices timed in this process (tests; a cache file is not touched).
+void clear_tactic_cache();
 
 }  // namespace loom

@@ -1,10 +1,11 @@
-// Maps a Device to its backend. The CPU backend always exists; the CUDA backend exists when
-// Loom was built with CUDA and a GPU is present.
+// Maps a Device to its backend, and holds each backend's kernels. The CPU backend always
+// exists; the CUDA backend exists when Loom was built with CUDA and a GPU is present.
 #include "backends/backend.h"
 #include "loom/error.h"
 
 #ifdef LOOM_WITH_CUDA
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_name.h"
 #endif
 
 namespace loom {
@@ -31,16 +32,45 @@ Backend& backend_for(Device device) {
 #endif
 }
 
+std::string device_identity(Device device) {
+#ifdef LOOM_WITH_CUDA
+  if (device.kind == DeviceKind::cuda) return "cuda " + cuda::device_name(device.index);
+#endif
+  return device.kind == DeviceKind::cpu ? "cpu" : device.str();
+}
+
 void Backend::add_kernel(const std::string& op, Kernel kernel) {
-  kernels_[op].push_back(std::move(kernel));
+  std::lock_guard<std::mutex> lock(kernels_mutex_);
+  kernels_[op].push_back(std::make_shared<const Kernel>(std::move(kernel)));
+}
+
+std::vector<std::shared_ptr<const Kernel>> Backend::kernels_for(
+    const ir::Node& node, std::span<const TensorView> inputs) const {
+  std::vector<std::shared_ptr<const Kernel>> found;
+  for (auto& k : kernels(node.op_name()))
+    if (!k->supports || k->supports(node, inputs)) found.push_back(std::move(k));
+  return found;
 }
 
 const Kernel* Backend::find_kernel(const ir::Node& node, std::span<const TensorView> inputs) const {
+  std::lock_guard<std::mutex> lock(kernels_mutex_);
   auto it = kernels_.find(node.op_name());
   if (it == kernels_.end()) return nullptr;
   for (const auto& k : it->second)
-    if (!k.supports || k.supports(node, inputs)) return &k;
+    if (!k->supports || k->supports(node, inputs)) return k.get();
   return nullptr;
+}
+
+std::vector<std::shared_ptr<const Kernel>> Backend::kernels(const std::string& op) const {
+  std::lock_guard<std::mutex> lock(kernels_mutex_);
+  auto it = kernels_.find(op);
+  return it == kernels_.end() ? std::vector<std::shared_ptr<const Kernel>>{} : it->second;
+}
+
+void Backend::set_kernels(const std::string& op,
+                          std::vector<std::shared_ptr<const Kernel>> kernels) {
+  std::lock_guard<std::mutex> lock(kernels_mutex_);
+  kernels_[op] = std::move(kernels);
 }
 
 }  // namespace loom

@@ -14,7 +14,11 @@ namespace loom::runtime {
 
 struct Step {
   const ir::Node* node = nullptr;
-  const Kernel* kernel = nullptr;
+  std::shared_ptr<const Kernel> kernel;
+  Tactic tactic;
+  void* workspace = nullptr;  // in the arena, tactic.workspace_bytes long
+  double measured_ms = -1;    // the chosen candidate's time, when it was timed (or cached)
+  int tried = 0;              // candidates timed for this choice
   std::vector<TensorView> inputs;
   std::vector<TensorView> outputs;
   std::shared_ptr<void> state;  // the kernel's per-node cache
@@ -23,17 +27,21 @@ struct Step {
 
 struct FeedSlot {
   std::string name;
-  TensorView view;
+  TensorView view;  // the placeholder's bytes in the arena
+  // Views that read the feed (in steps and outputs): pointed at the caller's data when it can
+  // be read in place, else at `view.data`.
+  std::vector<TensorView*> uses;
 };
 
-// How many plans (symbol bindings) an executable keeps; the least recently used goes first.
-inline constexpr size_t kMaxCachedPlans = 16;
+// Captures tried per plan before it runs eagerly for good; failures space the next try out.
+inline constexpr int kMaxCaptureAttempts = 3;
 
 struct Plan {
   SymbolBinding binding;
   std::shared_ptr<Buffer> arena;
   size_t arena_bytes = 0;
   size_t unshared_bytes = 0;
+  size_t workspace_bytes = 0;  // the largest step workspace, inside the arena
   std::vector<FeedSlot> feeds;
   std::vector<Step> steps;         // in program order, assigns excluded
   std::vector<Step> assign_steps;  // run after the outputs are copied
@@ -41,11 +49,16 @@ struct Plan {
   std::vector<std::pair<TensorView, TensorView>> snapshots;
   std::vector<TensorView> outputs;
   size_t bytes_written = 0;
-  // CUDA graph of `steps`: captured on the second run, replayed from the third.
+  // CUDA graph of `steps`: captured on the second run, replayed from the third. A failed
+  // capture runs eagerly and is retried from run `next_capture_run`.
   int runs = 0;
-  uint64_t last_used = 0;  // the executable's run count when this plan last ran
-  bool capture_failed = false;
+  int capture_attempts = 0;
+  int next_capture_run = 1;
   std::shared_ptr<void> graph;
+  // For the plan cache's eviction: runs of this plan (halved now and then, so that a binding
+  // that was hot long ago cools down) and the executable's run count at its last run.
+  uint64_t uses = 0;
+  uint64_t last_used = 0;
 };
 
 }  // namespace loom::runtime

@@ -15,6 +15,7 @@ VariableStore::VariableStore(Device device) : device_(device) {
 }
 
 const TensorData& VariableStore::get(const std::string& name) const {
+  auto held = lock();
   auto it = values_.find(name);
   if (it == values_.end()) {
     std::string known;
@@ -26,6 +27,7 @@ const TensorData& VariableStore::get(const std::string& name) const {
 }
 
 void VariableStore::set(const std::string& name, const TensorData& value) {
+  auto held = lock();
   const TensorData& current = get(name);
   if (!value.defined()) fail(ErrorKind::value, "variable '" + name + "': empty value");
   if (value.dtype() != current.dtype())
@@ -41,6 +43,7 @@ void VariableStore::set(const std::string& name, const TensorData& value) {
 }
 
 void VariableStore::declare(const std::string& name, const TensorData& initial) {
+  auto held = lock();
   auto it = values_.find(name);
   if (it != values_.end()) {
     const TensorData& existing = it->second;
@@ -60,6 +63,7 @@ void VariableStore::declare(const std::string& name, const TensorData& initial) 
 }
 
 std::vector<std::string> VariableStore::names() const {
+  auto held = lock();
   std::vector<std::string> out;
   for (const auto& [k, v] : values_) out.push_back(k);
   return out;

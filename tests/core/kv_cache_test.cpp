@@ -68,7 +68,7 @@ TEST(KvCache, NotInPlaceWhenTheOldValueIsReadElsewhere) {
   g.assign(cache, slice_update(g.read(cache), row, std::vector<int64_t>{1, 0}));
   CompileOptions options;
   options.outputs = {old_sum};
-  options.disabled_passes = {"cse"};
+  options.disabled_passes = {"common_subexpressions"};
   Executable exe = compile(g, options);
   EXPECT_EQ(exe.dump().find("slice_update_inplace"), std::string::npos) << exe.dump();
   auto r = TensorData::from_vector<float>({1, 2}, {1, 2});

@@ -37,7 +37,7 @@ TEST(Passes, CseMergesIdenticalNodes) {
   options.outputs = {y};
   Executable exe = compile(g, options);
   EXPECT_EQ(count_ops(exe.dump(), "exp"), 1) << exe.dump();
-  options.disabled_passes = {"cse"};
+  options.disabled_passes = {"common_subexpressions"};
   Executable plain = compile(g, options);
   EXPECT_EQ(count_ops(plain.dump(), "exp"), 2) << plain.dump();
   auto feed = testing::random_tensor(DType::f32, {4});
@@ -104,11 +104,11 @@ TEST(Passes, MatmulBiasFusesIntoTheMatmul) {
     Tensor wide = matmul(x, w) + g.constant(TensorData::zeros(dtype, {3, 4}));  // not a [N] bias
     CompileOptions options;
     options.outputs = {y, wide};
-    options.disabled_passes = {"cse"};
+    options.disabled_passes = {"common_subexpressions"};
     Executable fused = compile(g, options);
     std::string d = fused.dump();
     EXPECT_EQ(count_ops(d, "add"), 1) << d;  // only the [3, 4] one is left
-    options.disabled_passes = {"cse", "fuse_matmul_bias"};
+    options.disabled_passes = {"common_subexpressions", "fuse_matmul_bias"};
     Executable plain = compile(g, options);
     EXPECT_EQ(count_ops(plain.dump(), "add"), 2);
     Feeds feeds = {{"x", testing::random_tensor(dtype, {3, 5})}};

@@ -1,7 +1,5 @@
 // cuBLASLt plans: descriptors, heuristic choice and launch, every call checked.
 #include <algorithm>
-#include <map>
-#include <mutex>
 #include <utility>
 
 #include "backends/cuda/cublas_utils.h"
@@ -25,17 +23,6 @@ uint32_t common_alignment(std::initializer_list<uint64_t> values) {
 }
 
 namespace {
-
-// The fastest candidate per GEMM description, shared by every plan in the process.
-struct TuningCache {
-  std::mutex mutex;
-  std::map<std::string, size_t> best;
-};
-
-TuningCache& tuning_cache() {
-  static TuningCache cache;
-  return cache;
-}
 
 cublasLtMatrixLayout_t make_layout(cudaDataType_t dtype, uint64_t rows, uint64_t cols, int64_t ld,
                                    int32_t batch, int64_t stride) {
@@ -86,7 +73,7 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
     uint64_t ws = d.workspace_bytes;
     cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    // Several candidates, so that tune() can time them; the first is the heuristic's pick.
+    // Several candidates, offered as tactics; the first is the heuristic's pick.
     constexpr int kCandidates = int(std::tuple_size_v<decltype(candidates_)>);
     cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
@@ -105,11 +92,12 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
     check_cublas(status, "cublasLtMatmulAlgoGetHeuristic for " + d.str());
     if (found == 0) fail(ErrorKind::unsupported, "cuBLASLt has no algorithm for matmul " + d.str());
     for (int i = 0; i < found; ++i)
-      if (results[i].state == CUBLAS_STATUS_SUCCESS)
+      if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= ws) {
+        candidate_workspace_[candidate_count_] = results[i].workspaceSize;
         candidates_[candidate_count_++] = results[i].algo;
+      }
     if (candidate_count_ == 0)
       fail(ErrorKind::unsupported, "cuBLASLt has no usable algorithm for matmul " + d.str());
-    algo_ = candidates_[0];
   } catch (...) {
     destroy();
     throw;
@@ -118,68 +106,23 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
 
 LtGemm::~LtGemm() { destroy(); }
 
-void LtGemm::tune(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-                  cudaStream_t stream, const void* bias) {
-  if (candidate_count_ < 2) return;
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
-      capture != cudaStreamCaptureStatusNone) {
-    (void)cudaGetLastError();
-    return;
-  }
-  TuningCache& cache = tuning_cache();
-  const std::string key = desc_.str() + " type=" + std::to_string(int(desc_.dtype)) +
-                          " compute=" + std::to_string(int(desc_.compute)) +
-                          " ws=" + std::to_string(desc_.workspace_bytes);
-  {
-    std::lock_guard<std::mutex> lock(cache.mutex);
-    auto it = cache.best.find(key);
-    if (it != cache.best.end() && it->second < candidate_count_) {
-      algo_ = candidates_[it->second];
-      return;
-    }
-  }
-  if (desc_.bias)
-    check_cublas(
-        cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-        "cublasLtMatmulDescSetAttribute(bias pointer)");
-  cudaEvent_t start = nullptr, stop = nullptr;
-  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
-  if (cudaEventCreate(&stop) != cudaSuccess) {
-    cudaEventDestroy(start);
-    fail_cuda(cudaGetLastError(), "cudaEventCreate");
-  }
-  const float alpha = 1.f, beta = 0.f;
-  size_t best = 0;
-  float best_ms = -1.f;
-  for (size_t i = 0; i < candidate_count_; ++i) {
-    const cublasLtMatmulAlgo_t* algo = &candidates_[i];
-    if (cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, algo, workspace,
-                       desc_.workspace_bytes, stream) != CUBLAS_STATUS_SUCCESS)
-      continue;  // warm-up; an algorithm that fails is skipped
-    cudaEventRecord(start, stream);
-    constexpr int kRepeats = 3;
-    bool ok = true;
-    for (int r = 0; r < kRepeats && ok; ++r)
-      ok = cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, algo, workspace,
-                          desc_.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS;
-    cudaEventRecord(stop, stream);
-    float ms = 0.f;
-    if (!ok || cudaEventSynchronize(stop) != cudaSuccess ||
-        cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
-      (void)cudaGetLastError();
-      continue;
-    }
-    if (best_ms < 0.f || ms < best_ms) {
-      best_ms = ms;
-      best = i;
-    }
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  algo_ = candidates_[best];
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  cache.best[key] = best;
+std::string LtGemm::algorithm_name(size_t i) const {
+  const cublasLtMatmulAlgo_t& algo = candidates_.at(i);
+  auto config = [&](cublasLtMatmulAlgoConfigAttributes_t attr) -> long long {
+    uint32_t value = 0;  // every attribute read here is 32 bits wide
+    size_t written = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &value, sizeof value, &written) !=
+        CUBLAS_STATUS_SUCCESS)
+      return -1;
+    return value;
+  };
+  return "algo" + std::to_string(config(CUBLASLT_ALGO_CONFIG_ID)) + ".t" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_TILE_ID)) + ".s" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_STAGES_ID)) + ".k" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_SPLITK_NUM)) + ".r" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME)) + ".w" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING)) + ".c" +
+         std::to_string(config(CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION));
 }
 
 void LtGemm::destroy() {
@@ -192,18 +135,24 @@ void LtGemm::destroy() {
 }
 
 void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-                 cudaStream_t stream, const char* what, const void* bias) const {
+                 size_t workspace_bytes, cudaStream_t stream, const char* what, const void* bias,
+                 size_t algo) const {
   const float alpha = 1.f, beta = 0.f;
+  if (algo >= candidate_count_)
+    fail(ErrorKind::internal, std::string(what) + ": cuBLASLt algorithm index out of range");
   if (desc_.bias) {
     if (!bias) fail(ErrorKind::internal, std::string(what) + ": bias pointer missing");
     // Host-side state of the descriptor, read when the call is enqueued (so capturable).
-    check_cublas(
-        cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-        "cublasLtMatmulDescSetAttribute(bias pointer)");
+    cublasStatus_t status =
+        cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (status != CUBLAS_STATUS_SUCCESS)
+      check_cublas(status, "cublasLtMatmulDescSetAttribute(bias pointer)");
   }
-  check_cublas(cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_, &algo_,
-                              workspace, desc_.workspace_bytes, stream),
-               std::string("cublasLtMatmul (") + what + ", " + desc_.str() + ")");
+  // The message is built only when the call fails: a steady-state run builds no strings.
+  cublasStatus_t status = cublasLtMatmul(handle, op_, &alpha, a, a_, b, b_, &beta, d, c_, d, c_,
+                                         &candidates_[algo], workspace, workspace_bytes, stream);
+  if (status != CUBLAS_STATUS_SUCCESS)
+    check_cublas(status, std::string("cublasLtMatmul (") + what + ", " + desc_.str() + ")");
 }
 
 }  // namespace loom::cuda

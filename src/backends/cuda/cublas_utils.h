@@ -1,5 +1,7 @@
 // A thin wrapper over cuBLASLt: one column-major GEMM description, the plan (descriptors
-// and the heuristic's algorithm) made from it once, and its launch.
+// and the heuristic's candidate algorithms, each with the workspace it needs) made from it
+// once, and its launch with a chosen algorithm. The CUDA matmul kernel offers the candidates
+// as its tactics; the runtime times them and places the chosen one's workspace in the arena.
 #pragma once
 
 #include <cublasLt.h>
@@ -20,7 +22,7 @@ struct GemmDesc {
   int64_t lda = 0, ldb = 0, ldc = 0;
   int32_t batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
-  size_t workspace_bytes = 0;
+  size_t workspace_bytes = 0;  // the most workspace any candidate algorithm may ask for
   // Alignment (bytes, power of two, <= 256) every pointer of A, B and C is known to have:
   // cuBLASLt otherwise assumes 256 and may pick an algorithm the data does not fit.
   uint32_t align_a = 256, align_b = 256, align_c = 256;
@@ -44,15 +46,19 @@ class LtGemm {
   LtGemm& operator=(const LtGemm&) = delete;
 
   const GemmDesc& desc() const { return desc_; }
-  // Times the heuristic's candidate algorithms on these operands once and keeps the fastest
-  // (TensorRT's tactics; results are shared by every plan of the same description). Does
-  // nothing while `stream` is being captured. Writes D.
-  void tune(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-            cudaStream_t stream, const void* bias = nullptr);
-  // Enqueues D = A * B on `stream` (no allocation, no synchronisation: capturable).
-  // `bias` is used (and required) when the description has one.
+  // The heuristic's usable algorithms, best first by its estimate.
+  size_t algorithms() const { return candidate_count_; }
+  // Workspace bytes algorithm i needs (at most desc().workspace_bytes).
+  size_t workspace_bytes(size_t i) const { return candidate_workspace_.at(i); }
+  // A name that identifies algorithm i across processes: its id and configuration
+  // (tile, stages, split-k, reduction, swizzle, custom option).
+  std::string algorithm_name(size_t i) const;
+  // Enqueues D = A * B on `stream` with algorithm `algo` (no allocation, no synchronisation,
+  // no message built unless a call fails: capturable). `workspace` holds at least
+  // workspace_bytes(algo) bytes. `bias` is used (and required) when the description has one.
   void run(cublasLtHandle_t handle, const void* a, const void* b, void* d, void* workspace,
-           cudaStream_t stream, const char* what, const void* bias = nullptr) const;
+           size_t workspace_bytes, cudaStream_t stream, const char* what,
+           const void* bias = nullptr, size_t algo = 0) const;
 
  private:
   void destroy();
@@ -60,10 +66,10 @@ class LtGemm {
   GemmDesc desc_;
   cublasLtMatmulDesc_t op_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
-  cublasLtMatmulAlgo_t algo_{};
   // A fixed array, not a vector: nvcc 13.0's front end crashes constructing vectors of this
   // type under C++20.
   std::array<cublasLtMatmulAlgo_t, 8> candidates_{};
+  std::array<size_t, 8> candidate_workspace_{};
   size_t candidate_count_ = 0;
 };
 

@@ -131,27 +131,26 @@ void fill_rows_with_bias(const TensorView& bias, TensorView& c, cudaStream_t str
   check_launch("matmul (k = 0, bias)");
 }
 
-void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
-                      std::span<TensorView> out) {
+// cuBLASLt's recommended workspace on Hopper: the most any candidate algorithm may use.
+constexpr size_t kMaxWorkspace = size_t(32) << 20;
+
+// A node's GEMM: how its batches map onto calls, and the description (alignments included,
+// from the views' addresses and strides).
+struct MatmulGemm {
+  BatchPlan batches;
+  GemmDesc desc;
+};
+
+MatmulGemm describe(const ir::Node& node, std::span<const TensorView> in, const TensorView& c,
+                    size_t workspace_bytes) {
   const TensorView &a = in[0], &b = in[1];
-  TensorView& c = out[0];
-  if (c.numel() == 0) return;
-  cudaStream_t stream = stream_of(ctx);
-  BatchPlan p = plan_batches(node, a, b, c);
-  const bool has_bias = in.size() == 3;
-  if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype), plus the bias
-    if (has_bias) {
-      fill_rows_with_bias(in[2], c, stream);
-    } else {
-      check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
-    }
-    return;
-  }
+  MatmulGemm g;
+  BatchPlan& p = g.batches;
+  p = plan_batches(node, a, b, c);
   if (p.inner > INT32_MAX) fail(ErrorKind::unsupported, "matmul: too many batched matrices");
-  CudaBackend& backend = cuda_backend_of(ctx);
-  CudaBackend::Workspace ws = backend.workspace(stream);
-  GemmDesc desc = gemm_desc(p, c.dtype, ws.bytes);
-  desc.bias = has_bias;
+  GemmDesc& desc = g.desc;
+  desc = gemm_desc(p, c.dtype, workspace_bytes);
+  desc.bias = in.size() == 3;
   uint64_t elem_bytes = storage_bytes(c.dtype, 1);
   // Alignments over every call's pointers: the base, the batch strides, the row pitch.
   auto alignment = [&](const void* base, const Strides& outer, int64_t inner, int64_t ld) {
@@ -163,22 +162,24 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
   desc.align_a = alignment(b.data, p.outer_b, p.inner > 1 ? p.inner_b : 0, desc.lda);
   desc.align_b = alignment(a.data, p.outer_a, p.inner > 1 ? p.inner_a : 0, desc.ldb);
   desc.align_c = alignment(c.data, p.outer_c, p.inner > 1 ? p.m * p.n : 0, desc.ldc);
-  // The plan is cached per node and rebuilt only when the shapes (or workspace) change.
-  std::shared_ptr<void> local;
-  std::shared_ptr<void>& slot = ctx.state ? *ctx.state : local;
-  auto* gemm = static_cast<LtGemm*>(slot.get());
-  if (!gemm || !(gemm->desc() == desc)) {
-    auto made = std::make_shared<LtGemm>(backend.cublaslt(), desc);
-    // Timed on this node's own operands (the first call's); its output is written again below.
-    made->tune(backend.cublaslt(), b.data, a.data, c.data, ws.data, stream,
-               has_bias ? in[2].data : nullptr);
-    gemm = made.get();
-    slot = std::move(made);
-  }
+  return g;
+}
+
+// What a tactic of the cuBLASLt kernel carries: the node's plan and one algorithm of it.
+struct CublasTactic {
+  BatchPlan batches;
+  std::shared_ptr<const LtGemm> gemm;
+  size_t algo = 0;
+};
+
+void launch_gemm(CudaBackend& backend, cudaStream_t stream, const BatchPlan& p, const LtGemm& gemm,
+                 size_t algo, std::span<const TensorView> in, TensorView& c, void* workspace,
+                 size_t workspace_bytes) {
   size_t elem = storage_bytes(c.dtype, 1);
-  auto* pa = static_cast<const char*>(a.data);
-  auto* pb = static_cast<const char*>(b.data);
+  auto* pa = static_cast<const char*>(in[0].data);
+  auto* pb = static_cast<const char*>(in[1].data);
   auto* pc = static_cast<char*>(c.data);
+  const void* bias = in.size() == 3 ? in[2].data : nullptr;
   int64_t calls = numel(p.outer_extents);
   for (int64_t call = 0; call < calls; ++call) {
     int64_t oa = 0, ob = 0, oc = 0, rest = call;
@@ -189,9 +190,78 @@ void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const 
       ob += i * p.outer_b[d];
       oc += i * p.outer_c[d];
     }
-    gemm->run(backend.cublaslt(), pb + ob * int64_t(elem), pa + oa * int64_t(elem),
-              pc + oc * int64_t(elem), ws.data, stream, "matmul", has_bias ? in[2].data : nullptr);
+    gemm.run(backend.cublaslt(), pb + ob * int64_t(elem), pa + oa * int64_t(elem),
+             pc + oc * int64_t(elem), workspace, workspace_bytes, stream, "matmul", bias, algo);
   }
+}
+
+// The heuristic's candidate algorithms for the node, as tactics (none when cuBLASLt has no
+// algorithm for it, so the planner looks for another kernel). Empty products get one tactic
+// that runs no GEMM.
+std::vector<Tactic> cublas_tactics(CudaBackend& backend, const ir::Node& node,
+                                   std::span<const TensorView> in,
+                                   std::span<const TensorView> out) {
+  const TensorView& c = out[0];
+  BatchPlan p = plan_batches(node, in[0], in[1], c);
+  if (c.numel() == 0 || p.k == 0) return {Tactic{}};  // no GEMM: zeros or the bias
+  MatmulGemm g;
+  std::shared_ptr<const LtGemm> gemm;
+  try {
+    g = describe(node, in, c, kMaxWorkspace);
+    backend.activate();  // the heuristic runs on the backend's GPU
+    gemm = std::make_shared<const LtGemm>(backend.cublaslt(), g.desc);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::unsupported) return {};
+    throw;
+  }
+  std::vector<Tactic> tactics;
+  for (size_t i = 0; i < gemm->algorithms(); ++i) {
+    auto data = std::make_shared<CublasTactic>();
+    data->batches = g.batches;
+    data->gemm = gemm;
+    data->algo = i;
+    tactics.push_back({gemm->algorithm_name(i), gemm->workspace_bytes(i), std::move(data)});
+  }
+  return tactics;
+}
+
+void run_float_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                      std::span<TensorView> out) {
+  TensorView& c = out[0];
+  if (c.numel() == 0) return;
+  cudaStream_t stream = stream_of(ctx);
+  CudaBackend& backend = cuda_backend_of(ctx);
+  if (ctx.tactic && ctx.tactic->data) {
+    // Planned: the description and algorithm were made at plan time, the workspace is in the
+    // arena. Nothing is allocated or formatted here.
+    const auto& t = *static_cast<const CublasTactic*>(ctx.tactic->data.get());
+    launch_gemm(backend, stream, t.batches, *t.gemm, t.algo, in, c, ctx.workspace,
+                ctx.workspace_bytes);
+    return;
+  }
+  BatchPlan p = plan_batches(node, in[0], in[1], c);
+  const bool has_bias = in.size() == 3;
+  if (p.k == 0) {  // an empty sum: zeros (all-zero bits in every float dtype), plus the bias
+    if (has_bias) {
+      fill_rows_with_bias(in[2], c, stream);
+    } else {
+      check_cuda(cudaMemsetAsync(c.data, 0, c.nbytes(), stream), "matmul (k = 0)");
+    }
+    return;
+  }
+  // Outside a plan (evaluation of one node): the heuristic's first algorithm with the
+  // stream's own workspace, the description cached per node.
+  CudaBackend::Workspace ws = backend.workspace(stream);
+  MatmulGemm g = describe(node, in, c, ws.bytes);
+  std::shared_ptr<void> local;
+  std::shared_ptr<void>& slot = ctx.state ? *ctx.state : local;
+  auto* gemm = static_cast<LtGemm*>(slot.get());
+  if (!gemm || !(gemm->desc() == g.desc)) {
+    auto made = std::make_shared<LtGemm>(backend.cublaslt(), g.desc);
+    gemm = made.get();
+    slot = std::move(made);
+  }
+  launch_gemm(backend, stream, g.batches, *gemm, 0, in, c, ws.data, ws.bytes);
 }
 
 // i32: one output per thread, products wrapping modulo 2^32 as on the CPU.
@@ -240,10 +310,15 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
 }  // namespace
 
 void register_matmul_kernels(Backend& b) {
-  b.add_kernel("matmul", Kernel{"cuda.matmul.cublaslt", run_float_matmul,
-                                [](const ir::Node&, std::span<const TensorView> in) {
-                                  return is_float(in[0].dtype);
-                                }});
+  Kernel cublaslt{
+      "cuda.matmul.cublaslt", run_float_matmul,
+      [](const ir::Node&, std::span<const TensorView> in) { return is_float(in[0].dtype); }};
+  // Kernels are registered by the CudaBackend itself, so `b` is one and outlives them.
+  cublaslt.tactics = [&b](const ir::Node& node, std::span<const TensorView> in,
+                          std::span<const TensorView> out) {
+    return cublas_tactics(static_cast<CudaBackend&>(b), node, in, out);
+  };
+  b.add_kernel("matmul", std::move(cublaslt));
   b.add_kernel("matmul", Kernel{"cuda.matmul.i32", run_i32_matmul,
                                 [](const ir::Node&, std::span<const TensorView> in) {
                                   return in[0].dtype == DType::i32;

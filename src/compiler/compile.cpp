@@ -1,0 +1,124 @@
+// compile(): clones the graph, declares its variables, runs the passes, uploads constants,
+// checks that the device has a kernel for every node, and plans the bindings known now.
+#include <algorithm>
+#include <map>
+
+#include "compiler/pass_manager.h"
+#include "ir/op_registry.h"
+#include "loom/error.h"
+#include "runtime/executable_impl.h"
+#include "runtime/kernel_selection.h"
+#include "runtime/memory_plan.h"
+#include "runtime/tactic_cache.h"
+
+namespace loom {
+
+namespace {
+
+// Every node that needs a kernel has one on the device for its dtypes and rank, asked with
+// each symbolic extent set to 1 (a plan later asks again with the real extents).
+void check_kernels_exist(const Executable::Impl& impl) {
+  auto probe = [](const ir::TensorType& t) {
+    Extents shape;
+    for (const auto& d : t.shape) shape.push_back(d.is_static() && d.value() >= 0 ? d.value() : 1);
+    alignas(runtime::kArenaAlignment) static char nowhere[runtime::kArenaAlignment];
+    return TensorView{nowhere, t.dtype, shape, contiguous_strides(shape)};
+  };
+  std::vector<TensorView> in;
+  for (const auto& n : impl.program->nodes()) {
+    if (!runtime::needs_kernel(*n)) continue;
+    in.clear();
+    for (const auto& v : n->inputs) in.push_back(probe(v.node->type(v.output)));
+    if (impl.backend->kernels_for(*n, in).empty()) runtime::fail_no_kernel(impl.device, *n, in);
+  }
+}
+
+// Plans made now: the only binding of a graph without symbols, and CompileOptions::plan_for.
+void plan_ahead(Executable::Impl& impl, const CompileOptions& options) {
+  auto store_lock = impl.variables->lock();
+  if (impl.symbols.empty()) impl.plan_for({});
+  for (const auto& binding : options.plan_for) {
+    std::string symbols;
+    for (const auto& s : impl.symbols) symbols += (symbols.empty() ? "" : ", ") + s;
+    std::vector<int64_t> key;
+    for (const auto& s : impl.symbols) {
+      auto it = binding.find(s);
+      if (it == binding.end())
+        fail(ErrorKind::value,
+             "compile: a plan_for binding does not bind '" + s + "' (symbols: " + symbols + ")");
+      if (it->second < 0)
+        fail(ErrorKind::shape, "compile: plan_for binds '" + s + "' to " +
+                                   std::to_string(it->second) + " (a size is never negative)");
+      key.push_back(it->second);
+    }
+    for (const auto& [name, size] : binding)
+      if (std::find(impl.symbols.begin(), impl.symbols.end(), name) == impl.symbols.end())
+        fail(ErrorKind::value, "compile: plan_for binds '" + name +
+                                   "', which is no symbol of the placeholders (symbols: " +
+                                   (symbols.empty() ? "none" : symbols) + ")");
+    impl.plan_for(key);
+  }
+  impl.stats = RunStats{};
+}
+
+}  // namespace
+
+Executable compile(const Graph& graph, CompileOptions options) {
+  auto impl = std::make_unique<Executable::Impl>();
+  impl->device = options.device;
+  impl->backend = &backend_for(options.device);
+  impl->cuda_graphs = options.cuda_graphs;
+
+  std::vector<std::pair<const ir::Node*, ir::Node*>> map;
+  impl->program = graph.program()->clone(&map);
+  std::map<const ir::Node*, ir::Node*> remap(map.begin(), map.end());
+  for (const auto& t : options.outputs) {
+    if (!t.defined()) fail(ErrorKind::value, "compile: an output tensor is undefined");
+    if (t.program() != graph.program())
+      fail(ErrorKind::value, "compile: an output tensor belongs to another graph");
+    if (t.node()->outputs.empty())
+      fail(ErrorKind::value, "compile: '" + t.op() + "' has no value to return");
+    impl->program->outputs().push_back({remap.at(t.node()), t.output()});
+  }
+
+  impl->variables =
+      options.variables ? options.variables : std::make_shared<VariableStore>(options.device);
+  if (impl->variables->device() != options.device)
+    fail(ErrorKind::device, "compile: the variable store lives on " +
+                                impl->variables->device().str() + ", the executable on " +
+                                options.device.str());
+  for (const auto& n : impl->program->nodes()) {
+    if (n->is(ir::OpRole::variable))
+      impl->variables->declare(n->name, n->attrs.get<TensorData>("initial"));
+    if (n->is(ir::OpRole::placeholder)) impl->graph_placeholders.insert(n->name);
+  }
+
+  compiler::check_pass_names(options);
+  compiler::run_passes(*impl->program, options, impl->dumps);
+
+  for (const auto& n : impl->program->nodes()) {
+    if (n->is(ir::OpRole::placeholder)) {
+      impl->placeholders.push_back(n.get());
+      for (const auto& d : n->type().shape)
+        if (d.is_symbol() && std::find(impl->symbols.begin(), impl->symbols.end(), d.symbol()) ==
+                                 impl->symbols.end())
+          impl->symbols.push_back(d.symbol());
+    }
+    if (n->is(ir::OpRole::constant))
+      impl->constants[n.get()] = n->attrs.get<TensorData>("value").to(options.device);
+  }
+  impl->stream = impl->backend->create_stream();
+  impl->time_tactics = options.time_tactics;
+  impl->tactic_cache_path = runtime::tactic_cache_path(options.tactic_cache);
+  if (!impl->tactic_cache_path.empty()) runtime::load_tactic_cache(impl->tactic_cache_path);
+  impl->max_cached_plans = options.max_cached_plans;
+  impl->plan_cache_bytes = options.plan_cache_bytes;
+  check_kernels_exist(*impl);
+  plan_ahead(*impl, options);
+
+  Executable exe;
+  exe.impl_ = std::move(impl);
+  return exe;
+}
+
+}  // namespace loom

@@ -1,0 +1,56 @@
+#include "compiler/pass_manager.h"
+
+#include "loom/error.h"
+#include "passes/pass.h"
+
+namespace loom::passes {
+
+const std::vector<Pass>& all_passes() {
+  static const std::vector<Pass> passes = {
+      {"verify", verify},
+      {"constant_folding", fold_constants},
+      {"common_subexpressions", eliminate_common_subexpressions},
+      {"dead_code", eliminate_dead_code},
+      {"fuse_matmul_bias", fuse_matmul_bias},
+      {"inplace_state", update_state_in_place},
+  };
+  return passes;
+}
+
+}  // namespace loom::passes
+
+namespace loom::compiler {
+
+void check_pass_names(const CompileOptions& options) {
+  for (const auto& name : options.disabled_passes) {
+    bool known = false;
+    for (const auto& p : passes::all_passes()) known |= p.name == name;
+    if (!known) {
+      std::string all;
+      for (const auto& p : passes::all_passes()) all += (all.empty() ? "" : ", ") + p.name;
+      fail(ErrorKind::value, "compile: unknown pass '" + name + "' (passes: " + all + ")");
+    }
+  }
+}
+
+void run_passes(ir::Program& program, const CompileOptions& options, std::vector<PassDump>& dumps) {
+  passes::PassContext ctx{options.device};
+  if (options.keep_pass_dumps) dumps.push_back({"input", program.dump()});
+  for (const auto& pass : passes::all_passes()) {
+    if (options.disabled_passes.count(pass.name)) continue;
+    pass.run(program, ctx);
+    if (options.keep_pass_dumps) dumps.push_back({pass.name, program.dump()});
+  }
+}
+
+}  // namespace loom::compiler
+
+namespace loom {
+
+std::vector<std::string> pass_names() {
+  std::vector<std::string> names;
+  for (const auto& p : passes::all_passes()) names.push_back(p.name);
+  return names;
+}
+
+}  // namespace loom

@@ -1,0 +1,70 @@
+// The state behind loom::Executable, shared by the files that bind feeds (bind_feeds.cpp),
+// make plans (lower.cpp), run them (run.cpp), show them (dump.cpp) and by the compiler
+// (src/compiler/compile.cpp), which fills it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "ir/node.h"
+#include "loom/executable.h"
+#include "runtime/plan.h"
+
+namespace loom {
+
+struct Executable::Impl {
+  Device device;
+  Backend* backend = nullptr;
+  void* stream = nullptr;
+  std::unique_ptr<ir::Program> program;
+  std::shared_ptr<VariableStore> variables;
+  std::set<std::string> graph_placeholders;         // every placeholder of the graph as built
+  std::vector<const ir::Node*> placeholders;        // those still needed after the passes
+  std::map<const ir::Node*, TensorData> constants;  // uploaded to the device
+  std::vector<std::string> symbols;                 // every symbol of the placeholders, in order
+  std::vector<int64_t> bound;  // this run's size of each symbol (reused: no allocation)
+  std::map<std::vector<int64_t>, std::unique_ptr<runtime::Plan>> plans;
+  runtime::Plan* last_plan = nullptr;
+  std::map<std::vector<int64_t>, uint64_t> evicted_uses;  // use counts of dropped plans
+  std::vector<const Buffer*> in_place_feeds;              // this run's feeds read where they are
+  uint64_t run_count = 0;
+  std::vector<PassDump> dumps;
+  RunStats stats;
+  bool cuda_graphs = true;
+  bool time_tactics = true;
+  std::string tactic_cache_path;  // rewritten when a plan times something; empty: none
+  size_t max_cached_plans = 16;
+  size_t plan_cache_bytes = 0;
+  // Held by every member of Executable: runs, plans and stats belong to one thread at a time.
+  std::mutex mutex;
+
+  ~Impl() {
+    // The stream first: destroying it waits for its work, so no kernel still uses an arena
+    // (a run that threw may have left work queued).
+    if (backend && stream) backend->destroy_stream(stream);
+    plans.clear();
+  }
+
+  // bind_feeds.cpp: checks the feeds and returns the size of each symbol.
+  const std::vector<int64_t>& bind(const Feeds& feeds);
+  // lower.cpp: concrete types, the memory plan and one kernel call per node.
+  std::unique_ptr<runtime::Plan> make_plan(const SymbolBinding& binding);
+  // plan_cache.cpp: the plan for a binding (`key`: one size per symbol), made and cached
+  // when new, evicting by use count, recency and the cache's byte budget.
+  runtime::Plan& plan_for(const std::vector<int64_t>& key);
+  // run.cpp
+  void copy_feeds(runtime::Plan& plan, const Feeds& feeds);
+  void run_steps(runtime::Plan& plan);
+  void launch(std::vector<runtime::Step>& steps);
+  void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
+};
+
+// The executable's state; throws loom::Error(value) for an empty (moved-from) Executable.
+Executable::Impl& checked_impl(const std::unique_ptr<Executable::Impl>& impl);
+
+}  // namespace loom

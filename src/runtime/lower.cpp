@@ -1,0 +1,296 @@
+// Lowering for one binding of the symbols: concrete types, a kernel and tactic per node,
+// the memory plan (values and step workspaces in one arena), and precomputed views.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "loom/error.h"
+#include "runtime/executable_impl.h"
+#include "runtime/kernel_selection.h"
+#include "runtime/memory_plan.h"
+#include "runtime/tactic_cache.h"
+
+namespace loom {
+
+using runtime::Plan;
+using runtime::Step;
+
+namespace {
+
+TensorView view_of(void* data, const ir::TensorType& type) {
+  Extents shape = static_extents(type.shape);
+  return {data, type.dtype, shape, contiguous_strides(shape)};
+}
+
+// Where a node's kernel choice stands before the arena exists.
+struct Pending {
+  std::vector<runtime::Candidate> candidates;
+  size_t chosen = 0;
+  bool to_time = false;  // several candidates, none cached: timed once the arena exists
+  double ms = -1;
+  int tried = 0;
+  std::string key;  // tactic cache key, when there are several candidates
+  size_t workspace_bytes() const {
+    if (!to_time) return candidates[chosen].tactic.workspace_bytes;
+    size_t most = 0;
+    for (const auto& c : candidates) most = std::max(most, c.tactic.workspace_bytes);
+    return most;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) {
+  auto plan = std::make_unique<Plan>();
+  plan->binding = binding;
+  const auto& nodes = program->nodes();
+  std::map<const ir::Node*, int> position;
+  std::map<const ir::Node*, std::vector<ir::TensorType>> types;
+
+  // 1. Concrete types: inference again, now with every dim known.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const ir::Node* n = nodes[i].get();
+    position[n] = int(i);
+    std::vector<ir::TensorType> in;
+    for (const auto& v : n->inputs) in.push_back(types.at(v.node).at(size_t(v.output)));
+    ir::InferContext ctx{n->op_name(), in, n->attrs, &binding};
+    auto out = n->op->infer(ctx);
+    for (const auto& t : out)
+      for (const auto& d : t.shape)
+        if (!d.is_static())
+          fail(ErrorKind::shape, n->op_name() + " (%" + std::to_string(n->id) + ") has shape " +
+                                     to_string(t.shape) + ": symbolic dim '" + d.symbol() +
+                                     "' is bound by no placeholder");
+    types[n] = std::move(out);
+  }
+
+  // 2. Storage: arena values get lifetimes; aliases share their root's storage.
+  std::map<ir::Value, ir::Value> root_of;
+  std::map<ir::Value, int> arena_index;
+  std::vector<runtime::Lifetime> lifetimes;
+  auto root = [&](ir::Value v) {
+    auto it = root_of.find(v);
+    return it == root_of.end() ? v : it->second;
+  };
+  for (const auto& node : nodes) {
+    ir::Node* n = node.get();
+    if (n->op->aliases_input >= 0) {
+      root_of[{n, 0}] = root(n->inputs.at(size_t(n->op->aliases_input)));
+      continue;
+    }
+    bool in_arena = n->is(ir::OpRole::placeholder) || !n->op->is_source;
+    if (!in_arena) continue;
+    // Feeds are copied in before any step runs, so a placeholder lives from the start.
+    int first = n->is(ir::OpRole::placeholder) ? 0 : position[n];
+    for (size_t o = 0; o < n->outputs.size(); ++o) {
+      const auto& t = types[n][o];
+      arena_index[{n, int(o)}] = int(lifetimes.size());
+      lifetimes.push_back(
+          {storage_bytes(t.dtype, numel(static_extents(t.shape))), first, position[n]});
+    }
+  }
+  // Assigns run after every other step, so what they store lives to the end.
+  int end = int(nodes.size());
+  for (const auto& node : nodes)
+    for (const auto& in : node->inputs) {
+      auto it = arena_index.find(root(in));
+      int use = node->is(ir::OpRole::assign) ? end : position[node.get()];
+      if (it != arena_index.end())
+        lifetimes[size_t(it->second)].last = std::max(lifetimes[size_t(it->second)].last, use);
+    }
+  for (const auto& out : program->outputs()) {
+    auto it = arena_index.find(root(out));
+    if (it != arena_index.end()) lifetimes[size_t(it->second)].last = end;
+  }
+  // An assign whose value is the buffer of another assigned variable reads a snapshot taken
+  // before any assign runs, so that assign(a, read(b)); assign(b, read(a)) swaps them.
+  std::set<const ir::Node*> assigned;
+  for (const auto& node : nodes)
+    if (node->is(ir::OpRole::assign)) assigned.insert(node->inputs[0].node);
+  std::map<const ir::Node*, int> snapshot_index;
+  for (const auto& node : nodes) {
+    if (!node->is(ir::OpRole::assign)) continue;
+    ir::Value value = root(node->inputs[1]);
+    if (!assigned.count(value.node) || value.node == node->inputs[0].node) continue;
+    const auto& t = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
+    snapshot_index[node.get()] = int(lifetimes.size());
+    lifetimes.push_back({storage_bytes(t.dtype, numel(static_extents(t.shape))), end, end});
+  }
+
+  // 3. Views of every value at `base` (arena offsets from `offsets`, or all at `base` while
+  // the layout is not known yet: every arena offset is 256-byte aligned, so a provisional
+  // base of that alignment shows kernels the alignment they will get).
+  std::map<ir::Value, TensorView> views;
+  auto make_views = [&](char* base, const std::vector<size_t>* offsets) {
+    views.clear();
+    for (const auto& node : nodes) {
+      const ir::Node* n = node.get();
+      ir::Node* mut = node.get();
+      for (size_t o = 0; o < n->outputs.size(); ++o) {
+        ir::Value v{mut, int(o)};
+        void* data = nullptr;
+        if (n->op->aliases_input >= 0) {
+          data = views.at(n->inputs.at(size_t(n->op->aliases_input))).data;
+        } else if (n->is(ir::OpRole::constant)) {
+          data = constants.at(n).data();
+        } else if (n->is(ir::OpRole::variable)) {
+          data = variables->get(n->name).data();
+        } else {
+          data = base + (offsets ? (*offsets)[size_t(arena_index.at(v))] : 0);
+        }
+        views[v] = view_of(data, types[n][o]);
+      }
+    }
+  };
+  auto step_views = [&](const ir::Node* n, std::vector<TensorView>& in,
+                        std::vector<TensorView>& out) {
+    in.clear();
+    out.clear();
+    for (const auto& v : n->inputs) in.push_back(views.at(v));
+    for (size_t o = 0; o < n->outputs.size(); ++o)
+      out.push_back(views.at({const_cast<ir::Node*>(n), int(o)}));
+  };
+
+  // 4. Kernel and tactic candidates per node, before any memory is allocated: a node no
+  // kernel supports fails here, before a run writes anything.
+  alignas(runtime::kArenaAlignment) static char provisional_base[runtime::kArenaAlignment];
+  make_views(provisional_base, nullptr);
+  const std::string identity = device_identity(device);
+  std::map<const ir::Node*, Pending> pending;
+  std::map<const ir::Node*, int> workspace_index;
+  bool timing = false;
+  std::vector<TensorView> in, out;
+  for (const auto& node : nodes) {
+    const ir::Node* n = node.get();
+    if (!runtime::needs_kernel(*n)) continue;
+    step_views(n, in, out);
+    Pending p;
+    p.candidates = runtime::candidates_for(*backend, *n, in, out);
+    if (p.candidates.empty()) runtime::fail_no_kernel(device, *n, in);
+    if (p.candidates.size() > 1) {
+      p.key = runtime::tactic_key(identity, *n, in, out);
+      bool found = false;
+      if (auto cached = runtime::find_tactic(p.key))
+        for (size_t i = 0; !found && i < p.candidates.size(); ++i)
+          if (p.candidates[i].kernel->name == cached->kernel &&
+              p.candidates[i].tactic.name == cached->tactic) {
+            p.chosen = i;
+            p.ms = cached->ms;
+            p.tried = cached->tried;
+            found = true;
+          }
+      // Timing runs the kernel, so never for one that writes a variable.
+      p.to_time = !found && time_tactics && !n->op->writes_state();
+      timing |= p.to_time;
+    }
+    if (size_t ws = p.workspace_bytes(); ws > 0) {
+      // A workspace lives for its step only, so steps share the same bytes.
+      workspace_index[n] = int(lifetimes.size());
+      lifetimes.push_back({ws, position[n], position[n]});
+      plan->workspace_bytes = std::max(plan->workspace_bytes, ws);
+    }
+    pending.emplace(n, std::move(p));
+  }
+
+  // 5. The arena, 256-byte aligned whatever the allocator gives.
+  runtime::ArenaLayout layout = runtime::plan_arena(lifetimes);
+  plan->arena_bytes = layout.total_bytes;
+  plan->unshared_bytes = layout.unshared_bytes;
+  plan->arena =
+      Buffer::allocate(device, std::max<size_t>(layout.total_bytes, 1) + runtime::kArenaAlignment);
+  auto raw = reinterpret_cast<uintptr_t>(plan->arena->data());
+  char* base = reinterpret_cast<char*>((raw + runtime::kArenaAlignment - 1) /
+                                       runtime::kArenaAlignment * runtime::kArenaAlignment);
+  make_views(base, &layout.offsets);
+
+  // 6. Time the nodes that have several candidates and no cached choice, on zeroed arena
+  // inputs (uninitialised floats could be NaNs or denormals, which some kernels take slowly).
+  if (timing) {
+    std::vector<char> zeros;
+    bool saved_any = false;
+    for (const auto& node : nodes) {
+      auto it = pending.find(node.get());
+      if (it == pending.end() || !it->second.to_time) continue;
+      Pending& p = it->second;
+      step_views(node.get(), in, out);
+      for (const auto& v : in) {
+        auto at = reinterpret_cast<uintptr_t>(v.data), start = reinterpret_cast<uintptr_t>(base);
+        if (at < start || at >= start + layout.total_bytes) continue;  // a constant, a variable
+        if (zeros.size() < v.nbytes()) zeros.resize(v.nbytes());
+        backend->copy(v.data, device, zeros.data(), Device::cpu(), v.nbytes(), stream);
+      }
+      backend->synchronize(stream);
+      auto ws = workspace_index.find(node.get());
+      void* workspace =
+          ws == workspace_index.end() ? nullptr : base + layout.offsets[size_t(ws->second)];
+      runtime::Timed t =
+          runtime::time_candidates(*backend, stream, *node, p.candidates, in, out, workspace);
+      p.chosen = t.index;
+      p.ms = t.ms;
+      p.tried = t.tried;
+      runtime::remember_tactic(p.key, {p.candidates[t.index].kernel->name,
+                                       p.candidates[t.index].tactic.name, t.ms, t.tried});
+      saved_any = true;
+    }
+    if (saved_any && !tactic_cache_path.empty()) runtime::save_tactic_cache(tactic_cache_path);
+  }
+
+  // 7. Steps, feeds and outputs.
+  for (const auto& node : nodes) {
+    const ir::Node* n = node.get();
+    if (n->is(ir::OpRole::placeholder)) {
+      plan->feeds.push_back({n->name, views.at({node.get(), 0}), {}});
+      continue;
+    }
+    auto pend = pending.find(n);
+    if (pend == pending.end()) continue;
+    Step step;
+    step.node = n;
+    step_views(n, step.inputs, step.outputs);
+    const runtime::Candidate& chosen = pend->second.candidates[pend->second.chosen];
+    step.kernel = chosen.kernel;
+    step.tactic = chosen.tactic;
+    step.measured_ms = pend->second.ms;
+    step.tried = pend->second.tried;
+    if (auto ws = workspace_index.find(n); ws != workspace_index.end())
+      step.workspace = base + layout.offsets[size_t(ws->second)];
+    // Ops that write state (assign, slice_update_inplace) move only their input 1: the value
+    // or the update window.
+    if (n->op->writes_state()) {
+      step.bytes_written = step.inputs.at(1).nbytes();
+    } else {
+      for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
+    }
+    plan->bytes_written += step.bytes_written;
+    if (auto snap = snapshot_index.find(n); snap != snapshot_index.end()) {
+      TensorView copy = step.inputs[1];
+      copy.data = base + layout.offsets[size_t(snap->second)];
+      plan->snapshots.push_back({step.inputs[1], copy});
+      step.inputs[1] = copy;
+    }
+    (n->is(ir::OpRole::assign) ? plan->assign_steps : plan->steps).push_back(std::move(step));
+  }
+  for (const auto& o : program->outputs()) plan->outputs.push_back(views.at(o));
+
+  // 8. Where each feed's bytes are read (its placeholder's view and every alias of it), so a
+  // run can point them at the caller's data instead of copying it into the arena. Found by
+  // value, not by address: another value may reuse the placeholder's arena bytes later.
+  std::map<const ir::Node*, size_t> feed_of;
+  for (size_t f = 0; f < plan->feeds.size(); ++f)
+    for (const auto& node : nodes)
+      if (node->is(ir::OpRole::placeholder) && node->name == plan->feeds[f].name)
+        feed_of[node.get()] = f;
+  auto note = [&](ir::Value v, TensorView* view) {
+    auto it = feed_of.find(root(v).node);
+    if (it != feed_of.end()) plan->feeds[it->second].uses.push_back(view);
+  };
+  for (auto* list : {&plan->steps, &plan->assign_steps})
+    for (auto& step : *list)
+      for (size_t i = 0; i < step.inputs.size(); ++i) note(step.node->inputs[i], &step.inputs[i]);
+  for (size_t i = 0; i < plan->outputs.size(); ++i) note(program->outputs()[i], &plan->outputs[i]);
+  return plan;
+}
+
+}  // namespace loom

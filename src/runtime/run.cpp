@@ -1,0 +1,157 @@
+// Running a plan: feeds in, kernels (eager or a replayed CUDA graph), outputs out, assigns.
+#include <functional>
+#include <string>
+
+#include "loom/error.h"
+#include "runtime/executable_impl.h"
+
+namespace loom {
+
+using runtime::Plan;
+using runtime::Step;
+
+// A feed on the CPU executable's own device, contiguous and 64-byte aligned, is read where
+// it is: its uses point at it for this run. Every other feed is copied into its arena slot.
+// (On CUDA a captured graph holds the arena addresses, and tactics were chosen for the
+// arena's alignment, so feeds are always copied there.)
+void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
+  in_place_feeds.clear();
+  for (auto& slot : plan.feeds) {
+    const TensorData& data = feeds.at(slot.name);
+    bool in_place = device.kind == DeviceKind::cpu && data.device() == device &&
+                    data.is_contiguous() && reinterpret_cast<uintptr_t>(data.data()) % 64 == 0;
+    void* read_at = in_place ? data.data() : slot.view.data;
+    for (TensorView* use : slot.uses) use->data = read_at;
+    if (in_place) {
+      in_place_feeds.push_back(data.buffer().get());
+      continue;
+    }
+    // Only a strided feed is gathered first; a contiguous one is copied straight in.
+    TensorData gathered;
+    if (!data.is_contiguous()) gathered = data.contiguous();
+    const TensorData& src = data.is_contiguous() ? data : gathered;
+    Device from = src.device();
+    Backend& b = (from == Device::cpu() || from == device) ? *backend : backend_for(from);
+    b.copy(slot.view.data, device, src.data(), from, slot.view.nbytes(), stream);
+    stats.feed_bytes_copied += slot.view.nbytes();
+    if (gathered.defined()) b.synchronize(stream);  // the gathered copy is freed next
+  }
+}
+
+void Executable::Impl::launch(std::vector<Step>& steps) {
+  for (auto& step : steps) {
+    KernelContext ctx{*backend,     stream,         &step.state,
+                      &step.tactic, step.workspace, step.tactic.workspace_bytes};
+    try {
+      step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::device) throw;
+      throw Error(e.kind(), step.node->op_name() + " (%" + std::to_string(step.node->id) +
+                                ", kernel " + step.kernel->name + "): " + e.what());
+    }
+  }
+}
+
+// Captures the plan's steps as a graph; false (the stream usable again) on any failure, since
+// a capture that fails is a missed optimisation, never the run's error: the caller runs the
+// steps eagerly, and a kernel that really fails fails there.
+static bool try_capture(Backend& backend, void* stream, Plan& plan,
+                        const std::function<void()>& launch_steps) {
+  try {
+    backend.begin_capture(stream);
+  } catch (...) {
+    return false;
+  }
+  try {
+    launch_steps();
+  } catch (...) {
+    try {
+      backend.end_capture(stream);
+    } catch (...) {
+    }
+    return false;
+  }
+  try {
+    plan.graph = backend.end_capture(stream);
+  } catch (...) {
+    plan.graph = nullptr;
+  }
+  return plan.graph != nullptr;
+}
+
+void Executable::Impl::run_steps(Plan& plan) {
+  bool use_graphs = cuda_graphs && backend->supports_graphs();
+  stats.replayed_graph = false;
+  if (use_graphs && plan.graph) {
+    backend->replay(plan.graph, stream);
+    stats.replayed_graph = true;
+  } else if (use_graphs && plan.runs >= plan.next_capture_run &&
+             plan.capture_attempts < runtime::kMaxCaptureAttempts) {
+    // Kernels have built their per-node state on an eager run; capture now.
+    ++plan.capture_attempts;
+    if (try_capture(*backend, stream, plan, [&] { launch(plan.steps); })) {
+      backend->replay(plan.graph, stream);
+      stats.replayed_graph = true;
+    } else {
+      // Retried later, further apart each time, at most kMaxCaptureAttempts in all.
+      plan.next_capture_run = plan.runs + 1 + (4 << plan.capture_attempts);
+      launch(plan.steps);
+    }
+  } else {
+    launch(plan.steps);
+  }
+  ++plan.runs;
+}
+
+void Executable::Impl::copy_outputs(const Plan& plan, std::vector<TensorData>& outputs) {
+  outputs.resize(plan.outputs.size());
+  for (size_t i = 0; i < plan.outputs.size(); ++i) {
+    const TensorView& v = plan.outputs[i];
+    TensorData& out = outputs[i];
+    bool reusable = out.defined() && out.dtype() == v.dtype && out.shape() == v.shape &&
+                    out.device() == device && out.is_contiguous();
+    for (size_t j = 0; reusable && j < i; ++j) reusable = outputs[j].buffer() != out.buffer();
+    // A feed read in place may still be read (by a later output or an assign): never write
+    // over it.
+    for (const Buffer* feed : in_place_feeds) reusable = reusable && feed != out.buffer().get();
+    if (!reusable) out = TensorData::empty(v.dtype, v.shape, device);
+    backend->copy(out.data(), device, v.data, device, v.nbytes(), stream);
+  }
+}
+
+std::vector<TensorData> Executable::run(const Feeds& feeds) {
+  std::vector<TensorData> outputs;
+  run(feeds, outputs);
+  return outputs;
+}
+
+void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
+  Impl& impl = checked_impl(impl_);
+  // Fixed order: the executable, then its variable store (see executable.h).
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  auto store_lock = impl.variables->lock();
+  impl.stats = RunStats{};
+  const std::vector<int64_t>& key = impl.bind(feeds);
+  Plan& plan = impl.plan_for(key);
+  try {
+    impl.copy_feeds(plan, feeds);
+    impl.backend->activate();  // a feed copied from another device may have switched it
+    impl.run_steps(plan);
+    impl.copy_outputs(plan, outputs);
+    for (const auto& [from, to] : plan.snapshots)
+      impl.backend->copy(to.data, impl.device, from.data, impl.device, from.nbytes(), impl.stream);
+    impl.launch(plan.assign_steps);
+    impl.backend->synchronize(impl.stream);
+  } catch (...) {
+    // Nothing queued may outlive the error: the caller may free the feeds or retry at once.
+    try {
+      impl.backend->synchronize(impl.stream);
+    } catch (const Error&) {
+    }
+    throw;
+  }
+  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size();
+  impl.stats.bytes_written = plan.bytes_written;
+}
+
+}  // namespace loom
