@@ -29,6 +29,8 @@ static int run(int argc, char** argv) {
   app.require_subcommand(0, 1);
   loom::tools::add_demo_command(app);
   loom::tools::add_ops_command(app);
+  loom::tools::add_generate_command(app);
+  loom::tools::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -111,3 +111,6 @@ def to_torch_dtype(dt):
 
     name = dtype(dt).name
     return {"bool": torch.bool}.get(name) or getattr(torch, name)
+
+# Language models (GGUF): loom.models.load(), Model.generate().
+from . import models  # noqa: E402

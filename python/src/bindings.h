@@ -21,6 +21,7 @@ void bind_tensor_data(nb::module_& m);
 void bind_graph(nb::module_& m);
 void bind_ops(nb::module_& m);
 void bind_executable(nb::module_& m);
+void bind_models(nb::module_& m);
 
 // A dtype as Python users write it: loom.float16, "float16", "f16", numpy.float16,
 // numpy.dtype("float16"), ml_dtypes.bfloat16, torch.float16. Throws loom::Error(dtype).

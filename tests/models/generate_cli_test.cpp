@@ -1,0 +1,74 @@
+// `loom generate` and `loom bench` with the bundled SmolLM2 (skipped when models/ has none):
+// the chat answer, the speed lines, and clean failures for bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace {
+
+const std::string kModel = std::string(LOOM_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+int run_cli(const std::string& args, std::string* output) {
+  std::string cmd = std::string(LOOM_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return -1;
+  std::array<char, 4096> buf;
+  output->clear();
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) output->append(buf.data(), n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class GenerateCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kModel)) GTEST_SKIP() << "no model at " << kModel;
+  }
+};
+
+}  // namespace
+
+TEST_F(GenerateCli, GreedyChatAnswersParis) {
+  std::string out;
+  ASSERT_EQ(run_cli("generate --model " + kModel +
+                        " --device cpu --context 128 --chat --temp 0 -n 16"
+                        " --prompt 'What is the capital of France?'",
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("Paris"), std::string::npos) << out;
+  EXPECT_NE(out.find("decode"), std::string::npos) << out;
+  EXPECT_NE(out.find("tok/s"), std::string::npos) << out;
+}
+
+TEST_F(GenerateCli, SeededSamplingRepeats) {
+  std::string a, b;
+  const std::string args = "generate --model " + kModel +
+                           " --device cpu --context 64 -q --temp 0.9 --seed 42 -n 8 -p 'Once upon'";
+  ASSERT_EQ(run_cli(args, &a), 0) << a;
+  ASSERT_EQ(run_cli(args, &b), 0) << b;
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(GenerateCli, BenchPrintsLlamaBenchRows) {
+  std::string out;
+  ASSERT_EQ(run_cli("bench --model " + kModel + " --device cpu -p 16 -n 4 -r 1", &out), 0) << out;
+  EXPECT_NE(out.find("| pp16 |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| tg4 |"), std::string::npos) << out;
+}
+
+TEST(GenerateCliErrors, BadInputExitsNonZeroWithAMessage) {
+  std::string out;
+  EXPECT_NE(run_cli("generate --model /nonexistent.gguf -p hi", &out), 0);
+  EXPECT_NE(out.find("nonexistent"), std::string::npos) << out;
+  EXPECT_NE(run_cli("generate --model " + std::string(LOOM_CLI_PATH) + " -p hi", &out), 0);
+  EXPECT_NE(out.find("loom:"), std::string::npos) << out;
+  EXPECT_NE(run_cli("generate -n abc -p hi", &out), 0);
+  EXPECT_NE(out.find("positive integer"), std::string::npos) << out;
+  EXPECT_NE(run_cli("generate --top-p 2 -p hi", &out), 0);
+  EXPECT_NE(run_cli("generate --device gpu -p hi --model " + kModel, &out), 0);
+}

@@ -1,0 +1,38 @@
+#include "model_options.h"
+
+#include <cstdio>
+
+#include "flags.h"
+#include "models/generation.h"
+
+namespace loom::tools {
+
+void ModelFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("-m,--model", model, "GGUF model file (default: the bundled SmolLM2-135M)");
+  cmd.add_option("--device", device, "cpu or cuda[:N] (default: cuda when a GPU is present)");
+  cmd.add_option("-c,--context", context, "KV cache positions")
+      ->check(positive_integer(int64_t(1) << 20));
+  cmd.add_option("--dtype", dtype, "weights and activations: f32, f16 or bf16");
+}
+
+std::string ModelFlags::model_path() const {
+  return model.empty() ? models::default_model_path() : model;
+}
+
+models::LlamaLoadOptions ModelFlags::load_options(bool quiet) const {
+  models::LlamaLoadOptions o;
+  o.device =
+      device.empty() ? (cuda_available() ? Device::cuda() : Device::cpu()) : Device::parse(device);
+  o.context = context;
+  if (!dtype.empty()) {
+    DType d = dtype_from_name(dtype);
+    if (d != DType::f32 && d != DType::f16 && d != DType::bf16)
+      fail(ErrorKind::value, "--dtype must be f32, f16 or bf16, not " + dtype);
+    o.dtype = d;
+  }
+  if (!quiet)
+    o.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  return o;
+}
+
+}  // namespace loom::tools
