@@ -7,5 +7,6 @@ namespace loom::tools {
 
 void add_demo_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace loom::tools

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   loom::tools::add_demo_command(app);
   loom::tools::add_ops_command(app);
+  loom::tools::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
