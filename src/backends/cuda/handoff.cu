@@ -114,8 +114,15 @@ void forget_stream(cudaStream_t stream) {
 intptr_t CudaBackend::handoff_stream() const { return reinterpret_cast<intptr_t>(handoff_); }
 
 void CudaBackend::accept_from_stream(intptr_t producer) {
-  if (producer != handoff_stream())
-    stream_wait(handoff_, index_, stream_from_dlpack(producer, "handing data to Loom"), index_);
+  if (producer != handoff_stream()) {
+    cudaStream_t s = stream_from_dlpack(producer, "handing data to Loom");
+    // Waiting for a capturing stream would pull the handoff stream into its graph.
+    if (s != cudaStreamLegacy && is_capturing(s, index_))
+      fail(ErrorKind::unsupported,
+           "data handed to Loom from a CUDA stream that is capturing a CUDA graph; run Loom "
+           "outside the capture");
+    stream_wait(handoff_, index_, s, index_);
+  }
   handoffs_.fetch_add(1, std::memory_order_acq_rel);
 }
 
