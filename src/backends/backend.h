@@ -103,9 +103,11 @@ class Backend {
   // Data leaves Loom for a reader on `consumer`: that stream waits for anything Loom may
   // still have in flight for it (-1: the consumer takes care of ordering itself).
   virtual void release_to_stream(intptr_t /*consumer*/) {}
-  // Makes `stream` (null: the calling thread's own) wait for every handoff accepted so far.
-  // Copies and gathers out of device memory do it themselves; a kernel that reads handed-over
-  // memory in place (not copied into the arena first) needs it before it launches.
+  // Makes `stream` (null: the calling thread's own) wait for every handoff accepted so far,
+  // and for the work queued on the legacy default stream once memory was handed out to it
+  // (a consumer may still read a dropped output or variable there that a run writes again).
+  // An executable calls it at the start of each run; copies and gathers out of device memory
+  // wait for handoffs themselves.
   virtual void wait_for_handoffs(void* /*stream*/) {}
 
   void add_kernel(const std::string& op, Kernel kernel);

@@ -290,6 +290,51 @@ TEST(CudaStreams, ConsumerStreamWaitsForHandedOverMemory) {
   cudaStreamDestroy(consumer);
 }
 
+// An output handed out on the legacy default stream and dropped there while a read of it is
+// still queued must not be overwritten by the next run that reuses the buffer. Needs
+// Executable::run to call Backend::wait_for_handoffs(stream) first (executable.cpp).
+TEST(CudaStreams, RunWaitsForLegacyStreamReadsOfAReusedOutput) {
+  LOOM_REQUIRE_REAL_CUDA();
+  const int64_t n = 1 << 20;
+  const size_t bytes = size_t(n) * 4;
+  Graph g;
+  Tensor x = g.placeholder("x", {n});
+  CompileOptions options;
+  options.device = Device::cuda();
+  options.outputs = {x * 2.0};
+  Executable exe = compile(g, options);
+  Backend& backend = backend_for(Device::cuda());
+  void* a = nullptr;
+  void* b = nullptr;
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaMalloc(&a, SlowProducer::kBig), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&b, SlowProducer::kBig), cudaSuccess);
+  ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&pinned), bytes), cudaSuccess);
+  std::vector<TensorData> outputs;
+  for (int round = 0; round < 4; ++round) {
+    float old_value = float(round), new_value = float(round) + 0.5f;
+    exe.run({{"x", TensorData::from_vector(std::vector<float>(size_t(n), old_value / 2), {n})}},
+            outputs);
+    void* out = outputs.at(0).data();
+    backend.release_to_stream(1);  // handed to a reader on the legacy stream...
+    for (int i = 0; i < 8; ++i)
+      ASSERT_EQ(cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, SlowProducer::kBig,
+                                cudaMemcpyDeviceToDevice, cudaStreamLegacy),
+                cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(pinned, out, bytes, cudaMemcpyDeviceToHost, cudaStreamLegacy),
+              cudaSuccess);  // ...whose read is queued behind milliseconds of work
+    exe.run({{"x", TensorData::from_vector(std::vector<float>(size_t(n), new_value / 2), {n})}},
+            outputs);
+    ASSERT_EQ(outputs.at(0).data(), out) << "the output buffer was not reused";
+    ASSERT_EQ(cudaStreamSynchronize(cudaStreamLegacy), cudaSuccess);
+    EXPECT_EQ(std::count(pinned, pinned + n, old_value), n) << "round " << round;
+    EXPECT_EQ(outputs.at(0).to_vector<float>().back(), new_value);
+  }
+  cudaFreeHost(pinned);
+  cudaFree(a);
+  cudaFree(b);
+}
+
 // ---- 3. captures that fail -------------------------------------------------------------
 
 bool capturing(void* stream) {

@@ -73,6 +73,7 @@ class CudaBackend final : public Backend {
   // and Loom's streams wait for it before they read handed-over memory.
   cudaStream_t handoff_ = nullptr;
   std::atomic<uint64_t> handoffs_{0};
+  std::atomic<bool> exported_to_legacy_{false};  // release_to_stream saw the legacy stream
   std::mutex mutex_;
   std::map<cudaStream_t, Workspace> workspaces_;
 };

@@ -127,8 +127,12 @@ void CudaBackend::accept_from_stream(intptr_t producer) {
 }
 
 void CudaBackend::release_to_stream(intptr_t consumer) {
-  if (consumer == -1 || handoff_count() == 0) return;
+  if (consumer == -1) return;
   cudaStream_t s = stream_from_dlpack(consumer, "handing data out of Loom");
+  // The consumer may still read the memory on its stream after it has let go of it, when
+  // Loom writes it again (a reused output, a variable): see wait_for_handoffs.
+  if (s == cudaStreamLegacy) exported_to_legacy_.store(true, std::memory_order_release);
+  if (handoff_count() == 0) return;
   // A consumer capturing a CUDA graph reads the data when the graph is launched, later; an
   // event from outside would invalidate its capture. (The legacy stream cannot capture.)
   if (s != cudaStreamLegacy && is_capturing(s, index_)) return;
@@ -138,6 +142,13 @@ void CudaBackend::release_to_stream(intptr_t consumer) {
 void CudaBackend::wait_for_handoffs(void* stream) {
   auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
   for (int source = 0; source < gpu_count(); ++source) wait_for_handoffs_of(source, s, index_);
+  // Memory handed out to the legacy default stream (torch's default stream) may still be read
+  // there after its tensor was dropped, and Loom may be about to write it again. Loom's
+  // streams do not follow the legacy stream by themselves (the per-thread stream does).
+  // Streams other than the legacy one are not remembered: Loom cannot know that they live.
+  if (s != cudaStreamPerThread && exported_to_legacy_.load(std::memory_order_acquire) &&
+      !is_capturing(s, index_))
+    stream_wait(s, index_, cudaStreamLegacy, index_);
 }
 
 }  // namespace loom::cuda
