@@ -1,12 +1,15 @@
 // Python objects to TensorData. NumPy arrays come through the buffer protocol and other
 // arrays (torch on the CPU or CUDA) through DLPack; both are wrapped without a copy when
 // the memory is contiguous, aligned and writable (read-only memory is copied unless the
-// caller only reads it), and the Python object stays alive with the data.
+// caller only reads it), and the Python object stays alive with the data. A CUDA producer's
+// pending work is handed over on the device (Backend::accept_from_stream): Loom reads the
+// memory only after it, without a host wait.
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
 #include <cstring>
 
+#include "backends/backend.h"
 #include "bindings.h"
 #include "dtype_table.h"
 #include "loom/error.h"
@@ -148,15 +151,19 @@ TensorData from_capsule(nb::handle capsule, nb::handle source, std::optional<DTy
 
 TensorData from_dlpack(nb::handle obj, std::optional<DType> want, const std::string& what,
                        int depth = 0) {
-  // A CUDA producer makes the legacy default stream (1) wait for its own work before it
-  // hands over the memory; Loom's streams are ordered after the default stream.
   nb::tuple device = nb::cast<nb::tuple>(obj.attr("__dlpack_device__")());
   int32_t device_type = nb::cast<int32_t>(device[0]);
   int32_t device_id = nb::cast<int32_t>(device[1]);
   Device loom_device = device_from_dlpack(device_type, device_id, what);
-  nb::object capsule = loom_device.kind == DeviceKind::cuda
-                           ? obj.attr("__dlpack__")(nb::arg("stream") = 1)
-                           : obj.attr("__dlpack__")();
+  if (loom_device.kind != DeviceKind::cuda) {
+    return from_capsule(obj.attr("__dlpack__")(), obj, want, what, depth);
+  }
+  // A CUDA producer makes its work visible on the stream the consumer names: the backend's
+  // handoff stream, which every later Loom read of device memory waits for.
+  Backend& backend = backend_for(loom_device);
+  intptr_t handoff = backend.handoff_stream();
+  nb::object capsule = obj.attr("__dlpack__")(nb::arg("stream") = handoff);
+  backend.accept_from_stream(handoff);
   return from_capsule(capsule, obj, want, what, depth);
 }
 

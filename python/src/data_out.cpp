@@ -3,6 +3,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include "backends/backend.h"
 #include "bindings.h"
 #include "dtype_table.h"
 #include "loom/error.h"
@@ -74,7 +75,11 @@ nb::object tensor_data_to_torch(const TensorData& data) {
                       on_cuda ? nb::device::cuda::value : nb::device::cpu::value,
                       on_cuda ? data.device().index : 0);
   nb::object capsule = nb::cast(std::move(array));
-  // run() has synchronised its stream, so torch may use the memory on any stream.
+  // Loom's own work on the data has finished (run() ends synchronised); torch's current
+  // stream still waits for memory that was handed to Loom and is handed back.
+  if (on_cuda) {
+    backend_for(data.device()).release_to_stream(torch_current_stream(data.device().index));
+  }
   if (nb::object tensor = torch_from_capsule(capsule); tensor.is_valid()) return tensor;
   return nb::module_::import_("torch.utils.dlpack").attr("from_dlpack")(capsule);
 }

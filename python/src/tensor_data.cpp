@@ -3,6 +3,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include "backends/backend.h"
 #include "bindings.h"
 #include "dtype_table.h"
 #include "loom/error.h"
@@ -69,12 +70,23 @@ void bind_tensor_data(nb::module_& m) {
           nb::arg("dtype") = nb::none(), nb::arg("copy") = nb::none())
       .def(
           "__dlpack__",
-          [](const TensorData& d, nb::kwargs) {
-            // Loom's run() has finished its device work before it returns, so no stream
-            // needs to wait.
+          [](const TensorData& d, nb::kwargs kwargs) {
+            // DLPack: the consumer names the stream it will read on (None: the legacy
+            // default stream; -1: it orders itself); that stream waits for anything Loom may
+            // still have in flight for this memory. Keyword-only, as the protocol has it.
+            if (d.device().kind == DeviceKind::cuda) {
+              intptr_t consumer = 1;
+              if (kwargs.contains("stream") && !kwargs["stream"].is_none()) {
+                nb::handle stream = kwargs["stream"];
+                if (!PyLong_Check(stream.ptr()))
+                  fail(ErrorKind::value, "__dlpack__: stream must be an int or None");
+                consumer = nb::cast<intptr_t>(stream);
+              }
+              backend_for(d.device()).release_to_stream(consumer);
+            }
             return dlpack_capsule(d);
           },
-          "DLPack capsule sharing this memory.")
+          "DLPack capsule sharing this memory; `stream` (keyword) is the consumer's stream.")
       .def("__dlpack_device__",
            [](const TensorData& d) {
              bool on_cuda = d.device().kind == DeviceKind::cuda;

@@ -2,6 +2,8 @@
 
 #include <nanobind/ndarray.h>
 
+#include "backends/backend.h"
+
 namespace loom::python {
 namespace {
 
@@ -54,12 +56,21 @@ nb::object torch_fast_capsule(nb::handle obj) {
   // The DLManagedTensor starts with its DLTensor.
   const nb::dlpack::dltensor& t = *managed;
   if (t.device.device_type == nb::device::cuda::value) {
-    // Work queued on another torch stream would not be ordered before Loom's: take the
-    // protocol, which makes the default stream wait for it.
+    // torch's work on its current stream (which may have written this tensor) is ordered
+    // before every Loom read of the memory, on the device: Loom's streams do not follow the
+    // legacy default stream.
     if (!torch->current_raw_stream.is_valid()) return {};
-    if (nb::cast<int64_t>(torch->current_raw_stream(t.device.device_id)) != 0) return {};
+    intptr_t producer = torch_current_stream(t.device.device_id);
+    backend_for(Device::cuda(t.device.device_id)).accept_from_stream(producer);
   }
   return capsule;
+}
+
+intptr_t torch_current_stream(int device) {
+  const TorchEntryPoints* torch = torch_entry_points();
+  if (!torch || !torch->current_raw_stream.is_valid()) return 1;
+  intptr_t raw = nb::cast<intptr_t>(torch->current_raw_stream(device));
+  return raw == 0 ? 1 : raw;  // torch's 0 is the legacy default stream, DLPack's 1
 }
 
 nb::object torch_from_capsule(nb::handle capsule) {

@@ -9,10 +9,13 @@
 namespace loom::python {
 
 // A DLPack capsule of `obj` when it is a torch.Tensor that can take the fast path (CPU, or
-// CUDA while torch's current stream is the legacy default stream, which Loom's streams
-// follow); an invalid object otherwise.
+// CUDA when torch can name its current stream, whose queued work is then handed over to
+// Loom with an event: see Backend::accept_from_stream); an invalid object otherwise.
 nb::object torch_fast_capsule(nb::handle obj);
 // torch.Tensor from a DLPack capsule; invalid when the fast path is not available.
 nb::object torch_from_capsule(nb::handle capsule);
+// torch's current stream on GPU `device` as DLPack names it (1 for the legacy default
+// stream); 1 when torch is not imported or cannot say.
+intptr_t torch_current_stream(int device);
 
 }  // namespace loom::python

@@ -2,6 +2,7 @@
 // per op kind. The runtime calls it; ops never see which device they run on.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -98,15 +99,51 @@ class Backend {
   virtual void* create_stream() { return nullptr; }
   virtual void destroy_stream(void*) {}
   virtual void synchronize(void* stream) = 0;
-  // Makes this backend's device current on the calling thread before kernels launch (a GPU
-  // backend when several GPUs are in use); a no-op elsewhere.
-  virtual void activate() const {}
+  // Gathers a strided view on this device into contiguous memory on this device: element i
+  // (row-major over `shape`) comes from src + sum(i_d * src_strides[d]) elements (strides may
+  // be zero or negative). Ordered on `stream` (null: the calling thread's own stream). The
+  // default reads host memory, which is right for the CPU backend.
+  virtual void copy_strided(void* dst, const void* src, size_t element_bytes, const Extents& shape,
+                            const Strides& src_strides, void* stream);
 
-  // Graph capture (CUDA graphs); backends without it keep the defaults.
+  // Makes this backend's device current on the calling thread and leaves it so; a no-op
+  // where there is one device. Prefer DeviceScope, which gives the caller its device back.
+  virtual void activate() const {}
+  // DeviceScope's two halves: enter_device makes the device current and returns what to
+  // restore (-1: nothing); restore_device puts it back and never throws.
+  virtual int enter_device() const { return -1; }
+  virtual void restore_device(int /*previous*/) const noexcept {}
+
+  // Graph capture (CUDA graphs); backends without it keep the defaults. Neither call throws:
+  // begin_capture returns false when no capture started, end_capture returns null when the
+  // capture failed (a launch failed or was refused while capturing, or the graph did not
+  // instantiate). Either way the stream is left out of capture mode with no error pending,
+  // so the caller can run the same steps eagerly on it.
   virtual bool supports_graphs() const { return false; }
-  virtual void begin_capture(void*) {}
+  virtual bool begin_capture(void*) { return false; }
   virtual std::shared_ptr<void> end_capture(void*) { return nullptr; }
   virtual void replay(const std::shared_ptr<void>&, void*) {}
+
+  // Device data handed between Loom and another library (DLPack's stream exchange). Streams
+  // are named as DLPack names them: on CUDA 1 (or 0) is the legacy default stream, 2 the
+  // calling thread's per-thread default stream, any other value a cudaStream_t.
+  //
+  // The stream a producer is asked to make its work visible on (__dlpack__(stream=...));
+  // 0 where there is none (host memory needs no ordering).
+  virtual intptr_t handoff_stream() const { return 0; }
+  // Data written by work queued so far on `producer` is about to be read by Loom: every later
+  // Loom read of this device's memory waits for that work on the device (no host wait).
+  // After a producer has ordered its work on handoff_stream(), call it with that stream.
+  virtual void accept_from_stream(intptr_t /*producer*/) {}
+  // Data leaves Loom for a reader on `consumer`: that stream waits for anything Loom may
+  // still have in flight for it (-1: the consumer takes care of ordering itself).
+  virtual void release_to_stream(intptr_t /*consumer*/) {}
+  // Makes `stream` (null: the calling thread's own) wait for every handoff accepted so far,
+  // and for the work queued on the legacy default stream once memory was handed out to it
+  // (a consumer may still read a dropped output or variable there that a run writes again).
+  // An executable calls it at the start of each run; copies and gathers out of device memory
+  // wait for handoffs themselves.
+  virtual void wait_for_handoffs(void* /*stream*/) {}
 
   void add_kernel(const std::string& op, Kernel kernel);
   // Every kernel registered for the node's op that supports it, in registration order.
@@ -123,6 +160,21 @@ class Backend {
  private:
   mutable std::mutex kernels_mutex_;
   std::map<std::string, std::vector<std::shared_ptr<const Kernel>>> kernels_;
+};
+
+// Makes a backend's device current for a scope, then gives the thread its previous device
+// back, so that Loom never leaves a caller's thread on another GPU.
+class DeviceScope {
+ public:
+  explicit DeviceScope(const Backend& backend)
+      : backend_(backend), previous_(backend.enter_device()) {}
+  ~DeviceScope() { backend_.restore_device(previous_); }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  const Backend& backend_;
+  int previous_;
 };
 
 // The backend for a device; throws loom::Error(device) when it is not available.

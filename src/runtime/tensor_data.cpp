@@ -1,6 +1,7 @@
 #include "loom/tensor_data.h"
 
 #include <cstring>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/cpu/convert.h"
@@ -144,29 +145,44 @@ TensorData TensorData::view(Extents shape, Strides strides, int64_t offset) cons
 }
 
 // Copies a strided host view into contiguous host memory, element by element.
-static void gather_strided_host(const TensorData& src, void* dst) {
-  size_t elem = storage_bytes(src.dtype(), 1);
-  int rank = src.rank();
-  int64_t n = src.numel();
-  std::vector<int64_t> idx(size_t(rank), 0);
-  const char* base = static_cast<const char*>(src.data());
+static void gather_strided_host(void* dst, const void* src, size_t elem, const Extents& shape,
+                                const Strides& strides) {
+  size_t rank = shape.size();
+  int64_t n = loom::numel(shape);
+  std::vector<int64_t> idx(rank, 0);
+  const char* base = static_cast<const char*>(src);
   char* out = static_cast<char*>(dst);
   for (int64_t i = 0; i < n; ++i) {
     int64_t off = 0;
-    for (int d = 0; d < rank; ++d) off += idx[size_t(d)] * src.strides()[size_t(d)];
+    for (size_t d = 0; d < rank; ++d) off += idx[d] * strides[d];
     std::memcpy(out + size_t(i) * elem, base + off * int64_t(elem), elem);
-    for (int d = rank - 1; d >= 0; --d) {
-      if (++idx[size_t(d)] < src.shape()[size_t(d)]) break;
-      idx[size_t(d)] = 0;
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
     }
   }
 }
 
+// The default for backends whose memory the host reads (the CPU backend).
+void Backend::copy_strided(void* dst, const void* src, size_t element_bytes, const Extents& shape,
+                           const Strides& src_strides, void*) {
+  if (device().kind != DeviceKind::cpu)
+    fail(ErrorKind::unsupported, "no strided copy on " + device().str());
+  gather_strided_host(dst, src, element_bytes, shape, src_strides);
+}
+
 TensorData TensorData::contiguous() const {
   if (!buffer_ || is_contiguous()) return *this;
-  if (device() != Device::cpu()) return to_host().contiguous().to(device());
-  TensorData out = empty(dtype_, shape_);
-  gather_strided_host(*this, out.data());
+  // Gathered where the data lives: a device view never takes a trip through the host (which
+  // would need to() and so contiguous() again).
+  TensorData out = empty(dtype_, shape_, device());
+  if (device() == Device::cpu()) {
+    gather_strided_host(out.data(), data(), storage_bytes(dtype_, 1), shape_, strides_);
+    return out;
+  }
+  Backend& b = backend_for(device());
+  b.copy_strided(out.data(), data(), storage_bytes(dtype_, 1), shape_, strides_, nullptr);
+  b.synchronize(nullptr);
   return out;
 }
 

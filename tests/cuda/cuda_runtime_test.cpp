@@ -186,17 +186,14 @@ TEST(CudaRuntime, FailedCaptureLeavesStreamUsable) {
   TensorData src = host.to(Device::cuda());
   TensorData dst = TensorData::zeros(DType::f32, {4096}, Device::cuda());
 
-  // Synchronising a capturing stream is illegal: capture fails, cleanly.
-  b.begin_capture(stream);
+  // Synchronising a capturing stream is illegal: capture fails, cleanly (no graph).
+  ASSERT_TRUE(b.begin_capture(stream));
   EXPECT_THROW(b.synchronize(stream), Error);
-  EXPECT_THROW(b.end_capture(stream), Error);
+  EXPECT_FALSE(b.end_capture(stream));
   // So is allocating while capturing.
-  b.begin_capture(stream);
+  ASSERT_TRUE(b.begin_capture(stream));
   EXPECT_THROW(TensorData::empty(DType::f32, {16}, Device::cuda()), Error);
-  try {
-    b.end_capture(stream);
-  } catch (const Error&) {
-  }
+  (void)b.end_capture(stream);
 
   // The stream runs eagerly again.
   b.copy(dst.data(), Device::cuda(), src.data(), Device::cuda(), src.nbytes(), stream);
@@ -207,7 +204,7 @@ TEST(CudaRuntime, FailedCaptureLeavesStreamUsable) {
   TensorData other = random_tensor(DType::f32, {4096});
   TensorData dst2 = TensorData::zeros(DType::f32, {4096}, Device::cuda());
   TensorData src2 = other.to(Device::cuda());
-  b.begin_capture(stream);
+  ASSERT_TRUE(b.begin_capture(stream));
   b.copy(dst2.data(), Device::cuda(), src2.data(), Device::cuda(), src2.nbytes(), stream);
   std::shared_ptr<void> graph = b.end_capture(stream);
   ASSERT_TRUE(graph);

@@ -9,5 +9,9 @@ namespace loom::cuda {
 bool device_present();
 // The process-wide CUDA backend for GPU `index` (made on first use).
 Backend& backend(int index);
+// The calling thread's current CUDA device (cudaGetDevice), and making one current; for
+// tests that check that Loom gives a thread its device back.
+int current_device();
+void set_current_device(int index);
 
 }  // namespace loom::cuda
