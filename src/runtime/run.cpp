@@ -58,7 +58,7 @@ void Executable::Impl::launch(std::vector<Step>& steps) {
 static bool try_capture(Backend& backend, void* stream, Plan& plan,
                         const std::function<void()>& launch_steps) {
   try {
-    backend.begin_capture(stream);
+    if (!backend.begin_capture(stream)) return false;  // no capture started: run eagerly
   } catch (...) {
     return false;
   }
