@@ -76,6 +76,8 @@ class Backend {
   void add_kernel(const std::string& op, Kernel kernel);
   // The first registered kernel that supports the node; null when none does.
   const Kernel* find_kernel(const ir::Node& node, std::span<const TensorView> inputs) const;
+  // Whether any kernel is registered for the op.
+  bool has_kernel(const std::string& op) const { return kernels_.count(op) != 0; }
 
  private:
   std::map<std::string, std::vector<Kernel>> kernels_;
@@ -83,5 +85,10 @@ class Backend {
 
 // The backend for a device; throws loom::Error(device) when it is not available.
 Backend& backend_for(Device device);
+
+// The kernels a device kind's backend registers, made without the device (no GPU needed),
+// so that tests can check every op has a kernel on every backend that is built. Throws
+// loom::Error(device) for a kind this Loom was built without.
+const Backend& kernel_table(DeviceKind kind);
 
 }  // namespace loom

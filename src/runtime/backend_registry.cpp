@@ -5,6 +5,7 @@
 
 #ifdef LOOM_WITH_CUDA
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_kernels.h"
 #endif
 
 namespace loom {
@@ -28,6 +29,50 @@ Backend& backend_for(Device device) {
 #else
   fail(ErrorKind::device,
        "device " + device.str() + " requested, but this Loom was built without CUDA");
+#endif
+}
+
+namespace {
+
+// A backend that only holds kernels: registration without a device, for introspection.
+class KernelTable final : public Backend {
+ public:
+  explicit KernelTable(DeviceKind kind) : kind_(kind) {}
+  Device device() const override { return {kind_, 0}; }
+  void* allocate(size_t) override { unusable(); }
+  void release(void*) override { unusable(); }
+  void copy(void*, Device, const void*, Device, size_t, void*) override { unusable(); }
+  void synchronize(void*) override { unusable(); }
+
+ private:
+  [[noreturn]] static void unusable() {
+    fail(ErrorKind::internal, "a kernel table runs nothing; use backend_for");
+  }
+  DeviceKind kind_;
+};
+
+}  // namespace
+
+const Backend& kernel_table(DeviceKind kind) {
+  if (kind == DeviceKind::cpu) return cpu_backend();
+#ifdef LOOM_WITH_CUDA
+  static const KernelTable* cuda_table = [] {
+    auto* table = new KernelTable(DeviceKind::cuda);
+    cuda::register_source_kernels(*table);
+    cuda::register_elementwise_kernels(*table);
+    cuda::register_unary_kernels(*table);
+    cuda::register_cast_kernels(*table);
+    cuda::register_matmul_kernels(*table);
+    cuda::register_reduce_kernels(*table);
+    cuda::register_norm_kernels(*table);
+    cuda::register_shape_kernels(*table);
+    cuda::register_slice_kernels(*table);
+    cuda::register_position_kernels(*table);
+    return table;
+  }();
+  return *cuda_table;
+#else
+  fail(ErrorKind::device, "this Loom was built without CUDA");
 #endif
 }
 
