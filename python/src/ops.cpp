@@ -187,15 +187,25 @@ nb::object attr_to_py(const AttrValue& value) {
 const char* schema_doc(const std::string& op, const std::string& note = "") {
   static std::deque<std::string> docs;
   const OpSchema& schema = op_schema(op);
-  std::string text =
-      schema.doc + (note.empty() ? "" : "\n\n" + note) + "\n\nOp schema:\n" + schema.str();
-  return docs.emplace_back(std::move(text)).c_str();
+  // The schema's text without its doc line, which leads the docstring already.
+  std::string text = schema.str();
+  std::string doc_line = "  " + schema.doc + "\n";
+  if (size_t at = text.find(doc_line); !schema.doc.empty() && at != std::string::npos)
+    text.erase(at, doc_line.size());
+  return docs
+      .emplace_back(schema.doc + (note.empty() ? "" : "\n\n" + note) + "\n\nOp schema:\n" + text)
+      .c_str();
 }
 
 // Inputs as a list (None for an absent optional input) or a dict by name.
 std::vector<Tensor> add_node_py(const std::string& op, nb::handle inputs, nb::handle attrs,
                                 const Graph* graph) {
-  Attributes a = attributes_from_py(attrs);
+  Attributes a;
+  try {
+    a = attributes_from_py(attrs);
+  } catch (const Error& e) {
+    fail(e.kind(), op + ": " + e.what());
+  }
   auto graph_for = [&](const Tensor* first) -> Graph {
     if (graph) return *graph;
     if (!first) fail(ErrorKind::value, "add_node: use Graph.add_node for ops without inputs");
