@@ -19,14 +19,9 @@ OpRegistry& OpRegistry::instance() {
 namespace loom::ops {
 
 void register_all_ops(ir::OpRegistry& r) {
-  register_source_ops(r);
-  register_elementwise_ops(r);
-  register_matmul_ops(r);
-  register_reduce_ops(r);
-  register_norm_ops(r);
-  register_shape_ops(r);
-  register_slice_ops(r);
-  register_position_ops(r);
+#define LOOM_OP_FAMILY(name) register_##name##_ops(r);
+#include "ops/families.def"
+#undef LOOM_OP_FAMILY
 }
 
 }  // namespace loom::ops

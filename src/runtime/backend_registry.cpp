@@ -58,16 +58,7 @@ const Backend& kernel_table(DeviceKind kind) {
 #ifdef LOOM_WITH_CUDA
   static const KernelTable* cuda_table = [] {
     auto* table = new KernelTable(DeviceKind::cuda);
-    cuda::register_source_kernels(*table);
-    cuda::register_elementwise_kernels(*table);
-    cuda::register_unary_kernels(*table);
-    cuda::register_cast_kernels(*table);
-    cuda::register_matmul_kernels(*table);
-    cuda::register_reduce_kernels(*table);
-    cuda::register_norm_kernels(*table);
-    cuda::register_shape_kernels(*table);
-    cuda::register_slice_kernels(*table);
-    cuda::register_position_kernels(*table);
+    cuda::register_kernels(*table);
     return table;
   }();
   return *cuda_table;
