@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -13,8 +14,26 @@
 
 namespace loom {
 
+class Attributes;
+
+// A small named record of typed fields (a quantization scheme, attention options): one
+// attribute whose fields are checked against the record type's specs (see op_schema.h).
+// Immutable once made, so copies share the fields.
+class Record {
+ public:
+  Record();
+  Record(std::string type, Attributes fields);
+  const std::string& type() const { return type_; }
+  const Attributes& fields() const { return *fields_; }
+  bool operator==(const Record& o) const;
+
+ private:
+  std::string type_;
+  std::shared_ptr<const Attributes> fields_;
+};
+
 using AttrValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, DType,
-                               Shape, TensorData>;
+                               Shape, TensorData, std::vector<double>, Record>;
 
 class Attributes {
  public:
@@ -23,7 +42,8 @@ class Attributes {
 
   bool has(const std::string& name) const { return map_.count(name) != 0; }
   void set(const std::string& name, AttrValue value) { map_[name] = std::move(value); }
-  // Throws loom::Error(internal) when missing or of another type.
+  // Throws loom::Error(internal) when missing or of another type. Graph::add_node fills
+  // every attribute that has a default, so kernels and inference need no fallbacks.
   template <class T>
   const T& get(const std::string& name) const;
   template <class T>

@@ -1,8 +1,10 @@
 // Graph and Tensor: building a computation.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loom/attributes.h"
@@ -56,14 +58,27 @@ class Graph {
   Tensor variable(const std::string& name, TensorData initial);
   // Reads a variable's value (same as the tensor `variable` returned).
   Tensor read(const Tensor& variable);
-  // Stores `value` into the variable at the end of its step. Returns the assign node's
-  // (empty) handle so that it can be named as an output to keep it.
+  // Stores `value` into the variable at the end of the run; an assign is always kept.
   void assign(const Tensor& variable, const Tensor& value);
 
-  // Adds a node of a registered op; infers and checks its outputs, throwing loom::Error
-  // that names the op and its inputs when they do not fit.
+  // Adds a node of a registered op (see loom::op_schema for what each op declares). Checks
+  // the attributes against the schema and fills their defaults, checks the inputs' dtypes,
+  // infers the outputs; throws loom::Error naming the op and its inputs when they do not fit.
+  // Inputs are in declared order; an undefined Tensor stands for an absent optional input,
+  // and trailing optional inputs may be left out.
   std::vector<Tensor> add_node(const std::string& op, const std::vector<Tensor>& inputs,
                                Attributes attrs = {});
+  // The same with inputs by name: {{"x", x}, {"bias", b}}. A variadic input may be named
+  // several times (in order).
+  using NamedInputs = std::vector<std::pair<std::string, Tensor>>;
+  std::vector<Tensor> add_node(const std::string& op, const NamedInputs& inputs,
+                               Attributes attrs = {});
+  std::vector<Tensor> add_node(const std::string& op,
+                               std::initializer_list<std::pair<std::string, Tensor>> inputs,
+                               Attributes attrs = {}) {
+    return add_node(op, NamedInputs(inputs), std::move(attrs));
+  }
+  // A helper for ops with one output: add_node(...).at(0).
   Tensor add_node1(const std::string& op, const std::vector<Tensor>& inputs,
                    Attributes attrs = {}) {
     return add_node(op, inputs, std::move(attrs)).at(0);
@@ -75,8 +90,12 @@ class Graph {
 
  private:
   // Adds a node without the checks that keep users away from names and internal ops.
+  // `slots[i]` is the declared input that inputs[i] is.
   std::vector<Tensor> append_node(const ir::OpDef& def, const std::vector<Tensor>& inputs,
-                                  Attributes attrs, const std::string& name);
+                                  const std::vector<int>& slots, Attributes attrs,
+                                  const std::string& name);
+  std::vector<Tensor> add_checked_node(const ir::OpDef& def, const std::vector<Tensor>& inputs,
+                                       const std::vector<int>& slots, Attributes attrs);
 
   std::shared_ptr<ir::Program> program_;
 };

@@ -1,12 +1,15 @@
 // The op functions. Each adds one node to the graph of its inputs; shapes and dtypes are
 // inferred and checked here, so a mismatch throws at the line that caused it.
-// Op names (in quotes) are the registry names the dump and the backends use.
+// Op names (in quotes) are the registry names the dump and the backends use; each op's
+// inputs, attributes and defaults are declared in its schema (loom::op_schema(name), or
+// `loom ops NAME`), and the defaults below are the schema's (loom::op_defaults).
 #pragma once
 
 #include <optional>
 #include <vector>
 
 #include "loom/graph.h"
+#include "loom/op_schema.h"
 
 namespace loom {
 
@@ -67,16 +70,19 @@ Tensor mean(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdims = fal
 Tensor max(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdims = false);
 Tensor min(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdims = false);
 // "argmax", attrs axis, keepdims -> i64; first index of the maximum.
-Tensor argmax(const Tensor& x, int64_t axis, bool keepdims = false);
+Tensor argmax(const Tensor& x, int64_t axis = op_defaults::argmax_axis, bool keepdims = false);
 
 // ---- normalisation ----------------------------------------------------------------
-Tensor softmax(const Tensor& x, int64_t axis = -1);      // "softmax", attr axis
-Tensor log_softmax(const Tensor& x, int64_t axis = -1);  // "log_softmax", attr axis
-// Over the last axis. "layer_norm": inputs x[, weight[, bias]], attrs eps, has_weight, has_bias.
+Tensor softmax(const Tensor& x, int64_t axis = op_defaults::softmax_axis);      // "softmax"
+Tensor log_softmax(const Tensor& x, int64_t axis = op_defaults::softmax_axis);  // "log_softmax"
+// Over the last axis. "layer_norm": inputs x, weight?, bias? (named optional inputs), attr eps
+// (has_weight and has_bias follow from the inputs).
 Tensor layer_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt,
-                  std::optional<Tensor> bias = std::nullopt, double eps = 1e-5);
-// Over the last axis. "rms_norm": inputs x[, weight], attr eps.
-Tensor rms_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt, double eps = 1e-6);
+                  std::optional<Tensor> bias = std::nullopt,
+                  double eps = op_defaults::layer_norm_eps);
+// Over the last axis. "rms_norm": inputs x, weight?, attr eps.
+Tensor rms_norm(const Tensor& x, std::optional<Tensor> weight = std::nullopt,
+                double eps = op_defaults::rms_norm_eps);
 
 // ---- shape and data movement --------------------------------------------------------
 // "reshape", attr shape (Shape; one dim may be -1; symbols allowed).
@@ -105,19 +111,20 @@ Tensor slice_update(const Tensor& x, const Tensor& update, const Tensor& starts)
 Tensor slice_update(const Tensor& x, const Tensor& update, std::vector<int64_t> starts);
 // "gather": table [N, ...] and integer indices [...] -> indices.shape + table.shape[1:]
 // along attr axis (default 0). Out-of-range indices give zeros.
-Tensor gather(const Tensor& table, const Tensor& indices, int64_t axis = 0);
+Tensor gather(const Tensor& table, const Tensor& indices, int64_t axis = op_defaults::gather_axis);
 // "arange": attrs start, stop, step (double), dtype.
-Tensor arange(Graph& g, double start, double stop, double step = 1, DType dtype = DType::i64);
+Tensor arange(Graph& g, double start, double stop, double step = op_defaults::arange_step,
+              DType dtype = op_defaults::arange_dtype);
 
 // "rope": rotary position embedding of x [..., S, D]; position of row s is offset + s,
 // offset a run-time integer scalar tensor (shape [] or [1]).
 // attrs base (double), interleaved (bool: pairs (2i, 2i+1); else halves (i, i + D/2)),
 // dims (rotate the first `dims` features; 0 means all), scale (position multiplier).
 struct RopeOptions {
-  double base = 10000.0;
-  bool interleaved = false;
-  int64_t dims = 0;
-  double scale = 1.0;
+  double base = op_defaults::rope_base;
+  bool interleaved = op_defaults::rope_interleaved;
+  int64_t dims = op_defaults::rope_dims;
+  double scale = op_defaults::rope_scale;
 };
 Tensor rope(const Tensor& x, const Tensor& offset, RopeOptions options = {});
 

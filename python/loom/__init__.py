@@ -48,6 +48,12 @@ from ._loom import (
     cuda_available,
     pass_names,
     tensor_data,
+    # op schemas
+    AttrSpec,
+    InputSpec,
+    OpSchema,
+    OutputSpec,
+    op_schema,
     # ops
     abs,
     add,
@@ -100,9 +106,6 @@ from ._loom import (
     where,
 )
 from ._loom import __version__
-
-# Same meaning as InvalidValueError; the name some users look for first.
-ValueError_ = InvalidValueError
 
 
 def to_torch_dtype(dt):

@@ -14,6 +14,10 @@
 namespace loom::python {
 
 Attributes attributes_from_py(nb::handle dict);
+Tensor scalar_like(const Tensor& like, double value);
+// ops.cpp: inputs as a list or a dict by name, attrs as a dict.
+std::vector<Tensor> add_node_from_py(const Graph* graph, const std::string& op, nb::handle inputs,
+                                     nb::handle attrs);
 
 namespace {
 
@@ -326,17 +330,20 @@ void bind_graph(nb::module_& m) {
            "Stores `value` into the variable at the end of each run.")
       .def(
           "add_node",
-          [](Graph& g, const std::string& op, const std::vector<Tensor>& inputs, nb::handle attrs) {
-            return g.add_node(op, inputs, attributes_from_py(attrs));
+          [](Graph& g, const std::string& op, nb::handle inputs, nb::handle attrs) {
+            return add_node_from_py(&g, op, inputs, attrs);
           },
-          nb::arg("op"), nb::arg("inputs"), nb::arg("attrs") = nb::none(),
-          "Adds a node of any registered op (see loom.op_names()); returns its outputs.")
+          nb::arg("op"), nb::arg("inputs") = nb::list(), nb::arg("attrs") = nb::none(),
+          "Adds a node of any registered op (see loom.op_names() and loom.op_schema(op));\n"
+          "returns its outputs. inputs: a list in declared order (None for an absent optional\n"
+          "input) or a dict by name; attrs: a dict, checked against the schema.")
       .def(
           "arange",
           [](Graph& g, double start, double stop, double step, DTypeArg dtype) {
             return arange(g, start, stop, step, dtype.get());
           },
-          nb::arg("start"), nb::arg("stop"), nb::arg("step") = 1.0, nb::arg("dtype") = DType::i64)
+          nb::arg("start"), nb::arg("stop"), nb::arg("step") = op_defaults::arange_step,
+          nb::arg("dtype") = op_defaults::arange_dtype)
       .def("dump", &Graph::dump, "The graph as text, one node a line.")
       .def("__repr__", &Graph::dump);
 }

@@ -151,6 +151,8 @@ class Backend {
                                                          std::span<const TensorView> inputs) const;
   // The first of kernels_for(); null when none supports the node.
   const Kernel* find_kernel(const ir::Node& node, std::span<const TensorView> inputs) const;
+  // Whether any kernel is registered for the op.
+  bool has_kernel(const std::string& op) const { return kernels_.count(op) != 0; }
 
   // Test hooks: the kernels registered for an op, and replacing them (plans made before keep
   // the kernels they chose alive).
@@ -182,5 +184,10 @@ Backend& backend_for(Device device);
 // What identifies the device's kind in a tactic cache: "cpu", or the GPU's name
 // ("cuda NVIDIA H200").
 std::string device_identity(Device device);
+
+// The kernels a device kind's backend registers, made without the device (no GPU needed),
+// so that tests can check every op has a kernel on every backend that is built. Throws
+// loom::Error(device) for a kind this Loom was built without.
+const Backend& kernel_table(DeviceKind kind);
 
 }  // namespace loom

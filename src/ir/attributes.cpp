@@ -1,5 +1,6 @@
 #include "loom/attributes.h"
 
+#include <charconv>
 #include <cstring>
 #include <sstream>
 
@@ -18,14 +19,16 @@ const char* type_name() {
   if constexpr (std::is_same_v<T, DType>) return "dtype";
   if constexpr (std::is_same_v<T, Shape>) return "shape";
   if constexpr (std::is_same_v<T, TensorData>) return "tensor";
+  if constexpr (std::is_same_v<T, std::vector<double>>) return "float list";
+  if constexpr (std::is_same_v<T, Record>) return "record";
   return "?";
 }
 
+// The shortest text that reads back as the same double (1e-05, not 1.0000000000000001e-05).
 std::string double_text(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
+  char buf[32];
+  auto result = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, result.ptr);
 }
 }  // namespace
 
@@ -49,6 +52,15 @@ template const std::vector<int64_t>& Attributes::get<std::vector<int64_t>>(
 template const DType& Attributes::get<DType>(const std::string&) const;
 template const Shape& Attributes::get<Shape>(const std::string&) const;
 template const TensorData& Attributes::get<TensorData>(const std::string&) const;
+template const std::vector<double>& Attributes::get<std::vector<double>>(const std::string&) const;
+template const Record& Attributes::get<Record>(const std::string&) const;
+
+Record::Record() : fields_(std::make_shared<const Attributes>()) {}
+Record::Record(std::string type, Attributes fields)
+    : type_(std::move(type)), fields_(std::make_shared<const Attributes>(std::move(fields))) {}
+bool Record::operator==(const Record& o) const {
+  return type_ == o.type_ && fields() == o.fields();
+}
 
 std::string attr_to_string(const AttrValue& value) {
   return std::visit(
@@ -68,6 +80,12 @@ std::string attr_to_string(const AttrValue& value) {
           return dtype_name(v);
         } else if constexpr (std::is_same_v<T, Shape>) {
           return to_string(v);
+        } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+          std::string s = "[";
+          for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + double_text(v[i]);
+          return s + "]";
+        } else if constexpr (std::is_same_v<T, Record>) {
+          return v.type() + "{" + v.fields().str() + "}";
         } else {
           return std::string("tensor<") + dtype_name(v.dtype()) + to_string(v.shape()) + ">";
         }

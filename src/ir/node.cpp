@@ -19,6 +19,21 @@ bool Value::operator<(const Value& o) const {
 const std::string& Node::op_name() const { return op->name; }
 bool Node::is(OpRole role) const { return op->role == role; }
 
+int Node::input_slot(size_t i) const {
+  if (!input_slots.empty()) return input_slots.at(i);
+  int declared = int(op->inputs.size());
+  bool variadic_last = declared > 0 && op->inputs.back().variadic;
+  return variadic_last ? std::min(int(i), declared - 1) : int(i);
+}
+
+int Node::find_input(const std::string& input_name) const {
+  int slot = op->input_index(input_name);
+  if (slot < 0) return -1;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (input_slot(i) == slot) return int(i);
+  return -1;
+}
+
 Node* Program::append(std::unique_ptr<Node> node) {
   if (node->id == 0 && node->op) node->id = next_id();
   nodes_.push_back(std::move(node));

@@ -40,8 +40,16 @@ struct Node {
   Attributes attrs;
   std::vector<TensorType> outputs;
   std::string name;  // placeholder and variable names; empty otherwise
+  // The declared input (OpDef::inputs) each input is, where optional inputs are absent;
+  // empty when input i is declared input i (or the variadic last one).
+  std::vector<int> input_slots;
 
   const TensorType& type(int output = 0) const { return outputs.at(size_t(output)); }
+  // Declared position of input i.
+  int input_slot(size_t i) const;
+  // Index into `inputs` of the declared input called `name`; -1 when it is absent.
+  int find_input(const std::string& input_name) const;
+  bool has_input(const std::string& input_name) const { return find_input(input_name) >= 0; }
   const std::string& op_name() const;
   bool is(OpRole role) const;
 };
@@ -52,7 +60,8 @@ class Program {
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
 
-  // Appends a node; shape inference is the caller's job (see build.h).
+  // Appends a node; checking its attributes and inferring its outputs is the caller's job
+  // (Graph::add_node does both).
   Node* append(std::unique_ptr<Node> node);
   // Inserts before `position` (which must be in the program).
   Node* insert_before(const Node* position, std::unique_ptr<Node> node);

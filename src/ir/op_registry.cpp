@@ -1,9 +1,5 @@
 #include "ir/op_registry.h"
 
-#include <mutex>
-
-#include "ops/op_families.h"
-
 namespace loom::ir {
 
 Shape InferContext::resolve(const Shape& shape) const {
@@ -38,17 +34,39 @@ void InferContext::expect_float(size_t input) const {
                                dtype_name(inputs.at(input).dtype));
 }
 
-OpRegistry& OpRegistry::instance() {
-  static OpRegistry registry;
-  static std::once_flag once;
-  std::call_once(once, [] { ops::register_all_ops(registry); });
-  return registry;
-}
-
 void OpRegistry::add(OpDef def) {
   std::string name = def.name;
   if (ops_.count(name)) loom::fail(ErrorKind::internal, "op '" + name + "' registered twice");
+  def.min_inputs = 0;
+  def.max_inputs = int(def.inputs.size());
+  for (size_t i = 0; i < def.inputs.size(); ++i) {
+    const InputSpec& in = def.inputs[i];
+    if (in.variadic && i + 1 != def.inputs.size())
+      loom::fail(ErrorKind::internal, "op '" + name + "': only the last input may be variadic");
+    if (in.variadic) def.max_inputs = -1;
+    if (!in.optional) def.min_inputs = int(i) + 1;
+  }
+  for (const AttrSpec& a : def.attrs)
+    if (a.default_value) {
+      Attributes check{{a.name, *a.default_value}};
+      check_attributes(name, {a}, check);  // a default must pass its own spec
+    }
+  OpSchema schema{.name = name,
+                  .doc = def.doc,
+                  .version = def.version,
+                  .role = op_role_name(def.role),
+                  .internal = def.internal,
+                  .inputs = def.inputs,
+                  .attributes = def.attrs,
+                  .outputs = def.outputs,
+                  .has_decomposition = bool(def.decompose)};
+  schemas_.emplace(name, std::move(schema));
   ops_.emplace(name, std::move(def));
+}
+
+const OpSchema& OpRegistry::schema(const std::string& name) const {
+  at(name);
+  return schemas_.at(name);
 }
 
 const OpDef* OpRegistry::find(const std::string& name) const {

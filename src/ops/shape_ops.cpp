@@ -7,6 +7,7 @@
 #include "ir/op_registry.h"
 #include "loom/ops.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 #include "ops/shape_inference.h"
 
 namespace loom {
@@ -279,18 +280,56 @@ std::vector<TensorType> infer_split(const InferContext& ctx) {
   return outs;
 }
 
+// split takes exactly one of sizes and parts.
+void check_split(const std::string& op, Attributes& attrs, const std::vector<bool>&) {
+  bool sizes = attrs.has("sizes"), parts = attrs.has("parts");
+  if (sizes && parts)
+    fail(ErrorKind::value, op + ": give sizes or parts, not both (sizes " +
+                               attr_to_string(attrs.items().at("sizes")) + ", parts " +
+                               attr_to_string(attrs.items().at("parts")) + ")");
+  if (!sizes && !parts) fail(ErrorKind::value, op + ": needs sizes or parts");
+}
+
 }  // namespace
 
 void register_shape_ops(ir::OpRegistry& r) {
   r.add({.name = "reshape",
-         .min_inputs = 1,
-         .max_inputs = 1,
+         .doc = "x's elements in a new shape (no copy).",
+         .inputs = {input("x", "values")},
+         .attrs = {required_attr("shape", AttrType::shape,
+                                 "the new shape; one dim may be -1; symbols allowed")},
+         .outputs = {output("y", "aliases x")},
          .infer = infer_reshape,
          .aliases_input = 0});
-  r.add({.name = "transpose", .min_inputs = 1, .max_inputs = 1, .infer = infer_transpose});
-  r.add({.name = "broadcast_to", .min_inputs = 1, .max_inputs = 1, .infer = infer_broadcast_to});
-  r.add({.name = "concat", .min_inputs = 1, .max_inputs = -1, .infer = infer_concat});
-  r.add({.name = "split", .min_inputs = 1, .max_inputs = 1, .infer = infer_split});
+  r.add({.name = "transpose",
+         .doc = "x with its axes permuted: y.shape[i] = x.shape[perm[i]].",
+         .inputs = {input("x", "values", kByteDTypes)},
+         .attrs = {required_attr("perm", AttrType::int_list, "a permutation of the axes")},
+         .outputs = {output("y", "x's dtype")},
+         .infer = infer_transpose});
+  r.add({.name = "broadcast_to",
+         .doc = "x repeated along new and size-1 axes to shape (NumPy broadcasting).",
+         .inputs = {input("x", "values", kByteDTypes)},
+         .attrs = {required_attr("shape", AttrType::shape, "the target shape")},
+         .outputs = {output("y", "x's dtype")},
+         .infer = infer_broadcast_to});
+  r.add({.name = "concat",
+         .doc = "The inputs joined along axis.",
+         .inputs = {variadic_input("xs", "one dtype, equal shapes off the axis", kByteDTypes, "T")},
+         .attrs = {required_attr("axis", AttrType::integer, "the joined axis")},
+         .outputs = {output("y", "xs' dtype")},
+         .infer = infer_concat});
+  r.add({.name = "split",
+         .doc = "x cut along axis into pieces of the given sizes, or into parts equal pieces.",
+         .inputs = {input("x", "values", kByteDTypes)},
+         .attrs = {optional_attr("sizes", AttrType::int_list, "size of each piece (or parts)"),
+                   at_least(optional_attr("parts", AttrType::integer,
+                                          "number of equal pieces (or sizes)"),
+                            1),
+                   required_attr("axis", AttrType::integer, "the cut axis")},
+         .outputs = {{.name = "pieces", .doc = "one per piece", .variadic = true}},
+         .infer = infer_split,
+         .check_attrs = check_split});
 }
 
 }  // namespace loom::ops

@@ -6,6 +6,7 @@
 #include "ir/op_registry.h"
 #include "loom/ops.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 #include "ops/shape_inference.h"
 
 namespace loom {
@@ -89,10 +90,10 @@ int64_t slice_length(int64_t dim, int64_t start, int64_t stop, int64_t step) {
 std::vector<TensorType> infer_slice(const InferContext& ctx) {
   const TensorType& x = ctx.input(0);
   int rank = int(x.shape.size());
-  auto axes = ctx.attrs.get_or<std::vector<int64_t>>("axes", {});
+  auto axes = ctx.attrs.get<std::vector<int64_t>>("axes");
   auto starts = ctx.attrs.get<std::vector<int64_t>>("starts");
   auto stops = ctx.attrs.get<std::vector<int64_t>>("stops");
-  auto steps = ctx.attrs.get_or<std::vector<int64_t>>("steps", {});
+  auto steps = ctx.attrs.get<std::vector<int64_t>>("steps");
   size_t n = starts.size();
   if (stops.size() != n)
     ctx.fail(ErrorKind::value,
@@ -174,7 +175,7 @@ std::vector<TensorType> infer_gather(const InferContext& ctx) {
   expect_index_dtype(ctx, 1, "indices");
   int rank = int(table.shape.size());
   if (rank == 0) ctx.fail(ErrorKind::shape, "table must have rank >= 1");
-  int axis = normalize_axes(ctx, {ctx.attrs.get_or<int64_t>("axis", 0)}, rank, false).at(0);
+  int axis = normalize_axes(ctx, {ctx.attrs.get<int64_t>("axis")}, rank, false).at(0);
   Shape out(table.shape.begin(), table.shape.begin() + axis);
   out.insert(out.end(), indices.shape.begin(), indices.shape.end());
   out.insert(out.end(), table.shape.begin() + axis + 1, table.shape.end());
@@ -184,20 +185,51 @@ std::vector<TensorType> infer_gather(const InferContext& ctx) {
 }  // namespace
 
 void register_slice_ops(ir::OpRegistry& r) {
-  r.add({.name = "slice", .min_inputs = 1, .max_inputs = 1, .infer = infer_slice});
-  r.add({.name = "dynamic_slice", .min_inputs = 2, .max_inputs = 2, .infer = infer_dynamic_slice});
-  r.add({.name = "slice_update", .min_inputs = 3, .max_inputs = 3, .infer = infer_slice_update});
+  const std::vector<int64_t> none;
+  r.add({.name = "slice",
+         .doc = "x[start:stop:step] along axes (Python semantics: negative and clamped bounds).",
+         .inputs = {input("x", "values", kByteDTypes)},
+         .attrs = {attr("axes", AttrType::int_list, none, "sliced axes; empty: the leading ones"),
+                   required_attr("starts", AttrType::int_list, "one per sliced axis"),
+                   required_attr("stops", AttrType::int_list, "one per sliced axis, excluded"),
+                   attr("steps", AttrType::int_list, none, "one per sliced axis, > 0; empty: 1")},
+         .outputs = {output("y", "x's dtype")},
+         .infer = infer_slice});
+  r.add({.name = "dynamic_slice",
+         .doc = "A window of sizes along axes at run-time starts, clamped to stay inside x.",
+         .inputs = {input("x", "values", kByteDTypes),
+                    input("starts", "[len(axes)], read at run time", kIndexDTypes)},
+         .attrs = {required_attr("axes", AttrType::int_list, "the sliced axes"),
+                   required_attr("sizes", AttrType::int_list, "window size per axis")},
+         .outputs = {output("y", "x's dtype")},
+         .infer = infer_dynamic_slice});
+  const std::vector<InputSpec> update_inputs{
+      input("x", "values", kByteDTypes, "T"),
+      input("update", "the window's new values", kByteDTypes, "T"),
+      input("starts", "[rank of x], read at run time and clamped", kIndexDTypes)};
+  r.add({.name = "slice_update",
+         .doc = "x with the window at starts replaced by update.",
+         .inputs = update_inputs,
+         .outputs = {output("y", "x's dtype and shape")},
+         .infer = infer_slice_update});
   // The in-place pass rewrites slice_update into this form: its output is the variable's
   // buffer (input 0), and its kernel writes only the window.
   r.add({.name = "slice_update_inplace",
+         .doc = "slice_update written into the variable's buffer (made by the inplace_state pass).",
          .role = ir::OpRole::inplace_update,
          .internal = true,
-         .min_inputs = 3,
-         .max_inputs = 3,
+         .inputs = update_inputs,
+         .outputs = {output("y", "aliases x")},
          .infer = infer_slice_update,
          .has_side_effect = true,
          .aliases_input = 0});
-  r.add({.name = "gather", .min_inputs = 2, .max_inputs = 2, .infer = infer_gather});
+  r.add({.name = "gather",
+         .doc = "Entries of table picked by integer indices along axis; out of range gives 0.",
+         .inputs = {input("table", "values", kByteDTypes),
+                    input("indices", "any shape", kIndexDTypes)},
+         .attrs = {attr("axis", AttrType::integer, op_defaults::gather_axis, "the axis indexed")},
+         .outputs = {output("y", "table.shape[:axis] + indices.shape + table.shape[axis+1:]")},
+         .infer = infer_gather});
 }
 
 }  // namespace loom::ops

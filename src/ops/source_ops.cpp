@@ -1,6 +1,7 @@
 // Sources of values (placeholder, constant, variable) and variable state (read, assign).
 #include "ir/op_registry.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 
 namespace loom::ops {
 
@@ -30,31 +31,43 @@ static std::vector<TensorType> infer_assign(const InferContext& ctx) {
 
 void register_source_ops(ir::OpRegistry& r) {
   r.add({.name = "placeholder",
+         .doc = "A value fed at run time under the node's name (Graph::placeholder).",
          .role = ir::OpRole::placeholder,
+         .attrs = {required_attr("shape", AttrType::shape, "dims may be symbols bound by feeds"),
+                   required_attr("dtype", AttrType::dtype, "the fed dtype")},
+         .outputs = {output("y", "the fed value")},
          .infer = infer_placeholder,
          .foldable = false,
          .is_source = true});
   r.add({.name = "constant",
+         .doc = "A value fixed when the graph is built, uploaded once.",
          .role = ir::OpRole::constant,
+         .attrs = {required_attr("value", AttrType::tensor, "the value")},
+         .outputs = {output("y", "the value")},
          .infer = [](const InferContext& c) { return infer_tensor_attr(c, "value"); },
          .foldable = false,
          .is_source = true});
   r.add({.name = "variable",
+         .doc = "A named persistent tensor in the VariableStore (Graph::variable).",
          .role = ir::OpRole::variable,
+         .attrs = {required_attr("initial", AttrType::tensor, "the value before any assign")},
+         .outputs = {output("v", "the variable")},
          .infer = [](const InferContext& c) { return infer_tensor_attr(c, "initial"); },
          .foldable = false,
          .is_source = true});
   r.add({.name = "read",
+         .doc = "A variable's value at the start of the run.",
          .role = ir::OpRole::read,
-         .min_inputs = 1,
-         .max_inputs = 1,
+         .inputs = {input("variable", "made by Graph::variable")},
+         .outputs = {output("y", "aliases the variable")},
          .infer = [](const InferContext& c) { return std::vector<TensorType>{c.input(0)}; },
          .aliases_input = 0,
          .foldable = false});
   r.add({.name = "assign",
+         .doc = "Stores value into the variable at the end of the run.",
          .role = ir::OpRole::assign,
-         .min_inputs = 2,
-         .max_inputs = 2,
+         .inputs = {input("variable", "made by Graph::variable", {}, "T"),
+                    input("value", "the variable's shape", {}, "T")},
          .infer = infer_assign,
          .has_side_effect = true,
          .foldable = false});

@@ -1,16 +1,21 @@
 // Folds add(matmul(a, b), bias) with a bias of shape [N] into matmul(a, b, bias): backends
 // add the bias while they write C (cuBLASLt's bias epilogue), saving a pass over C.
+#include <unordered_map>
+
 #include "ir/op_registry.h"
+#include "ir/use_lists.h"
 #include "passes/pass.h"
 
 namespace loom::passes {
 
 // The matmul that `v` is the only result of, when it can take a bias; else null.
-static ir::Node* fusable_matmul(const ir::Program& program, ir::Value v) {
+// `uses` was taken before any fusion: a fusion changes the users of the fused matmul only,
+// which then has three inputs and is not fusable again.
+static ir::Node* fusable_matmul(const ir::Program& program, const ir::UseLists& uses, ir::Value v) {
   static const ir::OpDef& matmul = ir::OpRegistry::instance().at("matmul");
   ir::Node* mm = v.node;
   if (mm->op != &matmul || mm->inputs.size() != 2 || !is_float(mm->type().dtype)) return nullptr;
-  if (program.users(mm).size() != 1) return nullptr;
+  if (uses.users(mm).size() != 1) return nullptr;
   for (const auto& out : program.outputs())
     if (out.node == mm) return nullptr;
   return mm;
@@ -19,11 +24,14 @@ static ir::Node* fusable_matmul(const ir::Program& program, ir::Value v) {
 void fuse_matmul_bias(ir::Program& program, const PassContext&) {
   const ir::OpDef& add_op = ir::OpRegistry::instance().at("add");
   std::vector<const ir::Node*> fused;
+  const ir::UseLists uses(program);
+  std::unordered_map<const ir::Node*, size_t> position;  // no node is inserted below
+  for (const auto& node : program.nodes()) position.emplace(node.get(), position.size());
   for (const auto& node : program.nodes()) {
     ir::Node* add = node.get();
     if (add->op != &add_op) continue;
     for (int side = 0; side < 2; ++side) {
-      ir::Node* mm = fusable_matmul(program, add->inputs[size_t(side)]);
+      ir::Node* mm = fusable_matmul(program, uses, add->inputs[size_t(side)]);
       if (!mm) continue;
       ir::Value bias = add->inputs[size_t(1 - side)];
       const ir::TensorType& bias_type = bias.node->type(bias.output);
@@ -33,12 +41,7 @@ void fuse_matmul_bias(ir::Program& program, const PassContext&) {
       if (bias_type.shape.size() != 1 || bias_type.dtype != c.dtype ||
           !(bias_type.shape[0] == c.shape.back()) || !(add->type() == c))
         continue;
-      bool defined_before = false;
-      for (const auto& n : program.nodes()) {
-        if (n.get() == bias.node) defined_before = true;
-        if (n.get() == mm) break;
-      }
-      if (!defined_before) continue;
+      if (position.at(bias.node) > position.at(mm)) continue;
       mm->inputs.push_back(bias);
       program.replace_uses({add, 0}, {mm, 0});
       fused.push_back(add);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "ir/op_registry.h"
+#include "ir/use_lists.h"
 #include "passes/pass.h"
 
 namespace loom::passes {
@@ -19,13 +20,13 @@ static ir::Node* variable_behind(ir::Value v) {
 
 // True when every use of the variable's value is the read chain leading to `update` or
 // the assign being rewritten.
-static bool only_reader(const ir::Program& program, ir::Node* var, const ir::Node* update,
-                        const ir::Node* assign) {
+static bool only_reader(const ir::Program& program, const ir::UseLists& uses, ir::Node* var,
+                        const ir::Node* update, const ir::Node* assign) {
   std::vector<ir::Node*> frontier = {var};
   while (!frontier.empty()) {
     ir::Node* n = frontier.back();
     frontier.pop_back();
-    for (ir::Node* user : program.users(n)) {
+    for (ir::Node* user : uses.users(n)) {
       if (user == update || user == assign) continue;
       if (user->is(ir::OpRole::read)) {
         frontier.push_back(user);
@@ -48,6 +49,7 @@ void update_state_in_place(ir::Program& program, const PassContext&) {
     if (n->is(ir::OpRole::assign)) ++assigns_per_variable[n->inputs[0].node];
 
   std::vector<const ir::Node*> removed;
+  const ir::UseLists uses(program);  // the loop changes ops, never inputs
   for (const auto& node : program.nodes()) {
     ir::Node* assign = node.get();
     if (!assign->is(ir::OpRole::assign)) continue;
@@ -55,7 +57,7 @@ void update_state_in_place(ir::Program& program, const PassContext&) {
     ir::Node* update = assign->inputs[1].node;
     if (assigns_per_variable[var] != 1 || update->op != &slice_update) continue;
     if (variable_behind(update->inputs[0]) != var) continue;
-    if (!only_reader(program, var, update, assign)) continue;
+    if (!only_reader(program, uses, var, update, assign)) continue;
     update->op = &inplace;
     removed.push_back(assign);
   }

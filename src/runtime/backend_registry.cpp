@@ -6,6 +6,7 @@
 #ifdef LOOM_WITH_CUDA
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device_name.h"
+#include "backends/cuda/cuda_kernels.h"
 #endif
 
 namespace loom {
@@ -37,6 +38,41 @@ std::string device_identity(Device device) {
   if (device.kind == DeviceKind::cuda) return "cuda " + cuda::device_name(device.index);
 #endif
   return device.kind == DeviceKind::cpu ? "cpu" : device.str();
+}
+
+namespace {
+
+// A backend that only holds kernels: registration without a device, for introspection.
+class KernelTable final : public Backend {
+ public:
+  explicit KernelTable(DeviceKind kind) : kind_(kind) {}
+  Device device() const override { return {kind_, 0}; }
+  void* allocate(size_t) override { unusable(); }
+  void release(void*) override { unusable(); }
+  void copy(void*, Device, const void*, Device, size_t, void*) override { unusable(); }
+  void synchronize(void*) override { unusable(); }
+
+ private:
+  [[noreturn]] static void unusable() {
+    fail(ErrorKind::internal, "a kernel table runs nothing; use backend_for");
+  }
+  DeviceKind kind_;
+};
+
+}  // namespace
+
+const Backend& kernel_table(DeviceKind kind) {
+  if (kind == DeviceKind::cpu) return cpu_backend();
+#ifdef LOOM_WITH_CUDA
+  static const KernelTable* cuda_table = [] {
+    auto* table = new KernelTable(DeviceKind::cuda);
+    cuda::register_kernels(*table);
+    return table;
+  }();
+  return *cuda_table;
+#else
+  fail(ErrorKind::device, "this Loom was built without CUDA");
+#endif
 }
 
 void Backend::add_kernel(const std::string& op, Kernel kernel) {

@@ -75,3 +75,16 @@ TEST(Cli, FailedWritesToStandardOutputExitNonZero) {
   EXPECT_EQ(run_shell("ops 2>&1 >/dev/null", &out), 0) << out;
   EXPECT_EQ(out, "");
 }
+
+TEST(Cli, OpsPrintsSchemas) {
+  std::string out;
+  EXPECT_EQ(run_cli("ops", &out), 0) << out;
+  EXPECT_NE(out.find("argmax"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("ops layer_norm", &out), 0) << out;
+  EXPECT_NE(out.find("eps: float = 1e-05"), std::string::npos) << out;
+  EXPECT_NE(out.find("weight?"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("ops --schemas", &out), 0) << out;
+  EXPECT_NE(out.find("base: float = 10000"), std::string::npos) << out;
+  EXPECT_NE(run_cli("ops no_such_op", &out), 0);
+  EXPECT_NE(out.find("unknown op"), std::string::npos) << out;
+}

@@ -2,45 +2,13 @@
 // them must either work or throw loom::Error — never crash, hang or throw anything else.
 #include <random>
 
+#include "core/fuzz_attributes.h"
 #include "ir/op_registry.h"
 #include "test_util.h"
 
 namespace loom {
 
 namespace {
-
-const char* const kAttrNames[] = {
-    "axis",  "axes",       "keepdims", "shape", "perm",        "sizes",
-    "parts", "starts",     "stops",    "steps", "transpose_a", "transpose_b",
-    "eps",   "has_weight", "has_bias", "dtype", "base",        "interleaved",
-    "dims",  "scale",      "start",    "stop",  "step"};
-
-AttrValue random_attr(std::mt19937& gen) {
-  std::uniform_int_distribution<int> small(-4, 6);
-  switch (gen() % 7) {
-    case 0:
-      return int64_t(small(gen));
-    case 1:
-      return double(small(gen)) * 0.5;
-    case 2:
-      return bool(gen() % 2);
-    case 3: {
-      std::vector<int64_t> v(gen() % 4);
-      for (auto& x : v) x = small(gen);
-      return v;
-    }
-    case 4:
-      return DType(gen() % kDTypeCount);
-    case 5: {
-      Shape s;
-      for (size_t i = gen() % 4; i > 0; --i)
-        s.push_back(gen() % 5 == 0 ? Dim("n") : Dim(int64_t(small(gen))));
-      return s;
-    }
-    default:
-      return std::string("x");
-  }
-}
 
 Extents random_extents(std::mt19937& gen) {
   Extents e(gen() % 4);
@@ -69,10 +37,8 @@ TEST(OpFuzz, RandomNodesFailCleanly) {
       inputs.push_back(g.placeholder(name, to_shape(shape), dtype));
       feeds[name] = testing::random_tensor(dtype, shape, -3, 3);
     }
-    Attributes attrs;
-    for (size_t i = gen() % 4; i > 0; --i)
-      attrs.set(kAttrNames[gen() % std::size(kAttrNames)], random_attr(gen));
     const std::string& op = ops[gen() % ops.size()];
+    Attributes attrs = testing::random_attributes(ir::OpRegistry::instance().at(op), gen);
     try {
       auto outs = g.add_node(op, inputs, attrs);
       ++built;

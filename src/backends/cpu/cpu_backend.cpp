@@ -14,14 +14,9 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   CpuBackend() {
-    cpu::register_source_kernels(*this);
-    cpu::register_elementwise_kernels(*this);
-    cpu::register_matmul_kernels(*this);
-    cpu::register_reduce_kernels(*this);
-    cpu::register_norm_kernels(*this);
-    cpu::register_shape_kernels(*this);
-    cpu::register_slice_kernels(*this);
-    cpu::register_position_kernels(*this);
+#define LOOM_OP_FAMILY(name) cpu::register_##name##_kernels(*this);
+#include "ops/families.def"
+#undef LOOM_OP_FAMILY
   }
 
   Device device() const override { return Device::cpu(); }

@@ -1,17 +1,13 @@
-// CPU kernel families; the CPU backend calls each registration once.
+// CPU kernel families, one per op family (src/ops/families.def); the CPU backend calls each
+// registration once.
 #pragma once
 
 #include "backends/backend.h"
 
 namespace loom::cpu {
 
-void register_source_kernels(Backend& b);  // assign
-void register_elementwise_kernels(Backend& b);
-void register_matmul_kernels(Backend& b);
-void register_reduce_kernels(Backend& b);
-void register_norm_kernels(Backend& b);
-void register_shape_kernels(Backend& b);
-void register_slice_kernels(Backend& b);
-void register_position_kernels(Backend& b);
+#define LOOM_OP_FAMILY(name) void register_##name##_kernels(Backend& b);
+#include "ops/families.def"
+#undef LOOM_OP_FAMILY
 
 }  // namespace loom::cpu

@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "ops/matmul_params.h"
 
 namespace loom::cpu {
 namespace {
@@ -47,8 +48,9 @@ void for_each_batch(const ir::Node& node, std::span<const TensorView> in, const 
   const TensorView& a = in[0];
   const TensorView& b = in[1];
   GemmShape s;
-  s.transpose_a = node.attrs.get_or<bool>("transpose_a", false);
-  s.transpose_b = node.attrs.get_or<bool>("transpose_b", false);
+  const ops::MatmulParams params = ops::MatmulParams::decode(node);
+  s.transpose_a = params.transpose_a;
+  s.transpose_b = params.transpose_b;
   const size_t ra = a.shape.size(), rb = b.shape.size(), rc = c.shape.size();
   s.m = c.shape[rc - 2];
   s.n = c.shape[rc - 1];

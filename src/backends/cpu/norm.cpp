@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "ops/norm_params.h"
 
 namespace loom::cpu {
 namespace {
@@ -97,7 +98,7 @@ void run_softmax(KernelContext&, const ir::Node& node, std::span<const TensorVie
   const TensorView& x = in[0];
   if (x.numel() == 0) return;
   const int axis =
-      normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(), node.op_name().c_str());
+      normalize_axis(ops::SoftmaxParams::decode(node).axis, x.rank(), node.op_name().c_str());
   const RowLayout l = rows_around(x, axis);
   dispatch_float(x.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -161,15 +162,9 @@ void run_norm(KernelContext&, const ir::Node& node, std::span<const TensorView> 
   if (x.numel() == 0) return;
   const int64_t d = x.shape.back();
   const int64_t rows = x.numel() / d;
-  const float eps = float(node.attrs.get_or<double>("eps", is_rms ? 1e-6 : 1e-5));
-  bool has_weight, has_bias;
-  if constexpr (is_rms) {
-    has_weight = in.size() > 1;
-    has_bias = false;
-  } else {
-    has_weight = node.attrs.get_or<bool>("has_weight", false);
-    has_bias = node.attrs.get_or<bool>("has_bias", false);
-  }
+  const ops::NormParams params = ops::NormParams::decode(node);
+  const float eps = float(params.eps);
+  const bool has_weight = params.has_weight, has_bias = params.has_bias;
   dispatch_float(x.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.as<const T>();

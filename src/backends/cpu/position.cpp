@@ -6,6 +6,7 @@
 #include "backends/cpu/convert.h"
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "ops/position_params.h"
 
 namespace loom::cpu {
 
@@ -13,8 +14,7 @@ namespace {
 
 void run_arange(KernelContext&, const ir::Node& node, std::span<const TensorView>,
                 std::span<TensorView> out) {
-  double start = node.attrs.get_or<double>("start", 0.0);
-  double step = node.attrs.get_or<double>("step", 1.0);
+  const auto [start, stop, step, dtype] = ops::ArangeParams::decode(node);
   TensorView& y = out[0];
   int64_t n = y.numel();
   dispatch_all(y.dtype, [&](auto tag) {
@@ -78,11 +78,10 @@ void run_rope(KernelContext&, const ir::Node& node, std::span<const TensorView> 
               std::span<TensorView> out) {
   const TensorView& x = in[0];
   int64_t offset = load_index(in[1].data, in[1].dtype, 0);
-  double base = node.attrs.get_or<double>("base", 10000.0);
-  double scale = node.attrs.get_or<double>("scale", 1.0);
-  int64_t dims = node.attrs.get_or<int64_t>("dims", 0);
-  if (dims == 0) dims = x.shape.back();
-  bool interleaved = node.attrs.get_or<bool>("interleaved", false);
+  const ops::RopeParams p = ops::RopeParams::decode(node);
+  const double base = p.base, scale = p.scale;
+  const int64_t dims = p.rotated(x.shape.back());
+  const bool interleaved = p.interleaved;
   dispatch_float(x.dtype, [&](auto tag) {
     rope_rows<decltype(tag)>(x, out[0], offset, base, scale, dims, interleaved);
   });

@@ -14,6 +14,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "ops/reduce_params.h"
 
 namespace loom::cpu {
 namespace {
@@ -256,9 +257,7 @@ void reduce_general(const T* x, T* y, const ReduceLayout& l, int64_t out_numel) 
 std::array<bool, 64> reduced_axes(const ir::Node& node, int rank) {
   if (rank > 64) fail(ErrorKind::unsupported, "reductions support rank <= 64");
   std::array<bool, 64> reduced{};
-  static const std::vector<int64_t> kAllAxes;  // read by reference: a run copies nothing
-  const auto& axes =
-      node.attrs.has("axes") ? node.attrs.get<std::vector<int64_t>>("axes") : kAllAxes;
+  const auto& axes = ops::ReduceParams::decode(node).axes;
   for (int d = 0; d < rank; ++d) reduced[size_t(d)] = axes.empty();
   for (int64_t a : axes) reduced[size_t(normalize_axis(a, rank, node.op_name().c_str()))] = true;
   return reduced;
@@ -313,7 +312,7 @@ void run_argmax(KernelContext&, const ir::Node& node, std::span<const TensorView
   const TensorView& x = in[0];
   int64_t* y = out[0].as<int64_t>();
   if (out[0].numel() == 0) return;
-  const int axis = normalize_axis(node.attrs.get_or<int64_t>("axis", 0), x.rank(), "argmax");
+  const int axis = normalize_axis(ops::ArgmaxParams::decode(node).axis, x.rank(), "argmax");
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
   for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];

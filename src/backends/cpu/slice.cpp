@@ -5,6 +5,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/strided_copy.h"
+#include "ops/slice_params.h"
 
 namespace loom::cpu {
 
@@ -12,21 +13,13 @@ namespace {
 
 int normalized_axis(int64_t axis, int rank) { return int(axis < 0 ? axis + rank : axis); }
 
-// A list attribute by reference (get_or would copy it on every run), empty when absent.
-const std::vector<int64_t>& list_attr(const ir::Node& node, const char* name) {
-  static const std::vector<int64_t> none;
-  return node.attrs.has(name) ? node.attrs.get<std::vector<int64_t>>(name) : none;
-}
-
 void run_slice(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
                std::span<TensorView> out) {
   const TensorView& x = in[0];
   TensorView& y = out[0];
   int rank = x.rank();
   check_copy_rank(rank, "slice");
-  const auto& axes = list_attr(node, "axes");
-  const auto& starts = node.attrs.get<std::vector<int64_t>>("starts");
-  const auto& steps = list_attr(node, "steps");
+  const auto [axes, starts, stops, steps] = ops::SliceParams::decode(node);
   CopyLayout layout;
   layout.rank = rank;
   contiguous_strides_into(y.shape, layout.dst);
@@ -62,7 +55,7 @@ void run_dynamic_slice(KernelContext&, const ir::Node& node, std::span<const Ten
   TensorView& y = out[0];
   int rank = x.rank();
   check_copy_rank(rank, "dynamic_slice");
-  const auto& axes = node.attrs.get<std::vector<int64_t>>("axes");
+  const auto& axes = ops::DynamicSliceParams::decode(node).axes;
   CopyLayout layout;
   layout.rank = rank;
   contiguous_strides_into(y.shape, layout.dst);
@@ -113,7 +106,7 @@ void run_gather(KernelContext&, const ir::Node& node, std::span<const TensorView
   const TensorView& table = in[0];
   const TensorView& indices = in[1];
   TensorView& y = out[0];
-  int axis = normalized_axis(node.attrs.get_or<int64_t>("axis", 0), table.rank());
+  int axis = normalized_axis(ops::GatherParams::decode(node).axis, table.rank());
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= table.shape[size_t(d)];
   for (int d = axis + 1; d < table.rank(); ++d) inner *= table.shape[size_t(d)];

@@ -131,16 +131,7 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   check_cublas(cublasLtCreate(&cublaslt_), "cublasLtCreate");
   check_cuda(cudaStreamCreateWithFlags(&handoff_, cudaStreamNonBlocking),
              "cudaStreamCreateWithFlags (handoff stream)");
-  register_source_kernels(*this);
-  register_elementwise_kernels(*this);
-  register_unary_kernels(*this);
-  register_cast_kernels(*this);
-  register_matmul_kernels(*this);
-  register_reduce_kernels(*this);
-  register_norm_kernels(*this);
-  register_shape_kernels(*this);
-  register_slice_kernels(*this);
-  register_position_kernels(*this);
+  register_kernels(*this);
 }
 
 CudaBackend::~CudaBackend() {

@@ -6,15 +6,21 @@
 
 namespace loom::cuda {
 
-void register_source_kernels(Backend& b);       // assign
-void register_elementwise_kernels(Backend& b);  // binary, compare, where
-void register_unary_kernels(Backend& b);        // unary math
-void register_cast_kernels(Backend& b);         // cast
-void register_matmul_kernels(Backend& b);
-void register_reduce_kernels(Backend& b);
-void register_norm_kernels(Backend& b);
-void register_shape_kernels(Backend& b);
-void register_slice_kernels(Backend& b);
-void register_position_kernels(Backend& b);
+// One per op family (src/ops/families.def); the elementwise family's kernels are split
+// over three files: binary, compare and where here, unary math and cast below.
+#define LOOM_OP_FAMILY(name) void register_##name##_kernels(Backend& b);
+#include "ops/families.def"
+#undef LOOM_OP_FAMILY
+void register_unary_kernels(Backend& b);  // unary math
+void register_cast_kernels(Backend& b);   // cast
+
+// Every family's kernels: what the CUDA backend holds.
+inline void register_kernels(Backend& b) {
+#define LOOM_OP_FAMILY(name) register_##name##_kernels(b);
+#include "ops/families.def"
+#undef LOOM_OP_FAMILY
+  register_unary_kernels(b);
+  register_cast_kernels(b);
+}
 
 }  // namespace loom::cuda

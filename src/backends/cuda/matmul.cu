@@ -16,6 +16,7 @@
 #include "backends/cuda/device/indexing.cuh"
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "ops/matmul_params.h"
 
 namespace loom::cuda {
 
@@ -34,8 +35,9 @@ struct BatchPlan {
 BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorView& b,
                        const TensorView& c) {
   BatchPlan p;
-  p.transpose_a = node.attrs.get_or<bool>("transpose_a", false);
-  p.transpose_b = node.attrs.get_or<bool>("transpose_b", false);
+  const ops::MatmulParams params = ops::MatmulParams::decode(node);
+  p.transpose_a = params.transpose_a;
+  p.transpose_b = params.transpose_b;
   size_t ra = a.shape.size(), rb = b.shape.size(), rc = c.shape.size();
   p.m = c.shape[rc - 2];
   p.n = c.shape[rc - 1];
@@ -288,8 +290,8 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
   const TensorView &a = in[0], &b = in[1];
   TensorView& c = out[0];
   if (c.numel() == 0) return;
-  bool ta = node.attrs.get_or<bool>("transpose_a", false);
-  bool tb = node.attrs.get_or<bool>("transpose_b", false);
+  const ops::MatmulParams params = ops::MatmulParams::decode(node);
+  bool ta = params.transpose_a, tb = params.transpose_b;
   size_t ra = a.shape.size(), rc = c.shape.size();
   int64_t m = c.shape[rc - 2], n = c.shape[rc - 1], k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
   Extents out_batch(c.shape.begin(), c.shape.end() - 2);

@@ -10,6 +10,7 @@
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/row_cache.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "ops/norm_params.h"
 
 namespace loom::cuda {
 
@@ -196,7 +197,7 @@ void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const Tenso
   const TensorView& x = in[0];
   if (x.numel() == 0) return;
   int axis =
-      normalize_axis(node.attrs.get_or<int64_t>("axis", -1), x.rank(), node.op_name().c_str());
+      normalize_axis(ops::SoftmaxParams::decode(node).axis, x.rank(), node.op_name().c_str());
   int64_t outer = 1, n = x.shape[size_t(axis)], inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
   for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];
@@ -228,9 +229,9 @@ void run_norm(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
   const TensorView& x = in[0];
   if (x.numel() == 0) return;
   int64_t d = x.shape.back(), rows = x.numel() / d;
-  float eps = float(node.attrs.get_or<double>("eps", kRms ? 1e-6 : 1e-5));
-  bool has_weight = kRms ? in.size() > 1 : node.attrs.get_or<bool>("has_weight", false);
-  bool has_bias = kRms ? false : node.attrs.get_or<bool>("has_bias", false);
+  const ops::NormParams params = ops::NormParams::decode(node);
+  float eps = float(params.eps);
+  bool has_weight = params.has_weight, has_bias = params.has_bias;
   const char* name = kRms ? "rms_norm" : "layer_norm";
   cudaStream_t stream = stream_of(ctx);
   dispatch_float(x.dtype, [&](auto tag) {

@@ -8,6 +8,7 @@
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
 #include "core/scalar_semantics.h"
+#include "ops/position_params.h"
 
 namespace loom::cuda {
 
@@ -22,8 +23,8 @@ __global__ void arange_kernel(T* __restrict__ out, int64_t n, double start, doub
 
 void run_arange(KernelContext& ctx, const ir::Node& node, std::span<const TensorView>,
                 std::span<TensorView> out) {
-  double start = node.attrs.get_or<double>("start", 0.0);
-  double step = node.attrs.get_or<double>("step", 1.0);
+  const ops::ArangeParams params = ops::ArangeParams::decode(node);
+  const double start = params.start, step = params.step;
   TensorView& y = out[0];
   int64_t n = y.numel();
   if (n == 0) return;
@@ -75,12 +76,12 @@ void run_rope(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
   if (offset.dtype != DType::i32 && offset.dtype != DType::i64)
     fail(ErrorKind::dtype,
          std::string("rope: offset must be i32 or i64, got ") + dtype_name(offset.dtype));
-  double base = node.attrs.get_or<double>("base", 10000.0);
-  double scale = node.attrs.get_or<double>("scale", 1.0);
-  int64_t dims = node.attrs.get_or<int64_t>("dims", 0);
+  const ops::RopeParams params = ops::RopeParams::decode(node);
+  double base = params.base;
+  double scale = params.scale;
   int64_t features = x.shape.back();
-  if (dims == 0) dims = features;
-  bool interleaved = node.attrs.get_or<bool>("interleaved", false);
+  int64_t dims = params.rotated(features);
+  bool interleaved = params.interleaved;
   int64_t positions = x.shape[size_t(x.rank() - 2)];
   if (x.numel() == 0 || positions == 0) return;
   int64_t rows = x.numel() / features;

@@ -13,6 +13,7 @@
 #include "backends/cuda/device/indexing.cuh"
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "ops/reduce_params.h"
 
 namespace loom::cuda {
 
@@ -176,7 +177,7 @@ ReduceLayout layout_for(const Extents& shape, const std::vector<bool>& reduced) 
 
 std::vector<bool> reduced_mask(const ir::Node& node, int rank) {
   std::vector<bool> mask(size_t(rank), false);
-  const auto& axes = node.attrs.get_or<std::vector<int64_t>>("axes", {});
+  const auto& axes = ops::ReduceParams::decode(node).axes;
   if (axes.empty()) mask.assign(size_t(rank), true);
   for (auto a : axes) mask[size_t(normalize_axis(a, rank, node.op_name().c_str()))] = true;
   return mask;
@@ -302,8 +303,7 @@ void run_argmax(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   const TensorView& x = in[0];
   int64_t n_out = out[0].numel();
   if (n_out == 0) return;
-  // The default is inference's (and the CPU kernel's): axis 0.
-  int axis = normalize_axis(node.attrs.get_or<int64_t>("axis", 0), x.rank(), "argmax");
+  int axis = normalize_axis(ops::ArgmaxParams::decode(node).axis, x.rank(), "argmax");
   int64_t len = x.shape[size_t(axis)], inner = 1;
   for (int d = axis + 1; d < x.rank(); ++d) inner *= x.shape[size_t(d)];
   if (len == 0) fail(ErrorKind::value, "argmax over an empty axis");

@@ -7,6 +7,7 @@
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
 #include "backends/cuda/strided_copy.h"
+#include "ops/slice_params.h"
 
 namespace loom::cuda {
 
@@ -25,9 +26,10 @@ void run_slice(KernelContext& ctx, const ir::Node& node, std::span<const TensorV
   const TensorView& x = in[0];
   TensorView& y = out[0];
   int rank = x.rank();
-  const auto& axes = node.attrs.get_or<std::vector<int64_t>>("axes", {});
-  const auto& starts = node.attrs.get<std::vector<int64_t>>("starts");
-  const auto& steps = node.attrs.get_or<std::vector<int64_t>>("steps", {});
+  const ops::SliceParams params = ops::SliceParams::decode(node);
+  const auto& axes = params.axes;
+  const auto& starts = params.starts;
+  const auto& steps = params.steps;
   Strides x_strides = contiguous_strides(x.shape), src = x_strides;
   int64_t offset = 0;
   for (size_t i = 0; i < starts.size(); ++i) {
@@ -51,7 +53,7 @@ void run_dynamic_slice(KernelContext& ctx, const ir::Node& node, std::span<const
   const TensorView& starts = in[1];
   TensorView& y = out[0];
   check_index_dtype(starts, "dynamic_slice");
-  const auto& axes = node.attrs.get<std::vector<int64_t>>("axes");
+  const auto& axes = ops::DynamicSliceParams::decode(node).axes;
   Strides x_strides = contiguous_strides(x.shape);
   DeviceStarts s;
   s.starts = starts.data;
@@ -117,7 +119,7 @@ void run_gather(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   const TensorView& indices = in[1];
   TensorView& y = out[0];
   check_index_dtype(indices, "gather");
-  int axis = normalized_axis(node.attrs.get_or<int64_t>("axis", 0), table.rank());
+  int axis = normalized_axis(ops::GatherParams::decode(node).axis, table.rank());
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= table.shape[size_t(d)];
   for (int d = axis + 1; d < table.rank(); ++d) inner *= table.shape[size_t(d)];

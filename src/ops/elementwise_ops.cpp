@@ -1,11 +1,13 @@
 // Elementwise ops: binary arithmetic and comparison with numpy broadcasting, where, unary
 // math, and cast. The public functions and the op definitions live together so that a
 // reader sees what each function builds and what the registry checks.
+#include <cmath>
 #include <initializer_list>
 #include <string>
 
 #include "loom/ops.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 #include "ops/shape_inference.h"
 
 namespace loom {
@@ -158,25 +160,93 @@ std::vector<TensorType> infer_cast(const InferContext& ctx) {
   return {{to, ctx.input(0).shape}};
 }
 
-void add_all(ir::OpRegistry& r, std::initializer_list<const char*> names, int inputs,
-             const ir::InferFn& infer) {
-  for (const char* name : names)
-    r.add({.name = name, .min_inputs = inputs, .max_inputs = inputs, .infer = infer});
+// Decompositions of the activations into exp, tanh and arithmetic.
+std::vector<Tensor> sigmoid_parts(Graph&, const std::vector<Tensor>& in, const Attributes&) {
+  return {1.0 / (1.0 + exp(-in[0]))};
+}
+
+std::vector<Tensor> silu_parts(Graph&, const std::vector<Tensor>& in, const Attributes&) {
+  return {in[0] / (1.0 + exp(-in[0]))};
+}
+
+std::vector<Tensor> gelu_tanh_parts(Graph&, const std::vector<Tensor>& in, const Attributes&) {
+  const Tensor& x = in[0];
+  const double k = std::sqrt(2.0 / 3.14159265358979323846);
+  return {0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)))};
+}
+
+struct Unary {
+  const char* name;
+  const char* doc;
+  ir::DecomposeFn decompose = nullptr;
+};
+
+void add_unary(ir::OpRegistry& r, std::initializer_list<Unary> ops,
+               const std::vector<DType>& dtypes, const ir::InferFn& infer) {
+  for (const Unary& u : ops)
+    r.add({.name = u.name,
+           .doc = u.doc,
+           .inputs = {input("x", "values", dtypes)},
+           .outputs = {output("y", "x's dtype and shape")},
+           .infer = infer,
+           .decompose = u.decompose});
+}
+
+void add_binary(ir::OpRegistry& r, std::initializer_list<std::pair<const char*, const char*>> ops,
+                const std::vector<DType>& dtypes, const char* out_doc, const ir::InferFn& infer) {
+  for (const auto& [name, doc] : ops)
+    r.add({.name = name,
+           .doc = doc,
+           .inputs = {input("a", "broadcasts with b", dtypes, "T"),
+                      input("b", "broadcasts with a", dtypes, "T")},
+           .outputs = {output("y", out_doc)},
+           .infer = infer});
 }
 
 }  // namespace
 
 void register_elementwise_ops(ir::OpRegistry& r) {
-  add_all(r, {"add", "sub", "mul", "div", "pow", "maximum", "minimum"}, 2, infer_arithmetic);
-  add_all(r, {"equal"}, 2, infer_equality);
-  add_all(r, {"less", "greater"}, 2, infer_ordering);
-  add_all(r, {"where"}, 3, infer_where);
-  add_all(
-      r,
-      {"exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "silu", "gelu", "gelu_tanh"},
-      1, infer_float_unary);
-  add_all(r, {"neg", "abs", "relu"}, 1, infer_numeric_unary);
-  add_all(r, {"cast"}, 1, infer_cast);
+  add_binary(r,
+             {{"add", "a + b."},
+              {"sub", "a - b."},
+              {"mul", "a * b."},
+              {"div", "a / b (integers truncate toward zero; division by zero gives 0)."},
+              {"pow", "a ** b."},
+              {"maximum", "The larger of a and b (NaN propagates)."},
+              {"minimum", "The smaller of a and b (NaN propagates)."}},
+             kNumericDTypes, "the operands' dtype, broadcast shape", infer_arithmetic);
+  add_binary(r, {{"equal", "a == b."}}, kNumericOrBoolDTypes, "bool, broadcast shape",
+             infer_equality);
+  add_binary(r, {{"less", "a < b."}, {"greater", "a > b."}}, kNumericDTypes,
+             "bool, broadcast shape", infer_ordering);
+  r.add({.name = "where",
+         .doc = "a where condition is true, else b; the three broadcast.",
+         .inputs = {input("condition", "bool", {DType::boolean}),
+                    input("a", "taken where condition", kNumericOrBoolDTypes, "T"),
+                    input("b", "taken elsewhere", kNumericOrBoolDTypes, "T")},
+         .outputs = {output("y", "a's dtype, broadcast shape")},
+         .infer = infer_where});
+  add_unary(r,
+            {{"exp", "e ** x."},
+             {"log", "Natural logarithm."},
+             {"sqrt", "Square root."},
+             {"rsqrt", "1 / sqrt(x)."},
+             {"sin", "Sine."},
+             {"cos", "Cosine."},
+             {"tanh", "Hyperbolic tangent."},
+             {"sigmoid", "1 / (1 + exp(-x)).", sigmoid_parts},
+             {"silu", "x * sigmoid(x).", silu_parts},
+             {"gelu", "x * Phi(x), the exact (erf) GELU."},
+             {"gelu_tanh", "GELU's tanh approximation.", gelu_tanh_parts}},
+            kFloatDTypes, infer_float_unary);
+  add_unary(r, {{"neg", "-x."}, {"abs", "|x|."}, {"relu", "max(x, 0)."}}, kNumericDTypes,
+            infer_numeric_unary);
+  r.add({.name = "cast",
+         .doc = "x converted to dtype (floats to integers truncate and saturate; NaN gives 0).",
+         .inputs = {input("x", "values", kNumericOrBoolDTypes)},
+         .attrs = {required_attr("dtype", AttrType::dtype, "the result's dtype")},
+         .outputs = {output("y", "dtype, x's shape")},
+         .infer = infer_cast});
 }
 
 }  // namespace loom::ops

@@ -4,6 +4,7 @@
 #include "ir/op_registry.h"
 #include "loom/ops.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 #include "ops/shape_inference.h"
 
 namespace loom {
@@ -31,8 +32,8 @@ std::vector<ir::TensorType> infer_matmul(const ir::InferContext& ctx) {
   if (!is_float(a.dtype) && a.dtype != DType::i32)
     ctx.fail(ErrorKind::dtype,
              std::string("matmul takes f32, f16, bf16 or i32, not ") + dtype_name(a.dtype));
-  const bool transpose_a = ctx.attrs.get_or<bool>("transpose_a", false);
-  const bool transpose_b = ctx.attrs.get_or<bool>("transpose_b", false);
+  const bool transpose_a = ctx.attrs.get<bool>("transpose_a");
+  const bool transpose_b = ctx.attrs.get<bool>("transpose_b");
   const size_t ra = a.shape.size(), rb = b.shape.size();
   const Dim& m = transpose_a ? a.shape[ra - 1] : a.shape[ra - 2];
   const Dim& ka = transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
@@ -58,7 +59,16 @@ std::vector<ir::TensorType> infer_matmul(const ir::InferContext& ctx) {
 }  // namespace
 
 void register_matmul_ops(ir::OpRegistry& r) {
-  r.add({.name = "matmul", .min_inputs = 2, .max_inputs = 3, .infer = infer_matmul});
+  const std::vector<DType> dtypes{DType::f32, DType::f16, DType::bf16, DType::i32};
+  r.add({.name = "matmul",
+         .doc = "a [..., M, K] @ b [..., K, N] -> [..., M, N], batch dims broadcast, plus bias.",
+         .inputs = {input("a", "[..., M, K]", dtypes, "T"), input("b", "[..., K, N]", dtypes, "T"),
+                    optional_input("bias", "[N], added to every row (float only)", kFloatDTypes,
+                                   "T")},
+         .attrs = {attr("transpose_a", AttrType::boolean, false, "swap a's last two dims first"),
+                   attr("transpose_b", AttrType::boolean, false, "swap b's last two dims first")},
+         .outputs = {output("c", "[..., M, N]")},
+         .infer = infer_matmul});
 }
 
 }  // namespace ops

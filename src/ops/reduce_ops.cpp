@@ -4,6 +4,7 @@
 #include "ir/op_registry.h"
 #include "loom/ops.h"
 #include "ops/op_families.h"
+#include "ops/schema_util.h"
 #include "ops/shape_inference.h"
 
 namespace loom {
@@ -72,10 +73,10 @@ ir::InferFn infer_reduce(bool integers_allowed, bool needs_elements) {
   return [=](const ir::InferContext& ctx) -> std::vector<ir::TensorType> {
     check_reduce_dtype(ctx, integers_allowed);
     const ir::TensorType& x = ctx.input(0);
-    auto axes = normalize_axes(ctx, ctx.attrs.get_or<std::vector<int64_t>>("axes", {}),
-                               int(x.shape.size()), true);
+    auto axes =
+        normalize_axes(ctx, ctx.attrs.get<std::vector<int64_t>>("axes"), int(x.shape.size()), true);
     if (needs_elements) check_not_empty(ctx, axes);
-    bool keepdims = ctx.attrs.get_or<bool>("keepdims", false);
+    bool keepdims = ctx.attrs.get<bool>("keepdims");
     return {{x.dtype, reduced_shape(x.shape, axes, keepdims)}};
   };
 }
@@ -84,21 +85,38 @@ std::vector<ir::TensorType> infer_argmax(const ir::InferContext& ctx) {
   check_reduce_dtype(ctx, true);
   const ir::TensorType& x = ctx.input(0);
   if (x.shape.empty()) ctx.fail(ErrorKind::shape, "argmax needs rank >= 1");
-  auto axes =
-      normalize_axes(ctx, {ctx.attrs.get_or<int64_t>("axis", 0)}, int(x.shape.size()), false);
+  auto axes = normalize_axes(ctx, {ctx.attrs.get<int64_t>("axis")}, int(x.shape.size()), false);
   check_not_empty(ctx, axes);
-  bool keepdims = ctx.attrs.get_or<bool>("keepdims", false);
+  bool keepdims = ctx.attrs.get<bool>("keepdims");
   return {{DType::i64, reduced_shape(x.shape, axes, keepdims)}};
 }
 
 }  // namespace
 
 void register_reduce_ops(ir::OpRegistry& r) {
-  r.add({.name = "sum", .min_inputs = 1, .max_inputs = 1, .infer = infer_reduce(true, false)});
-  r.add({.name = "mean", .min_inputs = 1, .max_inputs = 1, .infer = infer_reduce(false, false)});
-  r.add({.name = "max", .min_inputs = 1, .max_inputs = 1, .infer = infer_reduce(true, true)});
-  r.add({.name = "min", .min_inputs = 1, .max_inputs = 1, .infer = infer_reduce(true, true)});
-  r.add({.name = "argmax", .min_inputs = 1, .max_inputs = 1, .infer = infer_argmax});
+  const AttrSpec keepdims =
+      attr("keepdims", AttrType::boolean, false, "keep reduced axes as size 1");
+  auto add_reduce = [&](const char* name, const char* doc, bool integers, bool needs_elements) {
+    r.add({.name = name,
+           .doc = doc,
+           .inputs = {input("x", "values", integers ? kNumericDTypes : kFloatDTypes)},
+           .attrs = {attr("axes", AttrType::int_list, std::vector<int64_t>{},
+                          "axes reduced over; empty: every axis"),
+                     keepdims},
+           .outputs = {output("y", "x's dtype")},
+           .infer = infer_reduce(integers, needs_elements)});
+  };
+  add_reduce("sum", "Sum over axes.", true, false);
+  add_reduce("mean", "Mean over axes.", false, false);
+  add_reduce("max", "Maximum over axes (NaN propagates).", true, true);
+  add_reduce("min", "Minimum over axes (NaN propagates).", true, true);
+  r.add({.name = "argmax",
+         .doc = "Index of the first maximum along axis.",
+         .inputs = {input("x", "values", kNumericDTypes)},
+         .attrs = {attr("axis", AttrType::integer, op_defaults::argmax_axis, "the axis searched"),
+                   keepdims},
+         .outputs = {output("indices", "i64")},
+         .infer = infer_argmax});
 }
 
 }  // namespace ops
