@@ -130,12 +130,15 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
   // Fixed order: the executable, then its variable store (see executable.h).
   std::lock_guard<std::mutex> lock(impl.mutex);
   auto store_lock = impl.variables->lock();
+  // The executable's GPU is current for the run only: the caller's thread keeps its device.
+  DeviceScope device_scope(*impl.backend);
   impl.stats = RunStats{};
   const std::vector<int64_t>& key = impl.bind(feeds);
   Plan& plan = impl.plan_for(key);
   try {
+    // Feeds handed over by other libraries (DLPack) are ordered before they are read.
+    impl.backend->wait_for_handoffs(impl.stream);
     impl.copy_feeds(plan, feeds);
-    impl.backend->activate();  // a feed copied from another device may have switched it
     impl.run_steps(plan);
     impl.copy_outputs(plan, outputs);
     for (const auto& [from, to] : plan.snapshots)
