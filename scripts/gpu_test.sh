@@ -37,10 +37,10 @@ with_python=OFF
 
 if [ -z "$prebuilt" ]; then
   step "configure (python package: $with_python)"
-  # -Wno-error: a newer host compiler may add warnings; they are logged, not fatal, here.
+  # LOOM_WERROR=OFF: a newer host compiler may add warnings; they are logged, not fatal, here.
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90a -DLOOM_BUILD_BENCHMARKS=ON -DLOOM_BUILD_TOOLS=ON \
-    -DLOOM_PYTHON=$with_python -DCMAKE_CXX_FLAGS=-Wno-error -DPython_EXECUTABLE="$(command -v "$python")" \
+    -DLOOM_PYTHON=$with_python -DLOOM_WERROR=OFF -DPython_EXECUTABLE="$(command -v "$python")" \
     >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
   step "build"
   start=$(date +%s)

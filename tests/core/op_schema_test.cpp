@@ -221,7 +221,7 @@ TEST(OpSchema, OpFunctionDefaultsAgreeWithSchemas) {
 TEST(OpSchema, PublicLookups) {
   auto names = op_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "rope"), names.end());
-  const OpSchema& s = op_schema("layer_norm");
+  const OpSchema s = op_schema("layer_norm");
   ASSERT_EQ(s.inputs.size(), 3u);
   EXPECT_TRUE(s.input("weight")->optional);
   EXPECT_TRUE(s.has_decomposition);
