@@ -44,7 +44,7 @@ if [ -z "$prebuilt" ]; then
     >"$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
   step "build"
   start=$(date +%s)
-  ninja -C "$build" -j "${JOBS:-$(nproc)}" >"$logs/build.log" 2>&1 ||
+  ninja -C "$build" -k 0 -j "${JOBS:-$(nproc)}" >"$logs/build.log" 2>&1 ||
     { grep -E "error|FAILED" "$logs/build.log" | head -40; exit 1; }
   step "built in $(( $(date +%s) - start )) s"
   # One test at a time: they share the GPU.
