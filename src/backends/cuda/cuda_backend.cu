@@ -118,7 +118,7 @@ int current_device() {
 }
 
 void set_current_device(int index) {
-  check_cuda(cudaSetDevice(index), "cudaSetDevice(" + std::to_string(index) + ")");
+  check_cuda(cudaSetDevice(index), [&] { return "cudaSetDevice(" + std::to_string(index) + ")"; });
 }
 
 CudaBackend::CudaBackend(int index) : index_(index) {
@@ -144,7 +144,8 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::activate() const {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != index_)
-    check_cuda(cudaSetDevice(index_), "cudaSetDevice(" + std::to_string(index_) + ")");
+    check_cuda(cudaSetDevice(index_),
+               [&] { return "cudaSetDevice(" + std::to_string(index_) + ")"; });
 }
 
 int CudaBackend::enter_device() const { return cuda::enter_device(index_); }
@@ -214,13 +215,15 @@ void CudaBackend::copy(void* dst, Device dst_device, const void* src, Device src
     wait_for_handoffs_of(dst_device.index, s, index_);
   if (dst_device.kind == DeviceKind::cuda && src_device.kind == DeviceKind::cuda &&
       dst_device.index != src_device.index) {
-    check_cuda(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, bytes, s),
-               "cudaMemcpyPeerAsync " + src_device.str() + " -> " + dst_device.str());
+    check_cuda(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, bytes, s), [&] {
+      return "cudaMemcpyPeerAsync " + src_device.str() + " -> " + dst_device.str();
+    });
     return;
   }
-  check_cuda(cudaMemcpyAsync(dst, src, bytes, copy_kind(dst_device, src_device), s),
-             "cudaMemcpyAsync " + src_device.str() + " -> " + dst_device.str() + " of " +
-                 std::to_string(bytes) + " bytes");
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, copy_kind(dst_device, src_device), s), [&] {
+    return "cudaMemcpyAsync " + src_device.str() + " -> " + dst_device.str() + " of " +
+           std::to_string(bytes) + " bytes";
+  });
 }
 
 void CudaBackend::copy_strided(void* dst, const void* src, size_t element_bytes,

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <type_traits>
 
 #include "loom/error.h"
 
@@ -18,8 +19,18 @@ namespace loom::cuda {
                               cudaGetErrorString(status) + ")");
 }
 
+// The message is built only on failure: a steady-state run formats no strings (a literal
+// stays a pointer; a message that needs formatting comes as a callable).
+inline void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) fail_cuda(status, what);
+}
 inline void check_cuda(cudaError_t status, const std::string& what) {
   if (status != cudaSuccess) fail_cuda(status, what);
+}
+template <class MakeMessage>
+requires std::is_invocable_r_v<std::string, MakeMessage>
+inline void check_cuda(cudaError_t status, MakeMessage&& make_message) {
+  if (status != cudaSuccess) fail_cuda(status, make_message());
 }
 
 // After a kernel launch: launch errors (bad configuration, no image for this GPU) show up here.

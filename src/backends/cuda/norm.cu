@@ -97,9 +97,11 @@ __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restri
 // Rows loop over the grid: a grid has at most 2^31 - 1 blocks, and a tensor may have more
 // rows (indices are 64-bit throughout). The loop is uniform over the block, so the block's
 // barriers stay matched.
+// Launched with up to 1024 threads (row_threads): the bound caps registers at 64 a thread so
+// that such a block always fits on a multiprocessor.
 template <class T, int V, bool kLog>
-__global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
-                                   int64_t d) {
+__global__ void __launch_bounds__(1024)
+    softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t d) {
   __shared__ float scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
     softmax_row<T, V, kLog>(x + row * d, y + row * d, d, scratch);
@@ -174,9 +176,9 @@ __device__ __forceinline__ void norm_row(const T* __restrict__ x, T* __restrict_
 }
 
 template <class T, int V, bool kRms>
-__global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                const T* __restrict__ weight, const T* __restrict__ bias,
-                                int64_t rows, int64_t d, float eps) {
+__global__ void __launch_bounds__(1024)
+    norm_row_kernel(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ weight,
+                    const T* __restrict__ bias, int64_t rows, int64_t d, float eps) {
   __shared__ double scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)  // see softmax_row_kernel
     norm_row<T, V, kRms>(x + row * d, y + row * d, weight, bias, d, eps, scratch);
