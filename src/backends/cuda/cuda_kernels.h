@@ -16,5 +16,6 @@ void register_norm_kernels(Backend& b);
 void register_shape_kernels(Backend& b);
 void register_slice_kernels(Backend& b);
 void register_position_kernels(Backend& b);
+void register_quant_kernels(Backend& b);  // quantized_matmul (GGUF blocks, M <= 8 per launch)
 
 }  // namespace loom::cuda
