@@ -1,5 +1,5 @@
 // The accuracy table of docs/quantization.md: each scheme on the same Gaussian weights
-// (N(0, 1), 256 x 4096, fixed seed). Run
+// (N(0, 1), 64 x 4096, fixed seed). Run
 //   ./build/tests/loom_tests --gtest_filter=QuantAccuracy.*
 // to print it. The checks are orderings and ranges that follow from the schemes, so the
 // table cannot silently go wrong.
@@ -12,7 +12,7 @@
 namespace loom::quant {
 
 TEST(QuantAccuracy, GaussianWeightsTable) {
-  const int64_t rows = 256, cols = 4096;
+  const int64_t rows = 64, cols = 4096;
   std::mt19937 gen(20261201);
   std::normal_distribution<float> dist;
   std::vector<float> w(static_cast<size_t>(rows * cols));
