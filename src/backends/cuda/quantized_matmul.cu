@@ -1,5 +1,5 @@
 // GEMV for few rows of x (M <= 8) on GGUF blocks of 32 elements (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, IQ4_NL). A block of 4 warps owns 4 output channels; the K dim is walked in tiles of
+// Q8_0, IQ4_NL). A block of 8 warps owns 8 output channels; the K dim is walked in tiles of
 // 1024 elements: all threads stage x's tile in shared memory as floats (rows padded to 33
 // floats per 32 so that lane b reading block b hits distinct banks), each warp copies its
 // weight row's tile (32 blocks) to shared memory with 16-byte loads when the row is aligned,
@@ -24,7 +24,7 @@ namespace {
 
 using io::GgmlType;
 
-constexpr int kWarps = 4;
+constexpr int kWarps = 8;    // 8 output channels per block: each x tile staged serves 8 rows of W
 constexpr int kTile = 1024;  // elements of K per tile: 32 blocks, one per lane
 constexpr int kBlocksPerTile = kTile / 32;
 constexpr int kPaddedBlock = 33;    // floats per block of x in shared memory
