@@ -1,0 +1,165 @@
+// The graph ops dequantize and quantized_matmul: wired to the kernels (their results are those
+// of the direct calls, which tests/quant/quantized_matmul_test.cpp checks against references),
+// batch dims of x, half-precision x, and the errors inference reports.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "io/ggml_dequantize.h"
+#include "io/ggml_types.h"
+#include "loom/half.h"
+#include "loom/quant.h"
+#include "test_util.h"
+
+namespace loom::quant {
+
+namespace {
+
+using io::GgmlType;
+using loom::testing::rng;
+using loom::testing::run_once;
+
+TensorData random_blocks(GgmlType type, int64_t n, int64_t k) {
+  const io::GgmlTypeTraits& t = io::ggml_type_traits(type);
+  const int64_t row_bytes = k / t.block_size * t.bytes_per_block;
+  std::vector<uint8_t> bytes(static_cast<size_t>(n * row_bytes));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : bytes) b = uint8_t(byte(rng()));
+  const bool has_min = type == GgmlType::Q4_1;
+  for (int64_t b = 0; b < n * k / t.block_size; ++b)
+    for (int off = 0; off <= (has_min ? 2 : 0); off += 2) {
+      const uint16_t h = float_to_f16(0.01f * float(b % 7 + 1));
+      std::memcpy(&bytes[size_t(b * t.bytes_per_block + off)], &h, 2);
+    }
+  return TensorData::from_vector(bytes, {n, row_bytes});
+}
+
+}  // namespace
+
+TEST(QuantOps, QuantizedMatmulIsTheKernelsProduct) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0}) {
+    const char* format = io::ggml_type_traits(type).name;
+    const int64_t n = 24, k = 128;
+    const TensorData blocks = random_blocks(type, n, k);
+    const TensorData x = loom::testing::random_tensor(DType::f32, {2, 3, k});
+    Graph g;
+    Tensor xt = g.placeholder("x", Shape{2, 3, k});
+    Tensor y = quantized_matmul(xt, g.constant(blocks), format);
+    const TensorData got = run_once(g, {y}, {{"x", x}})[0];
+    ASSERT_EQ(got.shape(), (Extents{2, 3, n}));
+    std::vector<float> want(static_cast<size_t>(6 * n));
+    ggml_matmul(uint32_t(type), blocks.data(), int64_t(blocks.nbytes()), n, k, x.data(), DType::f32,
+                6, want.data());
+    EXPECT_EQ(got.to_vector<float>(), want) << format;
+  }
+}
+
+TEST(QuantOps, DequantizeIsTheReferenceDequantizer) {
+  const int64_t n = 5, k = 256;
+  const TensorData blocks = random_blocks(GgmlType::Q8_0, n, k);
+  Graph g;
+  Tensor w = dequantize(g.constant(blocks), "Q8_0", k);
+  const TensorData got = run_once(g, {w}, {})[0];
+  ASSERT_EQ(got.shape(), (Extents{n, k}));
+  std::vector<float> want(static_cast<size_t>(n * k));
+  io::dequantize_ggml(GgmlType::Q8_0,
+                      std::span(static_cast<const std::byte*>(blocks.data()), blocks.nbytes()),
+                      n * k, want.data());
+  EXPECT_EQ(got.to_vector<float>(), want);
+}
+
+TEST(QuantOps, HalfPrecisionActivations) {
+  const int64_t n = 8, k = 64;
+  const TensorData blocks = random_blocks(GgmlType::Q4_0, n, k);
+  const TensorData x = loom::testing::random_tensor(DType::f16, {1, k});
+  Graph g;
+  Tensor y =
+      quantized_matmul(g.placeholder("x", Shape{1, k}, DType::f16), g.constant(blocks), "Q4_0");
+  const TensorData got = run_once(g, {y}, {{"x", x}})[0];
+  std::vector<float> want(static_cast<size_t>(n));
+  ggml_matmul(uint32_t(GgmlType::Q4_0), blocks.data(), int64_t(blocks.nbytes()), n, k, x.data(),
+              DType::f16, 1, want.data());
+  EXPECT_EQ(got.dtype(), DType::f32);
+  EXPECT_EQ(got.to_vector<float>(), want);
+}
+
+TEST(QuantOps, PassTurnsMatmulOfDequantizedWeightIntoQuantizedMatmul) {
+  const int64_t n = 16, k = 64;
+  const TensorData blocks = random_blocks(GgmlType::Q8_0, n, k);
+  const TensorData x = loom::testing::random_tensor(DType::f32, {3, k});
+  std::vector<float> fused(static_cast<size_t>(3 * n));
+  ggml_matmul(uint32_t(GgmlType::Q8_0), blocks.data(), int64_t(blocks.nbytes()), n, k, x.data(),
+              DType::f32, 3, fused.data());
+  const std::vector<float> xv = x.to_floats();
+  std::vector<float> dense(static_cast<size_t>(n * k));
+  io::dequantize_ggml(GgmlType::Q8_0,
+                      std::span(static_cast<const std::byte*>(blocks.data()), blocks.nbytes()),
+                      n * k, dense.data());
+  for (bool transpose_op : {true, false}) {
+    Graph g;
+    Tensor xt = g.placeholder("x", Shape{3, k});
+    Tensor w = dequantize(g.constant(blocks), "Q8_0", k);
+    Tensor y = transpose_op ? matmul(xt, transpose(w, {1, 0})) : matmul(xt, w, false, true);
+    for (bool enabled : {true, false}) {
+      CompileOptions options;
+      options.outputs = {y};
+      if (!enabled) options.disabled_passes = {"fuse_quantized_matmul"};
+      Executable exe = compile(g, options);
+      const std::vector<float> got = exe.run({{"x", x}})[0].to_vector<float>();
+      const std::string dump = exe.dump();
+      EXPECT_EQ(dump.find("quantized_matmul") != std::string::npos, enabled) << dump;
+      EXPECT_EQ(dump.find("dequantize") != std::string::npos, !enabled) << dump;
+      if (enabled) {
+        EXPECT_EQ(got, fused);
+      } else {  // the dense product differs by the int8 rounding of x only
+        for (int64_t i = 0; i < 3; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double bound = 0;  // sum over blocks of sum |w| * d_x / 2, plus f32 sums
+            for (int64_t b = 0; b < k / 32; ++b) {
+              double amax = 0, wsum = 0;
+              for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+                amax = std::max(amax, double(std::fabs(xv[size_t(i * k + c)])));
+                wsum += std::fabs(dense[size_t(j * k + c)]);
+              }
+              bound += wsum * amax / 127 / 2 * 1.001 + 1e-5 * wsum * amax;
+            }
+            EXPECT_NEAR(got[size_t(i * n + j)], fused[size_t(i * n + j)], bound);
+          }
+      }
+    }
+  }
+}
+
+TEST(QuantOps, InferenceRejectsBadBlocks) {
+  const TensorData blocks = random_blocks(GgmlType::Q4_0, 4, 64);  // rows of 36 bytes
+  auto kind_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.kind();
+    }
+    return ErrorKind::internal;
+  };
+  Graph g;
+  Tensor b = g.constant(blocks);
+  EXPECT_EQ(kind_of([&] {
+              quantized_matmul(g.placeholder("a", Shape{1, 96}), b, "Q4_0");
+            }),
+            ErrorKind::shape);  // 96 elements take 54 bytes
+  EXPECT_EQ(kind_of([&] {
+              quantized_matmul(g.placeholder("c", Shape{1, 48}), b, "Q4_0");
+            }),
+            ErrorKind::shape);  // not whole blocks
+  EXPECT_EQ(kind_of([&] {
+              quantized_matmul(g.placeholder("d", Shape{1, 64}), b, "Q9_0");
+            }),
+            ErrorKind::value);
+  EXPECT_EQ(kind_of([&] {
+              quantized_matmul(g.placeholder("e", Shape{1, 64}, DType::i32), b, "Q4_0");
+            }),
+            ErrorKind::dtype);
+  EXPECT_EQ(kind_of([&] { dequantize(g.constant(0.0), "Q4_0", 64); }), ErrorKind::dtype);
+  EXPECT_EQ(kind_of([&] { dequantize(b, "Q4_0", 32); }), ErrorKind::shape);
+}
+
+}  // namespace loom::quant

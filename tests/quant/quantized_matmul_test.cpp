@@ -1,0 +1,228 @@
+// The GGUF-block matmul against the reference dequantizer (checked against gguf-py) and a
+// naive matmul in double. With int8 activations the error bound follows from their rounding:
+// |x - d q| <= d / 2 per element, d = max|x| / 127 over the element's block of 32.
+#include <cstring>
+
+#include "io/ggml_dequantize.h"
+#include "io/ggml_types.h"
+#include "loom/error.h"
+#include "loom/half.h"
+#include "loom/quant.h"
+#include "test_util.h"
+
+namespace loom::quant {
+
+namespace {
+
+using io::GgmlType;
+using loom::testing::rng;
+
+// Byte offsets of each format's f16 scales inside a block; the other bytes are codes and
+// packed integer scales, where any byte is valid.
+std::vector<int> f16_fields(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+      return {0, 2};
+    case GgmlType::Q6_K:
+      return {208};
+    default:
+      return {0};
+  }
+}
+
+std::vector<uint8_t> random_blocks(GgmlType type, int64_t n, int64_t k) {
+  const io::GgmlTypeTraits& t = io::ggml_type_traits(type);
+  const int64_t blocks = n * k / t.block_size;
+  std::vector<uint8_t> bytes(static_cast<size_t>(blocks * t.bytes_per_block));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  for (auto& b : bytes) b = uint8_t(byte(rng()));
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int off : f16_fields(type)) {
+      const uint16_t h = float_to_f16(scale(rng()));
+      std::memcpy(&bytes[size_t(b * t.bytes_per_block + off)], &h, 2);
+    }
+  return bytes;
+}
+
+struct Reference {
+  std::vector<double> y;
+  std::vector<double> bound;  // per output
+};
+
+// Dense weights from the reference dequantizer, y in double, and the bound for int8
+// activations (zero when they stay float) plus float accumulation slack.
+Reference reference(GgmlType type, const std::vector<uint8_t>& blocks, int64_t n, int64_t k,
+                    const std::vector<float>& x, int64_t m, bool int8_activations) {
+  std::vector<float> w(static_cast<size_t>(n * k));
+  io::dequantize_ggml(type, std::as_bytes(std::span(blocks)), n * k, w.data());
+  Reference r{std::vector<double>(size_t(m * n)), std::vector<double>(size_t(m * n))};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0, magnitude = 0, act_err = 0;
+      for (int64_t c = 0; c < k; ++c) {
+        const double wx = double(w[j * k + c]) * x[i * k + c];
+        acc += wx;
+        magnitude += std::fabs(wx);
+      }
+      if (int8_activations)
+        for (int64_t b = 0; b < k / 32; ++b) {
+          double amax = 0, wsum = 0;
+          for (int c = 0; c < 32; ++c) {
+            amax = std::max(amax, std::fabs(double(x[i * k + b * 32 + c])));
+            wsum += std::fabs(double(w[j * k + b * 32 + c]));
+          }
+          act_err += wsum * (amax / 127) / 2 * (1 + 1e-5);
+        }
+      r.y[i * n + j] = acc;
+      // float accumulation over K terms, plus the products of scales rounded to float
+      r.bound[i * n + j] = act_err + 1e-5 * (magnitude + act_err) + 1e-30;
+    }
+  return r;
+}
+
+std::vector<float> random_x(int64_t count) {
+  std::uniform_real_distribution<float> dist(-2.f, 2.f);
+  std::vector<float> x(static_cast<size_t>(count));
+  for (float& v : x) v = dist(rng());
+  return x;
+}
+
+void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& options) {
+  const io::GgmlTypeTraits& t = io::ggml_type_traits(type);
+  SCOPED_TRACE(std::string(t.name) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+               " m=" + std::to_string(m) + (options.quantize_activations ? " int8" : " f32") +
+               (options.allow_avx2 ? " avx2-if-present" : " portable"));
+  const std::vector<uint8_t> blocks = random_blocks(type, n, k);
+  const std::vector<float> x = random_x(m * k);
+  const bool int8 = options.quantize_activations &&
+                    (type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0);
+  const Reference ref = reference(type, blocks, n, k, x, m, int8);
+  std::vector<float> y(size_t(m * n), NAN);
+  ggml_matmul(uint32_t(type), blocks.data(), int64_t(blocks.size()), n, k, x.data(), DType::f32, m,
+              y.data(), options);
+  double worst = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_LE(std::fabs(y[i] - ref.y[i]), ref.bound[i]) << "output " << i << " want " << ref.y[i];
+    worst = std::max(worst, std::fabs(y[i] - ref.y[i]) / ref.bound[i]);
+  }
+  // With int8 activations the error is a sizeable part of its bound (the kernel did quantize).
+  if (int8) {
+    EXPECT_GT(worst, 0.02);
+  }
+}
+
+const GgmlType kFastTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0};
+
+}  // namespace
+
+TEST(QuantizedMatmul, Int8ActivationsWithinTheirRoundingBound) {
+  for (GgmlType type : kFastTypes)
+    for (bool avx2 : {true, false})
+      for (int64_t m : {1, 3, 8}) check(type, 37, 256, m, {true, avx2});
+}
+
+TEST(QuantizedMatmul, FloatActivationsMatchTheDequantizedProduct) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                        GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                        GgmlType::IQ4_NL, GgmlType::F16, GgmlType::BF16})
+    check(type, 9, 512, 2, {false, true});
+  // The other formats take the float path even when int8 activations are asked for.
+  check(GgmlType::Q6_K, 5, 256, 1, {true, true});
+}
+
+TEST(QuantizedMatmul, AvxAndPortablePathsAgree) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (GgmlType type : kFastTypes) {
+    const int64_t n = 64, k = 1024, m = 2;
+    const std::vector<uint8_t> blocks = random_blocks(type, n, k);
+    const std::vector<float> x = random_x(m * k);
+    std::vector<float> fast(static_cast<size_t>(m * n)), portable(static_cast<size_t>(m * n));
+    ggml_matmul(uint32_t(type), blocks.data(), int64_t(blocks.size()), n, k, x.data(), DType::f32,
+                m, fast.data(), {true, true});
+    ggml_matmul(uint32_t(type), blocks.data(), int64_t(blocks.size()), n, k, x.data(), DType::f32,
+                m, portable.data(), {true, false});
+    // Same integer sums; only the order of the float sums of blocks differs.
+    const Reference ref = reference(type, blocks, n, k, x, m, false);
+    for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], portable[i], ref.bound[i]) << i;
+  }
+}
+
+TEST(QuantizedMatmul, HalfPrecisionActivations) {
+  const int64_t n = 16, k = 128, m = 2;
+  const std::vector<uint8_t> blocks = random_blocks(GgmlType::Q8_0, n, k);
+  const std::vector<float> x = random_x(m * k);
+  for (DType dt : {DType::f16, DType::bf16}) {
+    const TensorData xt = TensorData::from_floats(x, dt, {m, k});
+    const std::vector<float> rounded = xt.to_floats();  // the reference sees the rounded x
+    const Reference ref = reference(GgmlType::Q8_0, blocks, n, k, rounded, m, false);
+    std::vector<float> y(static_cast<size_t>(m * n));
+    ggml_matmul(uint32_t(GgmlType::Q8_0), blocks.data(), int64_t(blocks.size()), n, k, xt.data(),
+                dt, m, y.data(), {false, true});
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref.y[i], ref.bound[i]) << i;
+  }
+}
+
+TEST(QuantizedMatmul, EmptyAndBadInputs) {
+  const std::vector<uint8_t> blocks = random_blocks(GgmlType::Q4_0, 2, 64);
+  const std::vector<float> x(64, 1.f);
+  std::vector<float> y(2);
+  auto kind_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.kind();
+    }
+    return ErrorKind::internal;
+  };
+  const uint32_t q4 = uint32_t(GgmlType::Q4_0);
+  EXPECT_EQ(kind_of([&] {
+              ggml_matmul(q4, blocks.data(), 36, 2, 48, x.data(), DType::f32, 1, y.data());
+            }),
+            ErrorKind::shape);  // K not whole blocks
+  EXPECT_EQ(kind_of([&] {
+              ggml_matmul(q4, blocks.data(), 35, 2, 32, x.data(), DType::f32, 1, y.data());
+            }),
+            ErrorKind::shape);  // too few bytes
+  EXPECT_EQ(kind_of([&] {
+              ggml_matmul(99, blocks.data(), 36, 2, 32, x.data(), DType::f32, 1, y.data());
+            }),
+            ErrorKind::unsupported);
+  EXPECT_EQ(kind_of([&] {
+              ggml_matmul(q4, blocks.data(), 72, 2, 64, x.data(), DType::i32, 1, y.data());
+            }),
+            ErrorKind::dtype);
+  // M = 0 writes nothing and does not fail.
+  EXPECT_NO_THROW(ggml_matmul(q4, blocks.data(), 72, 2, 64, x.data(), DType::f32, 0, y.data()));
+}
+
+TEST(QuantizedMatmul, QuantizedTensorMatmulMatchesItsDequantizedWeights) {
+  const int64_t n = 12, k = 96, m = 3;
+  std::normal_distribution<float> dist;
+  std::vector<float> w(static_cast<size_t>(n * k));
+  for (float& v : w) v = dist(rng());
+  QuantScheme s;
+  s.bits = 4;
+  s.offset = AffineOffset::min;
+  s.granularity = Granularity::per_block;
+  s.block_size = 32;
+  const QuantizedTensor q = quantize_affine(TensorData::from_vector(w, {n, k}), s);
+  const std::vector<float> dense = dequantize(q).to_floats();
+  const std::vector<float> x = random_x(m * k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  quantized_matmul(q, x.data(), m, y.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double want = 0, magnitude = 0;
+      for (int64_t c = 0; c < k; ++c) {
+        want += double(dense[j * k + c]) * x[i * k + c];
+        magnitude += std::fabs(double(dense[j * k + c]) * x[i * k + c]);
+      }
+      EXPECT_NEAR(y[i * n + j], want, 1e-5 * magnitude);
+    }
+}
+
+}  // namespace loom::quant
