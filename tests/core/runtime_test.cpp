@@ -183,7 +183,7 @@ TEST(Runtime, TwoLayerMlp) {
     for (double l : logits) z += std::exp(l - mx);
     for (double l : logits) want.push_back(l - mx - std::log(z));
   }
-  testing::expect_close(got, want, 1e-5);
+  testing::expect_close(got, want, testing::tolerance_for(DType::f32));
 }
 
 }  // namespace loom
