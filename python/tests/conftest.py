@@ -84,6 +84,8 @@ def assert_close(got, want, dtype=loom.float32, what="", tolerance=None):
         allowed = atol + rtol * np.abs(want)
         diff = np.abs(got - want)
         bad = ~((diff <= allowed) | (got == want)) | (nan_got != nan_want)
+        # An infinity matches only itself (atol + rtol * inf would let anything through).
+        bad |= (np.isinf(got) | np.isinf(want)) & (got != want)
     bad &= ~(nan_got & nan_want)
     if bad.any():
         with np.errstate(invalid="ignore", divide="ignore"):
