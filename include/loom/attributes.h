@@ -23,7 +23,7 @@ class Attributes {
 
   bool has(const std::string& name) const { return map_.count(name) != 0; }
   void set(const std::string& name, AttrValue value) { map_[name] = std::move(value); }
-  // Throws loom::Error(internal) when missing or of another type.
+  // Throws loom::Error(value) when missing or of another type (bad input to add_node).
   template <class T>
   const T& get(const std::string& name) const;
   template <class T>
