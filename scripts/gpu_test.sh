@@ -9,6 +9,10 @@
 #   scripts/gpu_test.sh --no-bench      # tests only
 #   scripts/gpu_test.sh --prebuilt DIR  # no build: run the C++ GPU tests of an existing build
 #
+# On a machine with a GPU no GPU test may skip: LOOM_REQUIRE_GPU=1 turns a missing GPU into a
+# failure (tests/cuda/cuda_test_util.h, python/tests/conftest.py), LOOM_CUDA_TESTS_ON_CPU is
+# cleared, and any test CTest reports as skipped or not run fails the script.
+#
 # Logs go under $OUT when it is set, else under the build directory's logs/.
 # LOOM_GPU_BUILD_DIR picks the build directory (default build-gpu), JOBS the build jobs.
 set -uo pipefail
@@ -31,6 +35,21 @@ status=0
 step() { echo "== $*" | tee -a "$logs/summary.txt"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$logs/device.txt"
+unset LOOM_CUDA_TESTS_ON_CPU
+if nvidia-smi -L >/dev/null 2>&1; then
+  export LOOM_REQUIRE_GPU=1
+else
+  step "no GPU: GPU tests will skip"
+fi
+# Fails (status 1) when the CTest log in $1 shows a skipped or not-run test on a GPU machine.
+no_skips() {
+  [ "${LOOM_REQUIRE_GPU:-0}" = 1 ] || return 0
+  if grep -E "\*\*\*Skipped|Not Run|\[  SKIPPED \]" "$1" >"$logs/skipped.txt"; then
+    step "FAILED: tests skipped on a machine with a GPU:"
+    tee -a "$logs/summary.txt" <"$logs/skipped.txt"
+    return 1
+  fi
+}
 python=${PYTHON:-python3}
 with_python=OFF
 "$python" -c "import nanobind, numpy" 2>/dev/null && with_python=ON
@@ -50,6 +69,11 @@ if [ -z "$prebuilt" ]; then
   # One test at a time: they share the GPU.
   (cd "$build" && ctest -L cuda --output-on-failure -j1) 2>&1 | tee "$logs/ctest_cuda.log" | tail -5
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  no_skips "$logs/ctest_cuda.log" || status=1
+  if ! grep -qE "tests? passed" "$logs/ctest_cuda.log" || grep -q "No tests were found" "$logs/ctest_cuda.log"; then
+    step "FAILED: no cuda-labelled tests ran"
+    status=1
+  fi
   (cd "$build" && ctest -L cpu --output-on-failure -j8) 2>&1 | tee "$logs/ctest_cpu.log" | tail -3
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
   bench_bin="$build/bench/cuda/loom_cuda_bench"
@@ -62,6 +86,7 @@ if [ -z "$prebuilt" ]; then
 else
   "$prebuilt/tests/loom_cuda_tests" 2>&1 | tee "$logs/gtest.log"
   status=${PIPESTATUS[0]}
+  no_skips "$logs/gtest.log" || status=1
   bench_bin="$prebuilt/bench/cuda/loom_cuda_bench"
 fi
 

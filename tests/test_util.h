@@ -1,10 +1,12 @@
-// Shared helpers for tests: random inputs, one-shot runs, and comparison against a
-// reference computed in double precision.
+// Shared helpers for tests: random inputs, one-shot runs, and elementwise comparison against
+// a reference computed in double precision.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,35 +44,99 @@ inline std::vector<double> to_doubles(const TensorData& t) {
   return std::vector<double>(f.begin(), f.end());
 }
 
-// Tolerance on ‖got − want‖ / ‖want‖ that fits the dtype's rounding.
-inline double tolerance_for(DType dtype) {
+// Elementwise tolerance, as torch.testing.assert_close: |got - want| <= atol + rtol * |want|.
+struct Tolerance {
+  double rtol = 0;
+  double atol = 0;
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Tolerance& t) {
+  return os << "rtol " << t.rtol << " atol " << t.atol;
+}
+
+// Machine epsilon (spacing of values in [1, 2)) of a float dtype.
+inline double epsilon_of(DType dtype) {
   switch (dtype) {
     case DType::f16:
-      return 2e-3;
+      return 0x1p-10;
     case DType::bf16:
-      return 1.6e-2;
+      return 0x1p-7;
     default:
-      return 1e-5;
+      return 0x1p-23;
   }
 }
 
-// Relative L2 error check plus an elementwise sanity bound; NaN never passes.
-inline void expect_close(const TensorData& got, const std::vector<double>& want, double rel_tol,
+// torch.testing's defaults per dtype: a result rounded once to the dtype is within half an
+// epsilon (f16 1e-3 ~ 1 ulp, bf16 1.6e-2 ~ 2 ulp, f32 1.3e-6 ~ 11 ulp for the few ulp of
+// f32 math functions). Integers and bool must match exactly.
+inline Tolerance tolerance_for(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return {1.3e-6, 1e-5};
+    case DType::f16:
+      return {1e-3, 1e-5};
+    case DType::bf16:
+      return {1.6e-2, 1e-5};
+    default:
+      return {0, 0};
+  }
+}
+
+// A result that sums `terms` products in f32 and is then rounded to `dtype`. Each addition
+// rounds by up to eps_f32/2 of the partial sum. Terms of random sign (typical magnitude
+// `term`) keep partial sums near sqrt(k) * term and their errors add as a random walk: about
+// terms * eps * term / 2 in all, which cancellation can make large against a small result,
+// so it goes into atol. Terms of one sign make partial sums grow with the result: about
+// sqrt(terms) * eps / 3 relative, in rtol. Both are allowed four times over; the dtype's own
+// rounding of the result stays in rtol.
+inline Tolerance accumulation_tolerance(DType dtype, int64_t terms, double term = 1.0) {
+  Tolerance t = tolerance_for(dtype);
+  const double k = double(std::max<int64_t>(terms, 1)), eps = epsilon_of(DType::f32);
+  t.rtol += 4 * std::sqrt(k) * eps / 3;
+  t.atol += 4 * k * eps * term / 2;
+  return t;
+}
+
+// A result normalized by a sum of `terms` f32 values (softmax, log_softmax, layer_norm,
+// rms_norm): every element carries the sum's relative rounding error, about
+// sqrt(terms) * eps / 3 for a random walk (in rtol), and where that sum's logarithm or a mean
+// is subtracted (log_softmax, layer_norm) the same error appears as an absolute one near zero
+// (in atol). Allowed four times over, on top of the dtype's own rounding.
+inline Tolerance normalized_tolerance(DType dtype, int64_t terms) {
+  Tolerance t = tolerance_for(dtype);
+  const double growth = 4 * std::sqrt(double(std::max<int64_t>(terms, 1))) * epsilon_of(DType::f32);
+  t.rtol += growth / 3;
+  t.atol += growth;
+  return t;
+}
+
+// Elementwise check: every element within `tol` of the reference; NaN matches only NaN and an
+// infinity only the same infinity. Reports how many elements fail and the worst of them.
+inline void expect_close(const TensorData& got, const std::vector<double>& want, Tolerance tol,
                          const std::string& what = "") {
   std::vector<float> g = got.to_floats();
   ASSERT_EQ(g.size(), want.size()) << what;
-  double num = 0, den = 0;
+  size_t failures = 0, worst = 0;
+  double worst_ratio = -1;  // |got - want| / allowed; infinite for NaN and inf mismatches
   for (size_t i = 0; i < g.size(); ++i) {
-    ASSERT_FALSE(std::isnan(g[i]) && !std::isnan(want[i])) << what << " NaN at " << i;
-    if (std::isinf(want[i])) {
-      ASSERT_EQ(double(g[i]), want[i]) << what << " at " << i;
-      continue;
+    double a = g[i], b = want[i];
+    double ratio;
+    if (std::isnan(a) || std::isnan(b)) {
+      ratio = std::isnan(a) && std::isnan(b) ? 0 : INFINITY;
+    } else if (std::isinf(a) || std::isinf(b)) {
+      ratio = a == b ? 0 : INFINITY;
+    } else {
+      double allowed = tol.atol + tol.rtol * std::abs(b);
+      double diff = std::abs(a - b);
+      ratio = diff == 0 ? 0 : allowed > 0 ? diff / allowed : INFINITY;
     }
-    num += (g[i] - want[i]) * (g[i] - want[i]);
-    den += want[i] * want[i];
+    if (ratio > 1) ++failures;
+    if (ratio > worst_ratio) worst_ratio = ratio, worst = i;
   }
-  double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  EXPECT_LE(rel, rel_tol) << what << " relative error " << rel;
+  EXPECT_EQ(failures, 0u) << what << ": " << failures << " of " << g.size() << " elements outside "
+                          << tol << "; worst at flat index " << worst << ": got " << g[worst]
+                          << ", want " << want[worst] << " (|diff| "
+                          << std::abs(double(g[worst]) - want[worst]) << ")";
 }
 
 // Runs a graph once on `device` and returns its outputs on the host.

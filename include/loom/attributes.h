@@ -42,8 +42,9 @@ class Attributes {
 
   bool has(const std::string& name) const { return map_.count(name) != 0; }
   void set(const std::string& name, AttrValue value) { map_[name] = std::move(value); }
-  // Throws loom::Error(internal) when missing or of another type. Graph::add_node fills
-  // every attribute that has a default, so kernels and inference need no fallbacks.
+  // Throws loom::Error(value) when missing or of another type (bad input to add_node).
+  // Graph::add_node fills every attribute that has a default, so kernels and inference need
+  // no fallbacks.
   template <class T>
   const T& get(const std::string& name) const;
   template <class T>

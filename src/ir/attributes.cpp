@@ -32,13 +32,15 @@ std::string double_text(double v) {
 }
 }  // namespace
 
+// A node's attributes come from whoever built the graph (Graph::add_node, a model file): one
+// missing or of the wrong type is bad input (ErrorKind::value), not a bug of Loom's.
 template <class T>
 const T& Attributes::get(const std::string& name) const {
   auto it = map_.find(name);
-  if (it == map_.end()) fail(ErrorKind::internal, "missing attribute '" + name + "'");
+  if (it == map_.end()) fail(ErrorKind::value, "missing attribute '" + name + "'");
   const T* v = std::get_if<T>(&it->second);
   if (!v)
-    fail(ErrorKind::internal,
+    fail(ErrorKind::value,
          "attribute '" + name + "' is not of type " + std::string(type_name<T>()));
   return *v;
 }

@@ -82,8 +82,9 @@ struct DimProduct {
       has_unknown = true;
     } else if (d.is_symbol()) {
       symbols.insert(d.symbol());
-    } else {
-      coefficient *= d.value();
+    } else if (__builtin_mul_overflow(coefficient, d.value(), &coefficient)) {
+      // Checked: a product past int64 was signed overflow (undefined behaviour).
+      loom::fail(ErrorKind::shape, "reshape: the dims' product overflows int64");
     }
   }
   bool is_static() const { return symbols.empty() && !has_unknown; }

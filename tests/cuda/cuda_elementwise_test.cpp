@@ -1,6 +1,8 @@
 // Elementwise ops on CUDA against the CPU backend: every binary, compare, unary and cast
 // op, broadcasting, scalars, odd sizes and sizes that take the 16-byte vector path.
+#include <cmath>
 #include <functional>
+#include <limits>
 
 #include "cuda/cuda_test_util.h"
 
@@ -164,8 +166,78 @@ TEST(CudaElementwise, CastEveryPair) {
       // Non-negative values that fit every dtype, so no conversion is undefined.
       expect_gpu_matches_cpu(g, {cast(x, to)}, {{"x", random_tensor(from, shape, 0, 100)}},
                              std::string("cast ") + dtype_name(from) + " -> " + dtype_name(to),
-                             0.0);
+                             testing::Tolerance{});
     }
+}
+
+// The cast rules where they bite (DESIGN.md, src/backends/cpu/convert.h): float to integer
+// truncates and saturates and NaN becomes 0, to bool is "not zero", integer narrowing wraps,
+// to f16/bf16 rounds to nearest even (overflowing to inf). The GPU must give the CPU's bytes.
+TEST(CudaElementwise, CastSaturationNanWrapAndBool) {
+  LOOM_REQUIRE_CUDA();
+  const std::vector<DType> targets = {DType::f32, DType::f16, DType::bf16, DType::i8,
+                                      DType::u8,  DType::i32, DType::i64,  DType::boolean};
+  const std::vector<float> floats = {
+      NAN,           -NAN,         INFINITY,    -INFINITY,    3e10f,        -3e10f,
+      1e19f,         -1e19f,       9.3e18f,     2.9f,         -2.9f,        0.5f,
+      -0.5f,         -0.f,         0.f,         1e-30f,       127.5f,       128.f,
+      -128.5f,       -129.f,       255.9f,      256.f,        300.f,        -300.f,
+      65504.f,       65520.f,      -65504.f,    2147483520.f, 2147483648.f, -2147483648.f,
+      -2147483904.f, 4294967296.f, 1.00390625f, 1.01171875f};
+  for (DType from : testing::kFloatDTypes) {
+    Graph g;
+    Extents shape{int64_t(floats.size())};
+    Tensor x = g.placeholder("x", to_shape(shape), from);
+    std::vector<Tensor> outs;
+    for (DType to : targets) outs.push_back(cast(x, to));
+    expect_gpu_matches_cpu(g, outs, {{"x", TensorData::from_floats(floats, from, shape)}},
+                           std::string("cast rules from ") + dtype_name(from),
+                           testing::Tolerance{});
+  }
+  // Integers: the i64 feed is narrowed on the device first (wrapping), then cast on.
+  const int64_t big = int64_t(1) << 40;
+  const std::vector<int64_t> ints = {0,
+                                     1,
+                                     -1,
+                                     127,
+                                     128,
+                                     -128,
+                                     -129,
+                                     255,
+                                     256,
+                                     300,
+                                     -300,
+                                     32767,
+                                     32768,
+                                     65535,
+                                     65536,
+                                     16777217,
+                                     2147483647,
+                                     2147483648LL,
+                                     -2147483649LL,
+                                     big + 5,
+                                     -big - 3,
+                                     std::numeric_limits<int64_t>::max(),
+                                     std::numeric_limits<int64_t>::min()};
+  for (DType mid : {DType::i64, DType::i32, DType::i8, DType::u8, DType::boolean}) {
+    Graph g;
+    Extents shape{int64_t(ints.size())};
+    Tensor x = g.placeholder("x", to_shape(shape), DType::i64);
+    Tensor narrowed = cast(x, mid);
+    std::vector<Tensor> outs = {narrowed};
+    for (DType to : targets) outs.push_back(cast(narrowed, to));
+    expect_gpu_matches_cpu(g, outs, {{"x", TensorData::from_vector<int64_t>(ints, shape)}},
+                           std::string("cast rules from i64 via ") + dtype_name(mid));
+  }
+}
+
+// Each op rounds its result to the dtype on both devices; only silu's math may differ, by an
+// ulp of its result (|silu| < 2 here). The subtraction after it can cancel to near zero, so
+// that ulp is an absolute error: atol = 2 * eps(dtype).
+testing::Tolerance chain_tolerance(DType dtype) {
+  testing::Tolerance t = testing::tolerance_for(dtype);
+  t.atol = std::max(t.atol, 2 * testing::epsilon_of(dtype));
+  return t;
 }
 
 TEST(CudaElementwise, ChainOfOpsOnLargeTensor) {
@@ -176,9 +248,9 @@ TEST(CudaElementwise, ChainOfOpsOnLargeTensor) {
     Tensor x = g.placeholder("x", to_shape(shape), dtype);
     Tensor y = g.placeholder("y", to_shape(shape), dtype);
     Tensor z = silu(x * y + x) - y / 2.0;
-    expect_gpu_matches_cpu(
-        g, {z}, {{"x", random_tensor(dtype, shape)}, {"y", random_tensor(dtype, shape)}},
-        std::string("chain ") + dtype_name(dtype), testing::tolerance_for(dtype) * 2);
+    expect_gpu_matches_cpu(g, {z},
+                           {{"x", random_tensor(dtype, shape)}, {"y", random_tensor(dtype, shape)}},
+                           std::string("chain ") + dtype_name(dtype), chain_tolerance(dtype));
   }
 }
 

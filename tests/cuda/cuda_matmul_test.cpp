@@ -34,11 +34,14 @@ TEST(CudaMatmul, FloatAgainstCpu) {
       Graph g;
       Tensor a = g.placeholder("a", to_shape(c.a), dtype);
       Tensor b = g.placeholder("b", to_shape(c.b), dtype);
+      // Sums of k products (|a b| <= 1) in f32, in a different order on each device.
+      const int64_t k = c.transpose_a ? c.a[c.a.size() - 2] : c.a.back();
       expect_gpu_matches_cpu(g, {matmul(a, b, c.transpose_a, c.transpose_b)},
                              {{"a", random_tensor(dtype, c.a)}, {"b", random_tensor(dtype, c.b)}},
                              std::string("matmul ") + dtype_name(dtype) + " " + to_string(c.a) +
                                  (c.transpose_a ? "^T" : "") + " x " + to_string(c.b) +
-                                 (c.transpose_b ? "^T" : ""));
+                                 (c.transpose_b ? "^T" : ""),
+                             testing::accumulation_tolerance(dtype, k));
     }
 }
 
@@ -83,7 +86,9 @@ TEST(CudaMatmul, SymbolicRowsReplanPerBinding) {
     Feeds feeds{{"x", random_tensor(DType::bf16, {seq, 256})}, {"w", wd}};
     TensorData want = cpu_exe.run(feeds).at(0);
     TensorData got = gpu_exe.run(feeds).at(0).to_host();
-    testing::expect_close(got, testing::to_doubles(want), testing::tolerance_for(DType::bf16),
+    // Sums of 256 products in f32, in a different order on each device.
+    testing::expect_close(got, testing::to_doubles(want),
+                          testing::accumulation_tolerance(DType::bf16, 256),
                           "seq " + std::to_string(seq));
   }
 }
@@ -123,7 +128,12 @@ TEST(CudaMatmul, BiasEpilogueAgainstCpu) {
       EXPECT_EQ(fused.dump().find("= add"), std::string::npos) << fused.dump();
       auto got = fused.run(feeds)[0].to_host();
       auto want = testing::run_on(g, {y}, feeds, Device::cpu(), {"fuse_matmul_bias"})[0];
-      testing::expect_close(got, testing::to_doubles(want), testing::tolerance_for(dtype),
+      // Sums of k products plus the bias in f32; the fused epilogue adds the bias before
+      // rounding to the dtype where the CPU rounds the product first: one more ulp.
+      const int64_t k = c.a.back();
+      testing::Tolerance tol = testing::accumulation_tolerance(dtype, k + 1, 1.0);
+      tol.rtol += testing::epsilon_of(dtype);
+      testing::expect_close(got, testing::to_doubles(want), tol,
                             std::string(dtype_name(dtype)) + " " + to_string(c.a));
     }
   }
