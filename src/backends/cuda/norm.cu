@@ -97,11 +97,9 @@ __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restri
 // Rows loop over the grid: a grid has at most 2^31 - 1 blocks, and a tensor may have more
 // rows (indices are 64-bit throughout). The loop is uniform over the block, so the block's
 // barriers stay matched.
-// Launched with up to 1024 threads (row_threads): the bound caps registers at 64 a thread so
-// that such a block always fits on a multiprocessor.
 template <class T, int V, bool kLog>
-__global__ void __launch_bounds__(1024)
-    softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t d) {
+__global__ void softmax_row_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                   int64_t d) {
   __shared__ float scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
     softmax_row<T, V, kLog>(x + row * d, y + row * d, d, scratch);
@@ -176,12 +174,29 @@ __device__ __forceinline__ void norm_row(const T* __restrict__ x, T* __restrict_
 }
 
 template <class T, int V, bool kRms>
-__global__ void __launch_bounds__(1024)
-    norm_row_kernel(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ weight,
-                    const T* __restrict__ bias, int64_t rows, int64_t d, float eps) {
+__global__ void norm_row_kernel(const T* __restrict__ x, T* __restrict__ y,
+                                const T* __restrict__ weight, const T* __restrict__ bias,
+                                int64_t rows, int64_t d, float eps) {
   __shared__ double scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)  // see softmax_row_kernel
     norm_row<T, V, kRms>(x + row * d, y + row * d, weight, bias, d, eps, scratch);
+}
+
+// row_threads(), cut to what the kernel's registers allow in one block: a row kernel that
+// needs more than 64 registers a thread cannot run 1024 threads (the launch would fail), and
+// capping its registers instead makes it spill. Fewer threads keep less of the row in
+// registers and read the rest again, which stays correct.
+template <auto kernel>
+int fit_threads(int64_t chunks) {
+  static const int limit = [&] {
+    cudaFuncAttributes attributes{};
+    if (cudaFuncGetAttributes(&attributes, kernel) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 256;
+    }
+    return std::max(32, attributes.maxThreadsPerBlock / 32 * 32);
+  }();
+  return std::min(row_threads(chunks), limit);
 }
 
 // 16-byte packs when every row start and the parameters are 16-byte aligned.
@@ -216,10 +231,12 @@ void run_softmax(KernelContext& ctx, const ir::Node& node, std::span<const Tenso
     } else if (rows_vectorizable<T>(n, {xp, yp})) {
       constexpr int V = kVec<T>;
       softmax_row_kernel<T, V, kLog>
-          <<<blocks_for(outer, 1), row_threads(n / V), 0, stream>>>(xp, yp, outer, n);
+          <<<blocks_for(outer, 1), fit_threads<softmax_row_kernel<T, V, kLog>>(n / V), 0, stream>>>(
+              xp, yp, outer, n);
     } else {
       softmax_row_kernel<T, 1, kLog>
-          <<<blocks_for(outer, 1), row_threads(n), 0, stream>>>(xp, yp, outer, n);
+          <<<blocks_for(outer, 1), fit_threads<softmax_row_kernel<T, 1, kLog>>(n), 0, stream>>>(
+              xp, yp, outer, n);
     }
     check_launch(name);
   });
@@ -245,10 +262,12 @@ void run_norm(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
     if (rows_vectorizable<T>(d, {xp, yp, w, b})) {
       constexpr int V = kVec<T>;
       norm_row_kernel<T, V, kRms>
-          <<<blocks_for(rows, 1), row_threads(d / V), 0, stream>>>(xp, yp, w, b, rows, d, eps);
+          <<<blocks_for(rows, 1), fit_threads<norm_row_kernel<T, V, kRms>>(d / V), 0, stream>>>(
+              xp, yp, w, b, rows, d, eps);
     } else {
       norm_row_kernel<T, 1, kRms>
-          <<<blocks_for(rows, 1), row_threads(d), 0, stream>>>(xp, yp, w, b, rows, d, eps);
+          <<<blocks_for(rows, 1), fit_threads<norm_row_kernel<T, 1, kRms>>(d), 0, stream>>>(
+              xp, yp, w, b, rows, d, eps);
     }
     check_launch(name);
   });
