@@ -13,6 +13,7 @@ void register_norm_ops(ir::OpRegistry& r);         // softmax, log_softmax, laye
 void register_shape_ops(ir::OpRegistry& r);  // reshape, transpose, broadcast_to, concat, split
 void register_slice_ops(ir::OpRegistry& r);  // slice, dynamic_slice, slice_update(_inplace), gather
 void register_position_ops(ir::OpRegistry& r);  // arange, rope
+void register_attention_ops(ir::OpRegistry& r);  // scaled_dot_product_attention
 
 void register_all_ops(ir::OpRegistry& r);
 

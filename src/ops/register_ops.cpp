@@ -11,6 +11,7 @@ void register_all_ops(ir::OpRegistry& r) {
   register_shape_ops(r);
   register_slice_ops(r);
   register_position_ops(r);
+  register_attention_ops(r);
 }
 
 }  // namespace loom::ops

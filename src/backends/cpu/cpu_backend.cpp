@@ -22,6 +22,7 @@ class CpuBackend final : public Backend {
     cpu::register_shape_kernels(*this);
     cpu::register_slice_kernels(*this);
     cpu::register_position_kernels(*this);
+    cpu::register_attention_kernels(*this);
   }
 
   Device device() const override { return Device::cpu(); }
