@@ -83,6 +83,7 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   register_shape_kernels(*this);
   register_slice_kernels(*this);
   register_position_kernels(*this);
+  register_attention_kernels(*this);
 }
 
 CudaBackend::~CudaBackend() {

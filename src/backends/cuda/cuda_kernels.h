@@ -16,5 +16,6 @@ void register_norm_kernels(Backend& b);
 void register_shape_kernels(Backend& b);
 void register_slice_kernels(Backend& b);
 void register_position_kernels(Backend& b);
+void register_attention_kernels(Backend& b);  // scaled_dot_product_attention
 
 }  // namespace loom::cuda
