@@ -87,8 +87,9 @@ void check(const Case& c) {
   // Three runs: eager, captured, replayed.
   for (int run = 0; run < 3; ++run) {
     auto got = exe.run(feeds).at(0).to_host();
-    if (run == 0 && !testing::cuda_tests_on_cpu())
+    if (run == 0 && !testing::cuda_tests_on_cpu()) {
       EXPECT_NE(exe.dump().find(c.kernel), std::string::npos) << exe.dump();
+    }
     expect_elementwise(got, want, c.dtype, c.str() + " run " + std::to_string(run));
   }
 }
