@@ -20,6 +20,7 @@ void bind_dtypes(nb::module_& m);
 void bind_tensor_data(nb::module_& m);
 void bind_graph(nb::module_& m);
 void bind_ops(nb::module_& m);
+void bind_attention(nb::module_& m);
 void bind_executable(nb::module_& m);
 
 // A dtype as Python users write it: loom.float16, "float16", "f16", numpy.float16,
