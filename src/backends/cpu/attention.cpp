@@ -10,6 +10,11 @@
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LOOM_ATTENTION_AVX2 1
+#endif
+
 namespace loom::cpu {
 
 namespace {
@@ -38,8 +43,9 @@ int64_t valid_keys(const Geometry& g, int64_t b) {
   return std::clamp<int64_t>(n, 0, g.kv_cap);
 }
 
-// Dot product with eight partial sums so the compiler vectorises it without reassociating.
-inline float dot(const float* a, const float* b, int64_t n) {
+// Portable loops: eight partial sums so the compiler vectorises the dot product (SSE at the
+// build's x86-64-v2) without reassociating.
+inline float dot_portable(const float* a, const float* b, int64_t n) {
   float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -50,8 +56,73 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+inline void axpy_portable(float p, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += p * x[i];
+}
+
+#if LOOM_ATTENTION_AVX2
+// AVX2 + FMA (+ F16C for f16 tiles), chosen at run time: the build itself targets x86-64-v2.
+const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  s0 = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_hadd_ps(h, h);
+  h = _mm_hadd_ps(h, h);
+  float sum = _mm_cvtss_f32(h);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* x, float* y, int64_t n) {
+  __m256 pv = _mm256_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += p * x[i];
+}
+
+__attribute__((target("avx2,f16c"))) void f16_tile_to_f32(const f16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = f16_to_float(src[i].bits);
+}
+#else
+constexpr bool kHasAvx2 = false;
+#endif
+
+inline float dot(const float* a, const float* b, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if (kHasAvx2) return dot_avx2(a, b, n);
+#endif
+  return dot_portable(a, b, n);
+}
+
+inline void axpy(float p, const float* x, float* y, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if (kHasAvx2) return axpy_avx2(p, x, y, n);
+#endif
+  axpy_portable(p, x, y, n);
+}
+
 template <class T>
 void to_f32(const T* src, float* dst, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if constexpr (std::is_same_v<T, f16_t>) {
+    if (kHasAvx2) return f16_tile_to_f32(src, dst, n);
+  }
+#endif
   for (int64_t i = 0; i < n; ++i) dst[i] = float(load(src + i));
 }
 
@@ -141,8 +212,7 @@ struct Task {
         for (int64_t j = lo; j < hi; ++j) {
           float p = std::exp(sc[j] - m_new);
           sum += p;
-          const float* vr = &vf[size_t(j * D)];
-          for (int64_t d = 0; d < D; ++d) ar[d] += p * vr[d];
+          axpy(p, &vf[size_t(j * D)], ar, D);
         }
         l[size_t(r)] = l[size_t(r)] * alpha + sum;
         m[size_t(r)] = m_new;
