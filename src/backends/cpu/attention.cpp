@@ -62,8 +62,16 @@ inline void axpy_portable(float p, const float* x, float* y, int64_t n) {
 
 #if LOOM_ATTENTION_AVX2
 // AVX2 + FMA (+ F16C for f16 tiles), chosen at run time: the build itself targets x86-64-v2.
-const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+// Asked on first use (not in a static initialiser, which may run before the CPU-feature
+// data is filled in).
+bool has_avx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  }();
+  return yes;
+}
 
 __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -98,20 +106,18 @@ __attribute__((target("avx2,f16c"))) void f16_tile_to_f32(const f16_t* src, floa
                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   for (; i < n; ++i) dst[i] = f16_to_float(src[i].bits);
 }
-#else
-constexpr bool kHasAvx2 = false;
 #endif
 
 inline float dot(const float* a, const float* b, int64_t n) {
 #if LOOM_ATTENTION_AVX2
-  if (kHasAvx2) return dot_avx2(a, b, n);
+  if (has_avx2()) return dot_avx2(a, b, n);
 #endif
   return dot_portable(a, b, n);
 }
 
 inline void axpy(float p, const float* x, float* y, int64_t n) {
 #if LOOM_ATTENTION_AVX2
-  if (kHasAvx2) return axpy_avx2(p, x, y, n);
+  if (has_avx2()) return axpy_avx2(p, x, y, n);
 #endif
   axpy_portable(p, x, y, n);
 }
@@ -120,7 +126,7 @@ template <class T>
 void to_f32(const T* src, float* dst, int64_t n) {
 #if LOOM_ATTENTION_AVX2
   if constexpr (std::is_same_v<T, f16_t>) {
-    if (kHasAvx2) return f16_tile_to_f32(src, dst, n);
+    if (has_avx2()) return f16_tile_to_f32(src, dst, n);
   }
 #endif
   for (int64_t i = 0; i < n; ++i) dst[i] = float(load(src + i));
