@@ -1,6 +1,7 @@
 // Umbrella header: everything a Loom user needs.
 #pragma once
 
+#include "loom/attention.h"
 #include "loom/attributes.h"
 #include "loom/device.h"
 #include "loom/dtype.h"

@@ -91,6 +91,7 @@ from ._loom import (
     rms_norm,
     rope,
     rsqrt,
+    scaled_dot_product_attention,
     sigmoid,
     silu,
     sin,

@@ -20,6 +20,7 @@ void bind_dtypes(nb::module_& m);
 void bind_tensor_data(nb::module_& m);
 void bind_graph(nb::module_& m);
 void bind_ops(nb::module_& m);
+void bind_attention(nb::module_& m);
 void bind_executable(nb::module_& m);
 void bind_models(nb::module_& m);
 

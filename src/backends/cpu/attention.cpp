@@ -1,0 +1,317 @@
+// CPU kernel of scaled_dot_product_attention: tiled online softmax (flash attention on the
+// CPU). A task is (batch, kv head, tile of queries) and holds every query head of that kv
+// head's group, so each K/V tile is converted to f32 once and used by G = Hq / Hkv heads.
+// Extra memory is O(tile) per thread; the Sq x Skv scores never exist.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/dispatch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LOOM_ATTENTION_AVX2 1
+#endif
+
+namespace loom::cpu {
+
+namespace {
+
+constexpr int64_t kKeyTile = 64;
+constexpr int64_t kRowsPerTask = 64;  // query rows (heads x positions) per task
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Geometry {
+  int64_t batch, q_heads, kv_heads, group, q_len, kv_cap, dim;
+  float scale;
+  bool causal;
+  int64_t window;
+  // Mask element strides over [B, Hq, Sq, Skv]; 0 on broadcast dims.
+  const void* mask = nullptr;
+  bool mask_bool = false;
+  int64_t mask_stride[4] = {0, 0, 0, 0};
+  const void* kv_len = nullptr;
+  DType kv_len_dtype = DType::i64;
+  int64_t kv_len_count = 0;
+};
+
+int64_t valid_keys(const Geometry& g, int64_t b) {
+  if (!g.kv_len) return g.kv_cap;
+  int64_t n = load_index(g.kv_len, g.kv_len_dtype, g.kv_len_count == 1 ? 0 : b);
+  return std::clamp<int64_t>(n, 0, g.kv_cap);
+}
+
+// Portable loops: eight partial sums so the compiler vectorises the dot product (SSE at the
+// build's x86-64-v2) without reassociating.
+inline float dot_portable(const float* a, const float* b, int64_t n) {
+  float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) partial[l] += a[i + l] * b[i + l];
+  float sum = 0;
+  for (; i < n; ++i) sum += a[i] * b[i];
+  for (int l = 0; l < 8; ++l) sum += partial[l];
+  return sum;
+}
+
+inline void axpy_portable(float p, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += p * x[i];
+}
+
+#if LOOM_ATTENTION_AVX2
+// AVX2 + FMA (+ F16C for f16 tiles), chosen at run time: the build itself targets x86-64-v2.
+// Asked on first use (not in a static initialiser, which may run before the CPU-feature
+// data is filled in).
+bool has_avx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  }();
+  return yes;
+}
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  s0 = _mm256_add_ps(s0, s1);
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_hadd_ps(h, h);
+  h = _mm_hadd_ps(h, h);
+  float sum = _mm_cvtss_f32(h);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* x, float* y, int64_t n) {
+  __m256 pv = _mm256_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += p * x[i];
+}
+
+__attribute__((target("avx2,f16c"))) void f16_tile_to_f32(const f16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = f16_to_float(src[i].bits);
+}
+#endif
+
+inline float dot(const float* a, const float* b, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return dot_avx2(a, b, n);
+#endif
+  return dot_portable(a, b, n);
+}
+
+inline void axpy(float p, const float* x, float* y, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return axpy_avx2(p, x, y, n);
+#endif
+  axpy_portable(p, x, y, n);
+}
+
+template <class T>
+void to_f32(const T* src, float* dst, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if constexpr (std::is_same_v<T, f16_t>) {
+    if (has_avx2()) return f16_tile_to_f32(src, dst, n);
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = float(load(src + i));
+}
+
+template <class T>
+struct Task {
+  const Geometry& g;
+  const T* q;
+  const T* k;
+  const T* v;
+  T* out;
+  // Work buffers of this thread.
+  std::vector<float> qf, acc, scores, kf, vf, m, l;
+  std::vector<int64_t> first_key, end_key;
+
+  Task(const Geometry& geo, const T* q_, const T* k_, const T* v_, T* out_)
+      : g(geo), q(q_), k(k_), v(v_), out(out_) {
+    size_t rows = size_t(kRowsPerTask), d = size_t(g.dim), tile = size_t(kKeyTile);
+    qf.resize(rows * d);
+    acc.resize(rows * d);
+    scores.resize(rows * tile);
+    kf.resize(tile * d);
+    vf.resize(tile * d);
+    m.resize(rows);
+    l.resize(rows);
+    first_key.resize(rows);
+    end_key.resize(rows);
+  }
+
+  float mask_value(int64_t b, int64_t h, int64_t s, int64_t j) const {
+    int64_t at =
+        b * g.mask_stride[0] + h * g.mask_stride[1] + s * g.mask_stride[2] + j * g.mask_stride[3];
+    if (g.mask_bool) return static_cast<const uint8_t*>(g.mask)[at] ? 0.f : kNegInf;
+    return float(load(static_cast<const T*>(g.mask) + at));
+  }
+
+  // Rows are (position, head) pairs, position-major: row r is position s0 + r / heads of
+  // query head kvh * G + head0 + r % heads. rows <= kRowsPerTask.
+  void run(int64_t b, int64_t kvh, int64_t head0, int64_t heads, int64_t s0, int64_t s_count) {
+    const int64_t D = g.dim, rows = s_count * heads;
+    const int64_t keys = valid_keys(g, b);
+    const int64_t shift = keys - g.q_len;  // query s is at key position s + shift
+    int64_t lo_all = keys, hi_all = 0;
+    auto position_of = [&](int64_t r) { return s0 + r / heads; };
+    auto head_of = [&](int64_t r) { return kvh * g.group + head0 + r % heads; };
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t s = position_of(r), h = head_of(r);
+      int64_t pos = s + shift;
+      int64_t lo = 0, hi = keys;
+      if (g.causal) hi = std::clamp<int64_t>(pos + 1, 0, keys);
+      if (g.window > 0) lo = std::clamp<int64_t>(pos - g.window + 1, 0, keys);
+      first_key[size_t(r)] = lo;
+      end_key[size_t(r)] = std::max(lo, hi);
+      if (lo < hi) lo_all = std::min(lo_all, lo), hi_all = std::max(hi_all, hi);
+      to_f32(q + ((b * g.q_heads + h) * g.q_len + s) * D, &qf[size_t(r * D)], D);
+      for (int64_t d = 0; d < D; ++d) qf[size_t(r * D + d)] *= g.scale;
+      std::fill_n(&acc[size_t(r * D)], D, 0.f);
+      m[size_t(r)] = kNegInf;
+      l[size_t(r)] = 0.f;
+    }
+    const T* kb = k + (b * g.kv_heads + kvh) * g.kv_cap * D;
+    const T* vb = v + (b * g.kv_heads + kvh) * g.kv_cap * D;
+    for (int64_t j0 = lo_all; j0 < hi_all; j0 += kKeyTile) {
+      int64_t tile = std::min(kKeyTile, hi_all - j0);
+      to_f32(kb + j0 * D, kf.data(), tile * D);
+      to_f32(vb + j0 * D, vf.data(), tile * D);
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0));
+        int64_t hi = std::min(end_key[size_t(r)] - j0, tile);
+        if (lo >= hi) continue;
+        int64_t s = position_of(r), h = head_of(r);
+        float* sc = &scores[size_t(r * kKeyTile)];
+        const float* qr = &qf[size_t(r * D)];
+        float tile_max = kNegInf;
+        for (int64_t j = lo; j < hi; ++j) {
+          float x = dot(qr, &kf[size_t(j * D)], D);
+          if (g.mask) x += mask_value(b, h, s, j0 + j);
+          sc[j] = x;
+          tile_max = std::max(tile_max, x);
+        }
+        if (tile_max == kNegInf) continue;  // every key of this tile masked out
+        float m_new = std::max(m[size_t(r)], tile_max);
+        float alpha = std::exp(m[size_t(r)] - m_new);  // 0 when nothing was seen yet
+        float* ar = &acc[size_t(r * D)];
+        if (alpha != 1.f)
+          for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+        float sum = 0;
+        for (int64_t j = lo; j < hi; ++j) {
+          float p = std::exp(sc[j] - m_new);
+          sum += p;
+          axpy(p, &vf[size_t(j * D)], ar, D);
+        }
+        l[size_t(r)] = l[size_t(r)] * alpha + sum;
+        m[size_t(r)] = m_new;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t s = position_of(r), h = head_of(r);
+      T* o = out + ((b * g.q_heads + h) * g.q_len + s) * D;
+      float inv = l[size_t(r)] > 0 ? 1.f / l[size_t(r)] : 0.f;  // no visible key: zeros
+      for (int64_t d = 0; d < D; ++d) store(o + d, acc[size_t(r * D + d)] * inv);
+    }
+  }
+};
+
+template <class T>
+void attention(const Geometry& g, const TensorView& q, const TensorView& k, const TensorView& v,
+               TensorView& out) {
+  if (g.dim == 0 || g.q_len == 0) return;
+  // A task: up to kRowsPerTask rows = `heads` query heads of one group x a tile of positions.
+  // Groups wider than kRowsPerTask (MQA with many heads) are split into head chunks.
+  const int64_t heads = std::min(g.group, kRowsPerTask);
+  const int64_t head_chunks = (g.group + heads - 1) / heads;
+  const int64_t positions = std::max<int64_t>(1, kRowsPerTask / heads);
+  const int64_t q_tiles = (g.q_len + positions - 1) / positions;
+  const int64_t total = g.batch * g.kv_heads * head_chunks * q_tiles;
+  const T* qp = q.as<const T>();
+  const T* kp = k.as<const T>();
+  const T* vp = v.as<const T>();
+  T* op = out.as<T>();
+#pragma omp parallel if (total > 1)
+  {
+    Task<T> task(g, qp, kp, vp, op);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < total; ++t) {
+      int64_t tile = t % q_tiles, rest = t / q_tiles;
+      int64_t chunk = rest % head_chunks, bh = rest / head_chunks;
+      int64_t head0 = chunk * heads;
+      int64_t s0 = tile * positions;
+      task.run(bh / g.kv_heads, bh % g.kv_heads, head0, std::min(heads, g.group - head0), s0,
+               std::min(positions, g.q_len - s0));
+    }
+  }
+}
+
+// Element strides of a mask broadcast to [B, Hq, Sq, Skv] (right-aligned, 0 where size 1).
+void mask_strides(const TensorView& mask, int64_t out[4]) {
+  int64_t stride = 1;
+  for (int d = 3; d >= 0; --d) out[d] = 0;
+  for (int d = mask.rank() - 1; d >= 0; --d) {
+    int at = d + 4 - mask.rank();
+    out[at] = mask.shape[size_t(d)] == 1 ? 0 : stride;
+    stride *= mask.shape[size_t(d)];
+  }
+}
+
+void run_attention(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
+                   std::span<TensorView> out) {
+  const TensorView& q = in[0];
+  const TensorView& k = in[1];
+  Geometry g{};
+  g.batch = q.shape[0];
+  g.q_heads = q.shape[1];
+  g.q_len = q.shape[2];
+  g.dim = q.shape[3];
+  g.kv_heads = k.shape[1];
+  g.kv_cap = k.shape[2];
+  if (g.batch == 0 || g.q_heads == 0) return;
+  g.group = g.q_heads / g.kv_heads;
+  g.scale = float(
+      node.attrs.get_or<double>("scale", 1.0 / std::sqrt(double(std::max<int64_t>(g.dim, 1)))));
+  g.causal = node.attrs.get_or<bool>("causal", false);
+  g.window = node.attrs.get_or<int64_t>("window", 0);
+  size_t next = 3;
+  if (node.attrs.get_or<bool>("has_mask", false)) {
+    const TensorView& mask = in[next++];
+    g.mask = mask.data;
+    g.mask_bool = mask.dtype == DType::boolean;
+    mask_strides(mask, g.mask_stride);
+  }
+  if (node.attrs.get_or<bool>("has_kv_len", false)) {
+    const TensorView& kv_len = in[next++];
+    g.kv_len = kv_len.data;
+    g.kv_len_dtype = kv_len.dtype;
+    g.kv_len_count = kv_len.numel();
+  }
+  dispatch_float(q.dtype, [&](auto tag) { attention<decltype(tag)>(g, q, k, in[2], out[0]); });
+}
+
+}  // namespace
+
+void register_attention_kernels(Backend& b) {
+  b.add_kernel("scaled_dot_product_attention",
+               Kernel{"cpu.attention.flash", run_attention, nullptr});
+}
+
+}  // namespace loom::cpu

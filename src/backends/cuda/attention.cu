@@ -1,0 +1,491 @@
+// scaled_dot_product_attention on CUDA. One kernel, two launch shapes:
+//  - decode (Sq <= 8, "cuda.attention.split_kv"): flash-decoding. The keys are split into
+//    chunks, one block per (batch, kv head, chunk) holding every query row of the kv head's
+//    group (G heads x Sq positions), so each K/V byte is read from memory once; a combine
+//    kernel merges the chunks' partial softmax states.
+//  - prefill ("cuda.attention.tiled"): the same block without splitting, over tiles of query
+//    rows (online softmax, f32 accumulation; no tensor cores yet).
+// K/V tiles come in through 16-byte loads into shared memory (rows padded by 16 bytes so the
+// 16-byte reads of the dot products hit distinct banks). Scores live in the log2 domain
+// (scale * log2 e folded into q) so exp2f does the exponentials. kv_len is read on the
+// device, so a captured decode step replays correctly at every length.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "backends/cuda/cuda_error.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/types.cuh"
+
+namespace loom::cuda {
+
+namespace {
+
+constexpr int kAttnThreads = 128;
+constexpr int kAccPerThread = 16;                           // registers of accumulators
+constexpr int kMaxBlockAcc = kAttnThreads * kAccPerThread;  // rows x D per block
+constexpr int kKvTileBytes = 24 * 1024;                     // K + V tile in shared memory
+constexpr int kMaxKeyTile = 64;
+constexpr int kMaxBlockRows = 64;
+constexpr size_t kMaxSharedBytes = 48 * 1024;  // the default limit, no opt-in needed
+constexpr int kMaxDim = 512;
+constexpr int64_t kDecodeMaxQueries = 8;
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct Params {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  float* partial_acc;  // [splits, B * Hq * Sq, D]; null when splits == 1
+  float* partial_ml;   // [splits, B * Hq * Sq, 2]: running max (log2) and sum
+  const void* mask;
+  int64_t mask_stride[4];
+  bool mask_bool;
+  const void* kv_len;
+  bool kv_len_i64;
+  bool kv_len_per_batch;
+  bool vec16;  // K/V rows can be loaded 16 bytes at a time
+  bool causal;
+  int64_t window;
+  float scale_log2;
+  int batch, q_heads, kv_heads, group, q_len, kv_cap, dim;
+  int dim_padded;  // dim rounded up to a 16-byte vector
+  int k_stride;    // shared-memory row stride of K: dim_padded + one vector
+  int key_tile;
+  int rows_total;  // group * q_len, position-major
+  int rows_per_block, row_chunks;
+  int splits, keys_per_split;
+};
+
+// Shared memory: q rows (f32), scores, per-row m / l / alpha, then the K and V tiles.
+struct Layout {
+  size_t q, scores, rows, k, v, bytes;
+};
+
+template <class T>
+__host__ __device__ Layout layout_of(const Params& p) {
+  Layout l{};
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    size_t start = at;
+    at = (at + bytes + 15) / 16 * 16;
+    return start;
+  };
+  l.q = take(size_t(p.rows_per_block) * p.dim_padded * sizeof(float));
+  l.scores = take(size_t(p.rows_per_block) * p.key_tile * sizeof(float));
+  l.rows = take(size_t(p.rows_per_block) * 3 * sizeof(float));
+  l.k = take(size_t(p.key_tile) * p.k_stride * sizeof(T));
+  l.v = take(size_t(p.key_tile) * p.dim_padded * sizeof(T));
+  l.bytes = at;
+  return l;
+}
+
+__device__ __forceinline__ void add_products(const float4& a, const float4& b, float& sum) {
+  sum = fmaf(a.x, b.x, sum);
+  sum = fmaf(a.y, b.y, sum);
+  sum = fmaf(a.z, b.z, sum);
+  sum = fmaf(a.w, b.w, sum);
+}
+
+// Two 16-bit elements packed in one 32-bit word, as floats (bf16 is the top half of an f32).
+template <class T>
+__device__ __forceinline__ float2 unpack2(uint32_t w) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+  } else {
+    __half2 h;
+    static_assert(sizeof(h) == sizeof(w));
+    memcpy(&h, &w, sizeof(w));
+    return __half22float2(h);
+  }
+}
+
+template <class T>
+__device__ __forceinline__ float4 unpack4(uint32_t lo, uint32_t hi) {
+  float2 a = unpack2<T>(lo), b = unpack2<T>(hi);
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+// q (f32, 16-byte aligned) . k (T, 16-byte aligned), both padded with zeros to `n`, a
+// multiple of the vector width.
+template <class T>
+__device__ __forceinline__ float dot_row(const float* q, const T* k, int n) {
+  float sum = 0.f;
+  constexpr int kV = kVec<T>;
+  for (int d = 0; d < n; d += kV) {
+    uint4 raw = *reinterpret_cast<const uint4*>(k + d);
+    const float4* qv = reinterpret_cast<const float4*>(q + d);
+    if constexpr (std::is_same_v<T, float>) {
+      add_products(qv[0],
+                   make_float4(__uint_as_float(raw.x), __uint_as_float(raw.y),
+                               __uint_as_float(raw.z), __uint_as_float(raw.w)),
+                   sum);
+    } else {
+      add_products(qv[0], unpack4<T>(raw.x, raw.y), sum);
+      add_products(qv[1], unpack4<T>(raw.z, raw.w), sum);
+    }
+  }
+  return sum;
+}
+
+__device__ __forceinline__ int valid_keys(const Params& p, int b) {
+  if (!p.kv_len) return p.kv_cap;
+  int at = p.kv_len_per_batch ? b : 0;
+  int64_t n = p.kv_len_i64 ? static_cast<const int64_t*>(p.kv_len)[at]
+                           : int64_t(static_cast<const int32_t*>(p.kv_len)[at]);
+  return int(min(max(n, int64_t(0)), int64_t(p.kv_cap)));
+}
+
+template <class T>
+__device__ __forceinline__ float mask_log2(const Params& p, int b, int h, int s, int j) {
+  int64_t at =
+      b * p.mask_stride[0] + h * p.mask_stride[1] + s * p.mask_stride[2] + j * p.mask_stride[3];
+  if (p.mask_bool)
+    return static_cast<const bool*>(p.mask)[at] ? 0.f : -std::numeric_limits<float>::infinity();
+  return load(static_cast<const T*>(p.mask)[at]) * kLog2e;
+}
+
+template <class T>
+__global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const Layout lay = layout_of<T>(p);
+  float* qs = reinterpret_cast<float*>(smem + lay.q);
+  float* sc = reinterpret_cast<float*>(smem + lay.scores);
+  float* row_m = reinterpret_cast<float*>(smem + lay.rows);
+  float* row_l = row_m + p.rows_per_block;
+  float* row_alpha = row_l + p.rows_per_block;
+  T* ks = reinterpret_cast<T*>(smem + lay.k);
+  T* vs = reinterpret_cast<T*>(smem + lay.v);
+  const float kNegInf = -std::numeric_limits<float>::infinity();
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  int64_t blk = blockIdx.x;
+  const int chunk = int(blk % p.row_chunks);
+  blk /= p.row_chunks;
+  const int split = int(blk % p.splits);
+  blk /= p.splits;
+  const int kvh = int(blk % p.kv_heads), b = int(blk / p.kv_heads);
+  const int row0 = chunk * p.rows_per_block;
+  const int rows = min(p.rows_per_block, p.rows_total - row0);
+  const int G = p.group, D = p.dim, Dp = p.dim_padded, Tk = p.key_tile;
+
+  const int keys = valid_keys(p, b);
+  const int shift = keys - p.q_len;  // query s sits at key position s + shift
+  int k_begin = split * p.keys_per_split;
+  int k_end = min(keys, k_begin + p.keys_per_split);
+  if (p.causal) k_end = min(k_end, (row0 + rows - 1) / G + shift + 1);
+  if (p.window > 0) k_begin = int(max(int64_t(k_begin), int64_t(row0 / G + shift) - p.window + 1));
+
+  // q rows, scaled into the log2 domain and zero-padded to Dp.
+  const T* q = static_cast<const T*>(p.q);
+  for (int e = tid; e < rows * Dp; e += kAttnThreads) {
+    int r = e / Dp, d = e - r * Dp, rr = row0 + r;
+    int s = rr / G, h = kvh * G + rr % G;
+    qs[e] =
+        d < D ? load(q[((int64_t(b) * p.q_heads + h) * p.q_len + s) * D + d]) * p.scale_log2 : 0.f;
+  }
+  // Padding columns of the K tile stay zero for every tile.
+  for (int e = tid; e < Tk * (Dp - D); e += kAttnThreads) {
+    int j = e / (Dp - D);
+    ks[j * p.k_stride + D + (e - j * (Dp - D))] = store_as<T>(0.f);
+  }
+  for (int r = tid; r < rows; r += kAttnThreads) {
+    row_m[r] = kNegInf;
+    row_l[r] = 0.f;
+  }
+  float acc[kAccPerThread];
+#pragma unroll
+  for (int i = 0; i < kAccPerThread; ++i) acc[i] = 0.f;
+  __syncthreads();
+
+  const int64_t kv_base = (int64_t(b) * p.kv_heads + kvh) * p.kv_cap * D;
+  const T* kg = static_cast<const T*>(p.k) + kv_base;
+  const T* vg = static_cast<const T*>(p.v) + kv_base;
+  for (int j0 = k_begin; j0 < k_end; j0 += Tk) {
+    const int n = min(Tk, k_end - j0);
+    if (p.vec16) {
+      constexpr int kV = kVec<T>;
+      const int per_row = D / kV;
+      for (int e = tid; e < n * per_row; e += kAttnThreads) {
+        int j = e / per_row, c = (e - j * per_row) * kV;
+        int64_t from = int64_t(j0 + j) * D + c;
+        *reinterpret_cast<uint4*>(ks + j * p.k_stride + c) =
+            __ldg(reinterpret_cast<const uint4*>(kg + from));
+        *reinterpret_cast<uint4*>(vs + j * Dp + c) =
+            __ldg(reinterpret_cast<const uint4*>(vg + from));
+      }
+    } else {
+      for (int e = tid; e < n * D; e += kAttnThreads) {
+        int j = e / D, d = e - j * D;
+        ks[j * p.k_stride + d] = kg[int64_t(j0 + j) * D + d];
+        vs[j * Dp + d] = vg[int64_t(j0 + j) * D + d];
+      }
+    }
+    __syncthreads();
+
+    for (int e = tid; e < rows * Tk; e += kAttnThreads) {
+      int r = e / Tk, j = e - r * Tk;
+      float x = kNegInf;
+      if (j < n) {
+        int key = j0 + j, rr = row0 + r;
+        int s = rr / G, h = kvh * G + rr % G;
+        int pos = s + shift;
+        bool visible = (!p.causal || key <= pos) && (p.window <= 0 || key > pos - p.window);
+        if (visible) {
+          x = dot_row(qs + r * Dp, ks + j * p.k_stride, Dp);
+          if (p.mask) x += mask_log2<T>(p, b, h, s, key);
+        }
+      }
+      sc[e] = x;
+    }
+    __syncthreads();
+
+    // Online softmax: one warp per row.
+    for (int r = warp; r < rows; r += kAttnThreads / 32) {
+      float mx = kNegInf;
+      for (int j = lane; j < n; j += 32) mx = fmaxf(mx, sc[r * Tk + j]);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      float m_old = row_m[r];
+      float m_new = fmaxf(m_old, mx);
+      float m_use = m_new == kNegInf ? 0.f : m_new;  // no visible key yet: p = 0
+      float sum = 0.f;
+      for (int j = lane; j < n; j += 32) {
+        float pj = exp2f(sc[r * Tk + j] - m_use);
+        sc[r * Tk + j] = pj;
+        sum += pj;
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if (lane == 0) {
+        float alpha = exp2f(m_old - m_use);
+        row_alpha[r] = alpha;
+        row_l[r] = row_l[r] * alpha + sum;
+        row_m[r] = m_new;
+      }
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int i = 0; i < kAccPerThread; ++i) {
+      int e = tid + i * kAttnThreads;
+      if (e < rows * D) {
+        int r = e / D, d = e - r * D;
+        float a = acc[i] * row_alpha[r];
+        const float* pr = sc + r * Tk;
+        for (int j = 0; j < n; ++j) a = fmaf(pr[j], load(vs[j * Dp + d]), a);
+        acc[i] = a;
+      }
+    }
+    __syncthreads();
+  }
+
+  const int64_t row_count = int64_t(p.batch) * p.q_heads * p.q_len;
+#pragma unroll
+  for (int i = 0; i < kAccPerThread; ++i) {
+    int e = tid + i * kAttnThreads;
+    if (e < rows * D) {
+      int r = e / D, d = e - r * D, rr = row0 + r;
+      int s = rr / G, h = kvh * G + rr % G;
+      int64_t out_row = (int64_t(b) * p.q_heads + h) * p.q_len + s;
+      if (p.splits == 1) {
+        float l = row_l[r];
+        static_cast<T*>(p.out)[out_row * D + d] = store_as<T>(l > 0.f ? acc[i] / l : 0.f);
+      } else {
+        int64_t at = split * row_count + out_row;
+        p.partial_acc[at * D + d] = acc[i];
+        if (d == 0) {
+          p.partial_ml[2 * at] = row_m[r];
+          p.partial_ml[2 * at + 1] = row_l[r];
+        }
+      }
+    }
+  }
+}
+
+// Merges the chunks' partial states of one output row per block: weights 2^(m_s - M).
+template <class T>
+__global__ void __launch_bounds__(kAttnThreads) combine_kernel(Params p) {
+  const int64_t row = blockIdx.x;
+  const int64_t row_count = int64_t(p.batch) * p.q_heads * p.q_len;
+  float top = -std::numeric_limits<float>::infinity();
+  for (int s = 0; s < p.splits; ++s)
+    if (p.partial_ml[2 * (s * row_count + row) + 1] > 0.f)
+      top = fmaxf(top, p.partial_ml[2 * (s * row_count + row)]);
+  float total = 0.f;
+  for (int s = 0; s < p.splits; ++s) {
+    int64_t at = s * row_count + row;
+    float l = p.partial_ml[2 * at + 1];
+    if (l > 0.f) total += l * exp2f(p.partial_ml[2 * at] - top);
+  }
+  for (int d = threadIdx.x; d < p.dim; d += kAttnThreads) {
+    float sum = 0.f;
+    for (int s = 0; s < p.splits; ++s) {
+      int64_t at = s * row_count + row;
+      float l = p.partial_ml[2 * at + 1];
+      if (l > 0.f) sum += p.partial_acc[at * p.dim + d] * exp2f(p.partial_ml[2 * at] - top);
+    }
+    static_cast<T*>(p.out)[row * p.dim + d] = store_as<T>(total > 0.f ? sum / total : 0.f);
+  }
+}
+
+// Per-node state: the partial-result buffer of the split-kv path, made on the first (eager)
+// run of a plan and reused by later runs and graph replays.
+struct Workspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+  ~Workspace() {
+    if (data) (void)cudaFree(data);
+  }
+};
+
+int sm_count() {
+  static int count = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 132;
+    }
+    return n;
+  }();
+  return count;
+}
+
+// Element strides of a mask broadcast to [B, Hq, Sq, Skv] (right-aligned, 0 where size 1).
+void mask_strides(const TensorView& mask, int64_t out[4]) {
+  for (int d = 0; d < 4; ++d) out[d] = 0;
+  int64_t stride = 1;
+  for (int d = mask.rank() - 1; d >= 0; --d) {
+    out[d + 4 - mask.rank()] = mask.shape[size_t(d)] == 1 ? 0 : stride;
+    stride *= mask.shape[size_t(d)];
+  }
+}
+
+template <class T>
+void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+            TensorView& out, bool split_kv) {
+  const TensorView& q = in[0];
+  const TensorView& k = in[1];
+  Params p{};
+  p.q = q.data;
+  p.k = k.data;
+  p.v = in[2].data;
+  p.out = out.data;
+  p.batch = int(q.shape[0]);
+  p.q_heads = int(q.shape[1]);
+  p.q_len = int(q.shape[2]);
+  p.dim = int(q.shape[3]);
+  p.kv_heads = int(k.shape[1]);
+  p.kv_cap = int(k.shape[2]);
+  if (out.numel() == 0) return;
+  p.group = p.q_heads / p.kv_heads;
+  double scale = node.attrs.get_or<double>("scale", 1.0 / std::sqrt(double(p.dim)));
+  p.scale_log2 = float(scale * double(kLog2e));
+  p.causal = node.attrs.get_or<bool>("causal", false);
+  p.window = node.attrs.get_or<int64_t>("window", 0);
+  size_t next = 3;
+  if (node.attrs.get_or<bool>("has_mask", false)) {
+    const TensorView& mask = in[next++];
+    p.mask = mask.data;
+    p.mask_bool = mask.dtype == DType::boolean;
+    mask_strides(mask, p.mask_stride);
+  }
+  if (node.attrs.get_or<bool>("has_kv_len", false)) {
+    const TensorView& kv_len = in[next++];
+    p.kv_len = kv_len.data;
+    p.kv_len_i64 = kv_len.dtype == DType::i64;
+    p.kv_len_per_batch = kv_len.numel() > 1;
+  }
+  constexpr int kV = kVec<T>;
+  p.dim_padded = (p.dim + kV - 1) / kV * kV;
+  p.k_stride = p.dim_padded + kV;
+  p.vec16 = p.dim % kV == 0 && aligned16(p.k) && aligned16(p.v);
+  int row_bytes = (p.k_stride + p.dim_padded) * int(sizeof(T));
+  p.key_tile = std::clamp(kKvTileBytes / row_bytes, 1, kMaxKeyTile);
+  p.rows_total = p.group * p.q_len;
+  p.rows_per_block = std::min({p.rows_total, kMaxBlockRows, std::max(1, kMaxBlockAcc / p.dim)});
+  p.row_chunks = (p.rows_total + p.rows_per_block - 1) / p.rows_per_block;
+  int64_t base_blocks = int64_t(p.batch) * p.kv_heads * p.row_chunks;
+  p.splits = 1;
+  p.keys_per_split = std::max(p.kv_cap, 1);
+  if (split_kv && p.kv_cap > 0) {
+    // Enough blocks for two waves over the GPU, chunks of at least 128 keys.
+    int64_t want = (2 * int64_t(sm_count()) + base_blocks - 1) / base_blocks;
+    int64_t most = (p.kv_cap + 127) / 128;
+    int64_t splits = std::clamp<int64_t>(want, 1, most);
+    int64_t per = (p.kv_cap + splits - 1) / splits;
+    per = (per + p.key_tile - 1) / p.key_tile * p.key_tile;
+    p.keys_per_split = int(per);
+    p.splits = int((p.kv_cap + per - 1) / per);
+  }
+  cudaStream_t stream = stream_of(ctx);
+  if (p.splits > 1) {
+    int64_t rows = int64_t(p.batch) * p.q_heads * p.q_len;
+    size_t need = size_t(p.splits) * size_t(rows) * (size_t(p.dim) + 2) * sizeof(float);
+    auto* ws = ctx.state && *ctx.state ? static_cast<Workspace*>(ctx.state->get()) : nullptr;
+    if (!ws || ws->bytes < need) {
+      auto fresh = std::make_shared<Workspace>();
+      check_cuda(cudaMalloc(&fresh->data, need), "scaled_dot_product_attention workspace");
+      fresh->bytes = need;
+      ws = fresh.get();
+      if (ctx.state)
+        *ctx.state = fresh;
+      else
+        fail(ErrorKind::internal, "scaled_dot_product_attention needs a kernel state slot");
+    }
+    p.partial_acc = static_cast<float*>(ws->data);
+    p.partial_ml = p.partial_acc + size_t(p.splits) * size_t(rows) * size_t(p.dim);
+  }
+  Layout lay = layout_of<T>(p);
+  if (lay.bytes > kMaxSharedBytes)
+    fail(ErrorKind::internal, "scaled_dot_product_attention: tile of " + std::to_string(lay.bytes) +
+                                  " bytes of shared memory");
+  int64_t blocks = base_blocks * p.splits;
+  attention_kernel<T><<<blocks_for(blocks, 1), kAttnThreads, lay.bytes, stream>>>(p);
+  check_launch("scaled_dot_product_attention");
+  if (p.splits > 1) {
+    int64_t rows = int64_t(p.batch) * p.q_heads * p.q_len;
+    combine_kernel<T><<<blocks_for(rows, 1), kAttnThreads, 0, stream>>>(p);
+    check_launch("scaled_dot_product_attention (combine)");
+  }
+}
+
+bool fits(const ir::Node&, std::span<const TensorView> in) {
+  const TensorView& q = in[0];
+  const TensorView& k = in[1];
+  // Sizes index with int on the device.
+  int64_t limit = std::numeric_limits<int>::max();
+  return q.shape[3] <= kMaxDim && k.shape[2] < limit && q.shape[2] < limit &&
+         q.shape[1] * q.shape[2] < limit;
+}
+
+bool fits_decode(const ir::Node& node, std::span<const TensorView> in) {
+  return fits(node, in) && in[0].shape[2] <= kDecodeMaxQueries;
+}
+
+void run_split_kv(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                  std::span<TensorView> out) {
+  dispatch_float(in[0].dtype,
+                 [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], true); });
+}
+
+void run_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+               std::span<TensorView> out) {
+  dispatch_float(in[0].dtype,
+                 [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], false); });
+}
+
+}  // namespace
+
+void register_attention_kernels(Backend& b) {
+  b.add_kernel("scaled_dot_product_attention",
+               Kernel{"cuda.attention.split_kv", run_split_kv, fits_decode});
+  b.add_kernel("scaled_dot_product_attention", Kernel{"cuda.attention.tiled", run_tiled, fits});
+}
+
+}  // namespace loom::cuda

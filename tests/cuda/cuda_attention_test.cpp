@@ -1,0 +1,202 @@
+// scaled_dot_product_attention on CUDA against the CPU kernel (itself checked against a naive
+// reference in tests/ops/attention_test.cpp): the split-kv decode kernel over head dims, group
+// ratios, lengths that split into many chunks, masks, run-time kv_len and windows; the tiled
+// prefill kernel; and a KV-cache decode loop whose steps are CUDA-graph replays.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "cuda/cuda_test_util.h"
+
+namespace loom {
+namespace {
+
+using testing::random_tensor;
+
+// Both sides accumulate in f32 and round once to the dtype: within about one unit in the
+// last place of the dtype, elementwise.
+void expect_elementwise(const TensorData& got, const TensorData& want, DType dtype,
+                        const std::string& what) {
+  double atol = 1e-5, rtol = 1e-4;
+  if (dtype == DType::f16) atol = 1e-3, rtol = 2e-3;
+  if (dtype == DType::bf16) atol = rtol = 8e-3;
+  auto g = got.to_floats(), w = want.to_floats();
+  ASSERT_EQ(g.size(), w.size()) << what;
+  int reported = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    double err = std::abs(double(g[i]) - double(w[i]));
+    if (!(err <= atol + rtol * std::abs(double(w[i]))) && reported++ < 5)
+      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU gives " << w[i];
+  }
+}
+
+struct Case {
+  int64_t batch = 1, q_heads = 1, kv_heads = 1, q_len = 1, kv_cap = 1, dim = 64;
+  DType dtype = DType::f16;
+  bool causal = false;
+  int64_t window = 0;
+  int mask = 0;  // 0 none, 1 bool [B, 1, Sq, Skv], 2 float [Sq, Skv]
+  std::vector<int32_t> kv_len;
+  const char* kernel = "cuda.attention.split_kv";
+
+  std::string str() const {
+    std::string s = "B" + std::to_string(batch) + " Hq" + std::to_string(q_heads) + " Hkv" +
+                    std::to_string(kv_heads) + " Sq" + std::to_string(q_len) + " Skv" +
+                    std::to_string(kv_cap) + " D" + std::to_string(dim) + " " + dtype_name(dtype) +
+                    (causal ? " causal" : "") + " mask" + std::to_string(mask) + " window" +
+                    std::to_string(window);
+    for (int32_t n : kv_len) s += " kv_len " + std::to_string(n);
+    return s;
+  }
+};
+
+void check(const Case& c) {
+  Graph g;
+  Tensor q = g.placeholder("q", {c.batch, c.q_heads, c.q_len, c.dim}, c.dtype);
+  Tensor k = g.placeholder("k", {c.batch, c.kv_heads, c.kv_cap, c.dim}, c.dtype);
+  Tensor v = g.placeholder("v", {c.batch, c.kv_heads, c.kv_cap, c.dim}, c.dtype);
+  Feeds feeds{{"q", random_tensor(c.dtype, {c.batch, c.q_heads, c.q_len, c.dim})},
+              {"k", random_tensor(c.dtype, {c.batch, c.kv_heads, c.kv_cap, c.dim})},
+              {"v", random_tensor(c.dtype, {c.batch, c.kv_heads, c.kv_cap, c.dim})}};
+  AttentionOptions options;
+  options.causal = c.causal;
+  options.window = c.window;
+  if (c.mask == 1) {
+    Extents shape{c.batch, 1, c.q_len, c.kv_cap};
+    auto r = random_tensor(DType::f32, shape, 0.f, 1.f).to_floats();
+    std::vector<bool> bits(r.size());
+    for (size_t i = 0; i < r.size(); ++i) bits[i] = r[i] > 0.2f;
+    options.mask = g.placeholder("mask", to_shape(shape), DType::boolean);
+    feeds["mask"] = TensorData::from_vector<bool>(bits, shape);
+  } else if (c.mask == 2) {
+    Extents shape{c.q_len, c.kv_cap};
+    options.mask = g.placeholder("mask", to_shape(shape), c.dtype);
+    feeds["mask"] = random_tensor(c.dtype, shape, -3.f, 3.f);
+  }
+  if (!c.kv_len.empty()) {
+    Extents shape{int64_t(c.kv_len.size())};
+    options.kv_len = g.placeholder("kv_len", to_shape(shape), DType::i32);
+    feeds["kv_len"] = TensorData::from_vector<int32_t>(c.kv_len, shape);
+  }
+  Tensor y = scaled_dot_product_attention(q, k, v, options);
+  auto want = testing::run_on(g, {y}, feeds, Device::cpu(), {}).at(0);
+  CompileOptions co;
+  co.device = testing::gpu();
+  co.outputs = {y};
+  Executable exe = compile(g, co);
+  // Three runs: eager, captured, replayed.
+  for (int run = 0; run < 3; ++run) {
+    auto got = exe.run(feeds).at(0).to_host();
+    if (run == 0 && !testing::cuda_tests_on_cpu()) {
+      EXPECT_NE(exe.dump().find(c.kernel), std::string::npos) << exe.dump();
+    }
+    expect_elementwise(got, want, c.dtype, c.str() + " run " + std::to_string(run));
+  }
+}
+
+TEST(CudaAttention, DecodeHeadDimsAndGroups) {
+  LOOM_REQUIRE_CUDA();
+  for (DType dtype : {DType::f16, DType::bf16, DType::f32})
+    for (int64_t dim : {64, 80, 96, 128, 256, 20, 3})
+      for (int64_t ratio : {1, 4, 8}) {
+        Case c;
+        c.dtype = dtype;
+        c.batch = 2;
+        c.kv_heads = 2;
+        c.q_heads = 2 * ratio;
+        c.dim = dim;
+        c.kv_cap = 1037;  // several chunks, a partial last tile
+        check(c);
+      }
+}
+
+TEST(CudaAttention, DecodeLengthsAndOptions) {
+  LOOM_REQUIRE_CUDA();
+  for (int64_t q_len : {1, 2, 8})
+    for (int64_t kv_cap : {1, 9, 300, 4099}) {
+      if (kv_cap < q_len) continue;
+      for (int variant = 0; variant < 4; ++variant) {
+        Case c;
+        c.batch = 3;
+        c.q_heads = 8;
+        c.kv_heads = 1;
+        c.q_len = q_len;
+        c.kv_cap = kv_cap;
+        c.dim = 128;
+        c.dtype = variant % 2 ? DType::bf16 : DType::f16;
+        c.causal = variant != 0;
+        if (variant == 1)
+          c.kv_len = {int32_t(kv_cap), int32_t(kv_cap / 2), int32_t(std::min<int64_t>(3, kv_cap))};
+        if (variant == 2) c.mask = 1, c.window = std::max<int64_t>(1, kv_cap / 3);
+        if (variant == 3) c.mask = 2, c.kv_len = {int32_t(kv_cap - kv_cap / 4)};
+        check(c);
+      }
+    }
+}
+
+TEST(CudaAttention, Prefill) {
+  LOOM_REQUIRE_CUDA();
+  for (DType dtype : {DType::f16, DType::bf16, DType::f32})
+    for (int variant = 0; variant < 4; ++variant) {
+      Case c;
+      c.dtype = dtype;
+      c.batch = 2;
+      c.q_heads = 8;
+      c.kv_heads = variant == 3 ? 8 : 2;
+      c.q_len = 301;
+      c.kv_cap = variant == 1 ? 517 : 301;  // chunked prefill against a longer cache
+      c.dim = variant == 2 ? 80 : 128;
+      c.causal = variant != 3;
+      if (variant == 1) c.kv_len = {400, 517};
+      if (variant == 2) c.window = 64, c.mask = 1;
+      if (variant == 3) c.mask = 2;
+      c.kernel = "cuda.attention.tiled";
+      check(c);
+    }
+}
+
+// Decode steps with fixed-capacity caches on the GPU, written in place, against the same
+// graph on the CPU; every step after the second is a CUDA-graph replay at a new kv_len.
+TEST(CudaAttention, KvCacheDecodeReplays) {
+  LOOM_REQUIRE_CUDA();
+  constexpr int64_t B = 2, Hkv = 2, Hq = 16, C = 300, D = 128;
+  const DType dtype = DType::bf16;
+  Graph g;
+  Tensor k_cache = g.variable("k_cache", TensorData::zeros(dtype, {B, Hkv, C, D}));
+  Tensor v_cache = g.variable("v_cache", TensorData::zeros(dtype, {B, Hkv, C, D}));
+  Tensor q = g.placeholder("q", {B, Hq, 1, D}, dtype);
+  Tensor k_new = g.placeholder("k_new", {B, Hkv, 1, D}, dtype);
+  Tensor v_new = g.placeholder("v_new", {B, Hkv, 1, D}, dtype);
+  Tensor starts = g.placeholder("starts", {4}, DType::i32);
+  Tensor kv_len = g.placeholder("kv_len", {1}, DType::i32);
+  Tensor k_all = slice_update(g.read(k_cache), k_new, starts);
+  Tensor v_all = slice_update(g.read(v_cache), v_new, starts);
+  g.assign(k_cache, k_all);
+  g.assign(v_cache, v_all);
+  AttentionOptions options;
+  options.causal = true;
+  options.kv_len = kv_len;
+  Tensor y = scaled_dot_product_attention(q, k_all, v_all, options);
+  auto make = [&](Device device) {
+    CompileOptions co;
+    co.device = device;
+    co.outputs = {y};
+    return compile(g, co);
+  };
+  Executable cpu = make(Device::cpu()), gpu = make(testing::gpu());
+  EXPECT_NE(gpu.dump().find("slice_update_inplace"), std::string::npos) << gpu.dump();
+  for (int32_t step = 0; step < 200; ++step) {
+    Feeds feeds{{"q", random_tensor(dtype, {B, Hq, 1, D})},
+                {"k_new", random_tensor(dtype, {B, Hkv, 1, D})},
+                {"v_new", random_tensor(dtype, {B, Hkv, 1, D})},
+                {"starts", TensorData::from_vector<int32_t>({0, 0, step, 0}, {4})},
+                {"kv_len", TensorData::from_vector<int32_t>({step + 1}, {1})}};
+    auto want = cpu.run(feeds).at(0);
+    auto got = gpu.run(feeds).at(0).to_host();
+    expect_elementwise(got, want, dtype, "step " + std::to_string(step));
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace loom
