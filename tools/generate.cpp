@@ -48,7 +48,8 @@ void run_generate(GenerateFlags& f) {
     if (f.prompt.empty()) fail(ErrorKind::value, "give --prompt TEXT, or --chat");
     auto tokens = gen.text_tokens(f.prompt);
     print_piece(f.prompt);
-    print_stats(gen.generate(tokens, f.max_tokens, f.sampling, print_piece));
+    auto stats = gen.generate(tokens, f.max_tokens, f.sampling, print_piece);
+    if (!f.quiet) print_stats(stats);
     return;
   }
   std::vector<models::ChatMessage> messages;

@@ -1,8 +1,11 @@
-// Builds one small node of any op from its schema alone, for tests that walk every op:
-// value inputs [4, 4] of a chosen dtype, index inputs of a few small shapes, required
-// attributes with plain values. Which op is built is never named here.
+// Builds one small node of any op from its schema, for tests that walk every op: value
+// inputs [4, 4] of a chosen dtype, index inputs of a few small shapes, required attributes
+// with plain values. A few ops relate their inputs' shapes in ways a schema does not state
+// (attention's [B, H, S, D] operands, the byte width of quantized rows); `kExamples` gives
+// those the shapes and attributes to start from.
 #pragma once
 
+#include <map>
 #include <optional>
 
 #include "ir/op_registry.h"
@@ -64,10 +67,29 @@ inline TensorData sample_data(DType dtype, const Extents& shape, bool index) {
   return random_tensor(dtype, shape, -2, 2);
 }
 
+struct OpExample {
+  std::vector<Extents> shapes;  // per declared input, in order
+  Attributes attrs;
+};
+
+// Value-input shapes and attributes for ops whose inputs are related (see the top).
+inline const OpExample* example_for(const std::string& op) {
+  static const std::map<std::string, OpExample> examples{
+      {"scaled_dot_product_attention",
+       {{{1, 2, 3, 8}, {1, 2, 5, 8}, {1, 2, 5, 8}, {1, 2, 3, 5}, {1}}, {}}},
+      // One Q8_0 block (34 bytes) per row of 32 elements.
+      {"dequantize", {{{4, 34}}, {{"format", std::string("Q8_0")}, {"k", int64_t(32)}}}},
+      {"quantized_matmul", {{{3, 32}, {4, 34}}, {{"format", std::string("Q8_0")}}}},
+  };
+  auto it = examples.find(op);
+  return it == examples.end() ? nullptr : &it->second;
+}
+
 // A node of `def` with value inputs of `dtype`, or nothing when no variant builds; `error`
 // receives the last refusal. `with_optional`: optional inputs are given too.
 inline std::optional<OpSample> sample_op(const ir::OpDef& def, DType dtype, bool with_optional,
                                          std::string* error = nullptr) {
+  const OpExample* example = example_for(def.name);
   for (const Extents& index_shape : {Extents{1}, Extents{2}, Extents{}}) {
     for (bool extra : {false, true}) {
       OpSample s;
@@ -79,6 +101,7 @@ inline std::optional<OpSample> sample_op(const ir::OpDef& def, DType dtype, bool
                       ? dtype
                       : spec.dtypes.front();
         Extents shape = index ? index_shape : (spec.optional ? Extents{4} : Extents{4, 4});
+        if (example && k < example->shapes.size() && !index) shape = example->shapes[k];
         if (spec.optional && !with_optional) {
           s.declared.emplace_back();
           inputs.emplace_back();
@@ -92,8 +115,9 @@ inline std::optional<OpSample> sample_op(const ir::OpDef& def, DType dtype, bool
           inputs.push_back(t);
         }
       }
-      Attributes attrs;
+      Attributes attrs = example ? example->attrs : Attributes{};
       for (const AttrSpec& spec : def.attrs) {
+        if (attrs.has(spec.name)) continue;
         if (spec.required) attrs.set(spec.name, plain_value(spec, dtype));
         if (extra && !spec.required && !spec.default_value && spec.type == AttrType::integer)
           attrs.set(spec.name, int64_t(2));

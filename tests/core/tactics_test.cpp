@@ -87,7 +87,7 @@ TEST(Tactics, FastestOfSeveralKernelsIsChosenAndShown) {
   TensorData av = testing::random_tensor(DType::f32, {5, 7}),
              bv = testing::random_tensor(DType::f32, {7, 3});
   auto out = exe.run({{"a", av}, {"b", bv}});
-  testing::expect_close(out[0], naive_matmul(av, bv), 1e-5);
+  testing::expect_close(out[0], naive_matmul(av, bv), testing::Tolerance{1e-5, 1e-5});
   EXPECT_FALSE(exe.last_run_stats().planned);
   // A steady-state run times nothing.
   before = tactic_timings();
@@ -100,7 +100,8 @@ TEST(Tactics, FastestOfSeveralKernelsIsChosenAndShown) {
   Executable by_rule = compile(g, options);
   EXPECT_NE(matmul_line(by_rule.dump()).find("test.matmul.slow"), std::string::npos)
       << by_rule.dump();
-  testing::expect_close(by_rule.run({{"a", av}, {"b", bv}})[0], naive_matmul(av, bv), 1e-5);
+  testing::expect_close(by_rule.run({{"a", av}, {"b", bv}})[0], naive_matmul(av, bv),
+                        testing::Tolerance{1e-5, 1e-5});
 }
 
 TEST(Tactics, SavedCacheMakesALaterCompileTimeNothing) {
@@ -133,7 +134,7 @@ TEST(Tactics, SavedCacheMakesALaterCompileTimeNothing) {
   std::string line = matmul_line(again.dump());
   EXPECT_NE(line.find("cpu.matmul.openblas"), std::string::npos) << again.dump();
   EXPECT_NE(line.find("(2 tried)"), std::string::npos) << line;
-  testing::expect_close(out[0], naive_matmul(av, bv), 1e-5);
+  testing::expect_close(out[0], naive_matmul(av, bv), testing::Tolerance{1e-5, 1e-5});
   // Another extent is another key: timed again.
   again.run({{"a", testing::random_tensor(DType::f32, {9, 6})}, {"b", bv}});
   EXPECT_EQ(tactic_timings() - before, 2u);

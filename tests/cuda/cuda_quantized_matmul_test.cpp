@@ -97,7 +97,8 @@ TEST(CudaQuantizedGemv, OpMatchesCpuForFewAndManyRows) {
     Tensor blocks = g.constant(TensorData::from_vector(bytes, {n, k / 32 * 20}));
     Tensor y = quantized_matmul(x, blocks, "Q4_1");
     testing::expect_gpu_matches_cpu(g, {y}, {{"x", testing::random_tensor(DType::f32, {m, k})}},
-                                    "quantized_matmul m=" + std::to_string(m), 1e-2);
+                                    "quantized_matmul m=" + std::to_string(m),
+                                    testing::Tolerance{1e-2, 1e-2});
   }
 }
 

@@ -115,8 +115,8 @@ TEST(CudaStreams, StridedCudaFeedRuns) {
     options.outputs = {x * 2.0};
     Executable exe = compile(g, options);
     for (int run = 0; run < 3; ++run)  // eager, captured, replayed
-      testing::expect_close(exe.run({{"x", view}}).at(0).to_host(), want, 1e-6,
-                            "strided CUDA feed on " + device.str());
+      testing::expect_close(exe.run({{"x", view}}).at(0).to_host(), want,
+                            testing::Tolerance{1e-6, 1e-6}, "strided CUDA feed on " + device.str());
   }
 }
 
@@ -183,7 +183,8 @@ TEST(CudaStreams, CaptureSurvivesLegacyStreamUseOnAnotherThread) {
     Executable exe = compile(g, options);  // a fresh plan: its second run captures
     for (int run = 0; run < 3; ++run) {
       TensorData out = exe.run({{"x", feed}}).at(0);
-      testing::expect_close(out.to_host(), want, 1e-5, "round " + std::to_string(round));
+      testing::expect_close(out.to_host(), want, testing::Tolerance{1e-5, 1e-5},
+                            "round " + std::to_string(round));
       if (run > 0) {
         EXPECT_TRUE(exe.last_run_stats().replayed_graph) << "round " << round;
       }

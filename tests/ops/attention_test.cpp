@@ -354,7 +354,7 @@ TEST(Attention, BadInputsAreClearErrors) {
       [&] {
         sdpa(g.placeholder("qi", {2, 8, 5, 64}, DType::i32), k, v);
       },
-      ErrorKind::dtype, {op, "f32, f16 or bf16"});
+      ErrorKind::dtype, {op, "f32, f16, bf16"});
   expect_error(
       [&] {
         sdpa(g.placeholder("q3", {8, 5, 64}, DType::f16), k, v);
