@@ -133,6 +133,11 @@ void ggml_matmul(uint32_t ggml_type, const void* weight_blocks, int64_t weight_b
 // The same for a QuantizedTensor (float dot products over expanded rows).
 void quantized_matmul(const QuantizedTensor& w, const float* x, int64_t m, float* y);
 
+// Expands `count` blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) in device memory into
+// count * 32 floats, on `stream`.
+void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, float* out,
+                          void* stream);
+
 // The CUDA GEMV (CUDA builds only): the same product for M <= 8 on GGUF formats with blocks of
 // 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); weight, x and y in device memory; f32
 // accumulation without activation quantization. `stream` is a cudaStream_t (null: the

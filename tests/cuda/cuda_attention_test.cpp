@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/kernel_test_hooks.h"
 #include "cuda/cuda_test_util.h"
 
 namespace loom {
@@ -83,6 +84,17 @@ void check(const Case& c) {
   CompileOptions co;
   co.device = testing::gpu();
   co.outputs = {y};
+  // Each kernel is tested, not only the one the tactic selector would time fastest: the case
+  // names the kernel, and the op's kernel table holds only that one while compiling.
+  std::unique_ptr<testing::KernelOverride> only;
+  if (!testing::cuda_tests_on_cpu()) {
+    std::vector<std::shared_ptr<const Kernel>> chosen;
+    for (const auto& kernel : backend_for(co.device).kernels("scaled_dot_product_attention"))
+      if (kernel->name == c.kernel) chosen.push_back(kernel);
+    ASSERT_EQ(chosen.size(), 1u) << c.kernel;
+    only = std::make_unique<testing::KernelOverride>(co.device, "scaled_dot_product_attention",
+                                                     chosen);
+  }
   Executable exe = compile(g, co);
   // Three runs: eager, captured, replayed.
   for (int run = 0; run < 3; ++run) {

@@ -296,7 +296,7 @@ void CudaBackend::synchronize(void* stream) {
   DeviceGuard guard(index_);
   check_cuda(
       cudaStreamSynchronize(stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread),
-      "work on " + device().str() + " (reported at stream synchronisation)");
+      [&] { return "work on " + device().str() + " (reported at stream synchronisation)"; });
 }
 
 CudaBackend::Workspace CudaBackend::workspace(cudaStream_t stream) {

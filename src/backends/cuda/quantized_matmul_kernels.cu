@@ -41,9 +41,22 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
   }
 }
 
+void run_dequantize(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                    std::span<TensorView> out) {
+  if (out[0].numel() == 0) return;
+  quant::cuda_ggml_dequantize(format_of(node)->ggml_type, in[0].data, out[0].numel() / 32,
+                              out[0].as<float>(), ctx.stream);
+}
+
+bool blocks_of_32(const ir::Node& node, std::span<const TensorView>) {
+  const quant::GgufFormat* f = format_of(node);
+  return f && f->block_size == 32 && f->ggml_type != uint32_t(io::GgmlType::F32);
+}
+
 }  // namespace
 
 void register_quant_kernels(Backend& b) {
+  b.add_kernel("dequantize", Kernel{"cuda.dequantize", run_dequantize, blocks_of_32});
   b.add_kernel("quantized_matmul", Kernel{"cuda.quantized_matmul.gemv", run_quantized_matmul,
                                           [](const ir::Node& node, std::span<const TensorView>) {
                                             const quant::GgufFormat* f = format_of(node);
