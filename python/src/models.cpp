@@ -2,7 +2,9 @@
 // pieces (each valid UTF-8). The model keeps its KV cache, so one Model serves one
 // generation at a time; a lock makes concurrent use from threads safe, not parallel.
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
 #include <memory>
