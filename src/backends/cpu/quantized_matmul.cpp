@@ -177,7 +177,7 @@ std::vector<float> activations_as_f32(const void* x, DType dtype, int64_t count)
   std::vector<float> out(static_cast<size_t>(count));
   const auto* p = static_cast<const uint16_t*>(x);
   if (dtype == DType::f32) {
-    std::memcpy(out.data(), x, size_t(count) * 4);
+    if (count > 0) std::memcpy(out.data(), x, size_t(count) * 4);  // data() may be null
   } else if (dtype == DType::f16) {
     for (int64_t i = 0; i < count; ++i) out[i] = f16_to_float(p[i]);
   } else if (dtype == DType::bf16) {
