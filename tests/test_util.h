@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -45,6 +46,19 @@ inline std::vector<double> to_doubles(const TensorData& t) {
 }
 
 // Elementwise tolerance, as torch.testing.assert_close: |got - want| <= atol + rtol * |want|.
+// The kind of loom::Error that `fn` throws (its message into `message`); a test failure when
+// it throws none.
+inline ErrorKind error_kind(const std::function<void()>& fn, std::string* message = nullptr) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.kind();
+  }
+  ADD_FAILURE() << "expected loom::Error";
+  return ErrorKind::internal;
+}
+
 struct Tolerance {
   double rtol = 0;
   double atol = 0;

@@ -5,8 +5,8 @@
 
 #ifdef LOOM_WITH_CUDA
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/device_name.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device_name.h"
 #endif
 
 namespace loom {

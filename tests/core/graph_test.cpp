@@ -2,17 +2,6 @@
 
 namespace loom {
 
-static ErrorKind kind_of(const std::function<void()>& fn, std::string* message = nullptr) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.kind();
-  }
-  ADD_FAILURE() << "expected loom::Error";
-  return ErrorKind::internal;
-}
-
 TEST(Graph, InfersShapesAtBuildTime) {
   Graph g;
   Tensor x = g.placeholder("x", {"seq", 8});
@@ -28,7 +17,7 @@ TEST(Graph, ShapeMismatchNamesOpAndShapes) {
   Tensor a = g.placeholder("a", {2, 3});
   Tensor b = g.placeholder("b", {4, 3});
   std::string msg;
-  EXPECT_EQ(kind_of([&] { add(a, b); }, &msg), ErrorKind::shape);
+  EXPECT_EQ(testing::error_kind([&] { add(a, b); }, &msg), ErrorKind::shape);
   EXPECT_NE(msg.find("add"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[2, 3]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4, 3]"), std::string::npos) << msg;
@@ -38,22 +27,22 @@ TEST(Graph, DtypeMismatchIsDtypeError) {
   Graph g;
   Tensor a = g.placeholder("a", {2}, DType::f32);
   Tensor b = g.placeholder("b", {2}, DType::f16);
-  EXPECT_EQ(kind_of([&] { add(a, b); }), ErrorKind::dtype);
+  EXPECT_EQ(testing::error_kind([&] { add(a, b); }), ErrorKind::dtype);
 }
 
 TEST(Graph, BuilderMisuseIsAnError) {
   Graph g, other;
   Tensor a = g.placeholder("a", {2});
   Tensor b = other.placeholder("b", {2});
-  EXPECT_EQ(kind_of([&] { add(a, b); }), ErrorKind::value);                // another graph
-  EXPECT_EQ(kind_of([&] { add(a, Tensor()); }), ErrorKind::value);         // undefined
-  EXPECT_EQ(kind_of([&] { g.placeholder("a", {3}); }), ErrorKind::value);  // duplicate
-  EXPECT_EQ(kind_of([&] { g.read(a); }), ErrorKind::value);                // not a variable
-  EXPECT_EQ(kind_of([&] { g.add_node("no_such_op", {a}); }), ErrorKind::unsupported);
-  EXPECT_EQ(kind_of([&] { g.add_node("add", {a}); }), ErrorKind::value);  // arity
+  EXPECT_EQ(testing::error_kind([&] { add(a, b); }), ErrorKind::value);         // another graph
+  EXPECT_EQ(testing::error_kind([&] { add(a, Tensor()); }), ErrorKind::value);  // undefined
+  EXPECT_EQ(testing::error_kind([&] { g.placeholder("a", {3}); }), ErrorKind::value);  // duplicate
+  EXPECT_EQ(testing::error_kind([&] { g.read(a); }), ErrorKind::value);  // not a variable
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("no_such_op", {a}); }), ErrorKind::unsupported);
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("add", {a}); }), ErrorKind::value);  // arity
   Tensor v = g.variable("v", TensorData::zeros(DType::f32, {2}));
-  EXPECT_EQ(kind_of([&] { g.assign(v, g.placeholder("c", {3})); }), ErrorKind::shape);
-  EXPECT_EQ(kind_of([&] { softmax(a, 1); }), ErrorKind::shape);  // axis out of range
+  EXPECT_EQ(testing::error_kind([&] { g.assign(v, g.placeholder("c", {3})); }), ErrorKind::shape);
+  EXPECT_EQ(testing::error_kind([&] { softmax(a, 1); }), ErrorKind::shape);  // axis out of range
 }
 
 TEST(Graph, DumpShowsNodesAttributesAndTypes) {

@@ -5,28 +5,17 @@
 
 namespace loom {
 
-static ErrorKind error_kind(const std::function<void()>& fn, std::string* message = nullptr) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.kind();
-  }
-  ADD_FAILURE() << "expected loom::Error";
-  return ErrorKind::internal;
-}
-
 TEST(StateRoles, AssignToAConstantIsRefused) {
   Graph g;
   Tensor c = g.constant(TensorData::from_vector<float>({1, 2, 3}, {3}));
   Tensor x = g.placeholder("x", {3});
   std::string msg;
-  EXPECT_EQ(error_kind([&] { g.add_node("assign", {c, x}); }, &msg), ErrorKind::value);
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("assign", {c, x}); }, &msg), ErrorKind::value);
   EXPECT_NE(msg.find("variable"), std::string::npos) << msg;
   // A placeholder or an intermediate is no target either.
-  EXPECT_EQ(error_kind([&] { g.add_node("assign", {x, x}); }), ErrorKind::value);
-  EXPECT_EQ(error_kind([&] { g.add_node("assign", {exp(x), x}); }), ErrorKind::value);
-  EXPECT_EQ(error_kind([&] { g.add_node("read", {c}); }), ErrorKind::value);
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("assign", {x, x}); }), ErrorKind::value);
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("assign", {exp(x), x}); }), ErrorKind::value);
+  EXPECT_EQ(testing::error_kind([&] { g.add_node("read", {c}); }), ErrorKind::value);
 }
 
 TEST(StateRoles, AssignThroughAddNodeToAVariableStillWorks) {
@@ -46,7 +35,7 @@ TEST(StateRoles, InternalOpsAreUnreachable) {
   Tensor u = g.placeholder("u", {1, 2});
   Tensor starts = g.constant(TensorData::from_vector<int64_t>({1, 0}, {2}));
   std::string msg;
-  EXPECT_EQ(error_kind(
+  EXPECT_EQ(testing::error_kind(
                 [&] {
                   g.add_node("slice_update_inplace", {g.read(v), u, starts});
                 },
@@ -57,11 +46,11 @@ TEST(StateRoles, InternalOpsAreUnreachable) {
 
 TEST(StateRoles, NamelessPlaceholdersAndVariablesAreRefused) {
   Graph g;
-  EXPECT_EQ(error_kind([&] {
+  EXPECT_EQ(testing::error_kind([&] {
               g.add_node("variable", {}, {{"initial", TensorData::zeros(DType::f32, {2})}});
             }),
             ErrorKind::value);
-  EXPECT_EQ(error_kind([&] {
+  EXPECT_EQ(testing::error_kind([&] {
               g.add_node("placeholder", {}, {{"shape", Shape{2}}, {"dtype", DType::f32}});
             }),
             ErrorKind::value);

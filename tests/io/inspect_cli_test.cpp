@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "io/gguf_writer.h"
 #include "io/io_test_util.h"
 
@@ -13,16 +14,7 @@ namespace loom::test {
 namespace {
 
 int run_loom(const std::string& args, std::string* out, bool with_stderr = true) {
-  std::string cmd =
-      std::string(LOOM_CLI_PATH) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return -1;
-  std::array<char, 4096> buf;
-  out->clear();
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out->append(buf.data(), n);
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return testing::run_shell(args + (with_stderr ? " 2>&1" : " 2>/dev/null"), out);
 }
 
 const std::string kData = LOOM_TEST_DATA_DIR;

@@ -7,21 +7,13 @@
 #include <filesystem>
 #include <string>
 
+#include "cli_util.h"
+
+using loom::testing::run_cli;
+
 namespace {
 
 const std::string kModel = std::string(LOOM_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-
-int run_cli(const std::string& args, std::string* output) {
-  std::string cmd = std::string(LOOM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return -1;
-  std::array<char, 4096> buf;
-  output->clear();
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) output->append(buf.data(), n);
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 class GenerateCli : public ::testing::Test {
  protected:
