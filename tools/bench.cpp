@@ -78,12 +78,14 @@ void run_bench(const BenchFlags& f) {
   const double mib = double(std::filesystem::file_size(path)) / (1024.0 * 1024.0);
   const std::string backend = model.device().kind == DeviceKind::cpu ? "CPU" : "CUDA";
   const int threads = model.device().kind == DeviceKind::cpu ? omp_get_max_threads() : 0;
-  fmt::print("| model | size | backend | threads | dtype | test | t/s |\n");
-  fmt::print("| --- | ---: | --- | ---: | --- | ---: | ---: |\n");
+  const std::string weights = model.quantized_weights() > 0 ? "GGUF blocks" : "dense";
+  fmt::print("| model | size | backend | threads | weights | dtype | test | t/s |\n");
+  fmt::print("| --- | ---: | --- | ---: | --- | --- | ---: | ---: |\n");
   auto row = [&](const std::string& test, const std::vector<double>& rates) {
     MeanDeviation m = summarise(rates);
-    fmt::print("| {} {} | {:.2f} MiB | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", c.architecture,
-               c.name, mib, backend, threads, dtype_name(model.dtype()), test, m.mean, m.deviation);
+    fmt::print("| {} {} | {:.2f} MiB | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n",
+               c.architecture, c.name, mib, backend, threads, weights, dtype_name(model.dtype()),
+               test, m.mean, m.deviation);
   };
   if (f.prompt > 0) row("pp" + std::to_string(f.prompt), prefill_rates);
   if (f.generate > 0) row("tg" + std::to_string(f.generate), decode_rates);

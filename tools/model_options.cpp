@@ -12,7 +12,15 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--device", device, "cpu or cuda[:N] (default: cuda when a GPU is present)");
   cmd.add_option("-c,--context", context, "KV cache positions")
       ->check(positive_integer(int64_t(1) << 20));
-  cmd.add_option("--dtype", dtype, "weights and activations: f32, f16 or bf16");
+  cmd.add_option("--dtype", dtype,
+                 "activations, KV cache and dense weights: f32, f16 or bf16 (default: f32; f16 "
+                 "on CUDA with --dense)");
+  cmd.add_flag("--dense", dense,
+               "expand quantized weights to --dtype at load (default: keep their GGUF blocks "
+               "and multiply by them directly)");
+  cmd.add_flag("--exact-matmul", exact,
+               "CPU: multiply quantized weights by f32 activations (slower; the default rounds "
+               "activations to int8 per block of 32 for integer dot products, as llama.cpp does)");
 }
 
 std::string ModelFlags::model_path() const {
@@ -24,6 +32,8 @@ models::LlamaLoadOptions ModelFlags::load_options(bool quiet) const {
   o.device =
       device.empty() ? (cuda_available() ? Device::cuda() : Device::cpu()) : Device::parse(device);
   o.context = context;
+  o.quantized = !dense;
+  o.int8_activations = !exact;
   if (!dtype.empty()) {
     DType d = dtype_from_name(dtype);
     if (d != DType::f32 && d != DType::f16 && d != DType::bf16)

@@ -14,7 +14,9 @@ struct ModelFlags {
   std::string model;   // empty: the bundled model
   std::string device;  // empty: cuda when a GPU is present, else cpu
   int64_t context = 2048;
-  std::string dtype;  // empty: the device's default
+  std::string dtype;   // empty: the device's default
+  bool dense = false;  // expand quantized weights instead of keeping their blocks
+  bool exact = false;  // f32 products with quantized weights (no int8 activations)
 
   void add_to(CLI::App& cmd);
   // Parses the device and dtype and fills load options, with progress lines on stderr.

@@ -137,6 +137,9 @@ void quantized_matmul(const QuantizedTensor& w, const float* x, int64_t m, float
 // count * 32 floats, on `stream`.
 void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, float* out,
                           void* stream);
+// The same into f32, f16 or bf16 (`out_dtype`), rounding to nearest even.
+void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, void* out,
+                          DType out_dtype, void* stream);
 
 // The CUDA GEMV (CUDA builds only): the same product for M <= 8 on GGUF formats with blocks of
 // 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); weight, x and y in device memory; f32
@@ -151,7 +154,10 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
 // f32 [..., N] = x [..., K] · Wᵀ (x f32, f16 or bf16), on the CPU and (M <= 8 rows at a time,
 // formats with blocks of 32) on CUDA.
 Tensor dequantize(const Tensor& blocks, const std::string& format, int64_t k);
-Tensor quantized_matmul(const Tensor& x, const Tensor& blocks, const std::string& format);
+// int8_activations (CPU): x rounded to int8 per block of 32 for integer dot products on
+// Q4_0, Q4_1 and Q8_0 (fast, as llama.cpp); false: float products, exact to f32 rounding.
+Tensor quantized_matmul(const Tensor& x, const Tensor& blocks, const std::string& format,
+                        bool int8_activations = true);
 
 // Whether this CPU runs the AVX2+FMA path.
 bool cpu_has_avx2();

@@ -117,8 +117,9 @@ void bind_models(nb::module_& parent) {
   m.def(
       "load",
       [](std::optional<std::string> path, std::optional<std::string> device, int64_t context,
-         nb::object dtype) {
+         nb::object dtype, bool quantized) {
         models::LlamaLoadOptions options;
+        options.quantized = quantized;
         options.device =
             device ? Device::parse(*device) : (cuda_available() ? Device::cuda() : Device::cpu());
         options.context = context;
@@ -130,9 +131,10 @@ void bind_models(nb::module_& parent) {
         return p;
       },
       nb::arg("path") = nb::none(), nb::arg("device") = nb::none(), nb::arg("context") = 2048,
-      nb::arg("dtype") = nb::none(),
+      nb::arg("dtype") = nb::none(), nb::arg("quantized") = true,
       "Loads a GGUF model (default: the bundled SmolLM2-135M-Instruct) for `device` (default: "
-      "cuda when a GPU is present, else cpu).");
+      "cuda when a GPU is present, else cpu). Quantized weights stay in their GGUF blocks "
+      "where the device has a kernel for the format; quantized=False expands them to dtype.");
 }
 
 }  // namespace loom::python

@@ -11,6 +11,7 @@ const std::vector<Pass>& all_passes() {
       {"constant_folding", fold_constants},
       {"common_subexpressions", eliminate_common_subexpressions},
       {"fuse_quantized_matmul", fuse_quantized_matmul},
+      {"transposes_as_reshapes", transposes_as_reshapes},
       {"dead_code", eliminate_dead_code},
       {"fuse_matmul_bias", fuse_matmul_bias},
       {"inplace_state", update_state_in_place},

@@ -1,7 +1,9 @@
 #include "models/llama_graph.h"
 
-#include <cmath>
-#include <limits>
+#include <map>
+
+#include "loom/attention.h"
+#include "loom/quant.h"
 
 namespace loom::models {
 
@@ -16,12 +18,42 @@ struct Builder {
   const WeightSource& weights;
   Graph g;
 
-  Tensor weight(const std::string& name) { return g.variable(name, weights(name)); }
+  struct Loaded {
+    Tensor tensor;
+    std::string format;
+  };
+  std::map<std::string, Loaded> loaded;  // one variable per weight, however often it is used
 
-  // x [..., in] times a projection stored [out, in]: x W^T, plus a bias [out] when given.
+  const Loaded& weight(const std::string& name) {
+    auto it = loaded.find(name);
+    if (it != loaded.end()) return it->second;
+    LlamaWeight w = weights(name);
+    return loaded.emplace(name, Loaded{g.variable(name, w.data), w.format}).first->second;
+  }
+
+  Tensor to_dtype(const Tensor& x) { return x.dtype() == o.dtype ? x : cast(x, o.dtype); }
+
+  // x [..., in] times the weight `name` stored [out, in]: x W^T.
+  Tensor project(const Tensor& x, const std::string& name) {
+    const Loaded& w = weight(name);
+    if (w.format.empty()) return matmul(x, w.tensor, false, true);
+    return to_dtype(quant::quantized_matmul(x, w.tensor, w.format, o.int8_activations));
+  }
+
   Tensor linear(const Tensor& x, const std::string& name, bool bias = false) {
-    Tensor y = matmul(x, weight(name + ".weight"), false, true);
-    return bias ? y + weight(name + ".bias") : y;
+    Tensor y = project(x, name + ".weight");
+    return bias ? y + weight(name + ".bias").tensor : y;
+  }
+
+  // The embedding rows of `tokens`: [B, S, D]. Quantized tables are gathered as blocks and
+  // only those rows expanded.
+  Tensor embed(const Tensor& tokens) {
+    const Loaded& table = weight("token_embd.weight");
+    if (table.format.empty()) return gather(table.tensor, tokens);
+    Tensor rows = gather(table.tensor, tokens);  // u8 [B, S, row_bytes]
+    Tensor flat = reshape(rows, {-1, table.tensor.shape()[1].value()});
+    Tensor values = quant::dequantize(flat, table.format, c.dim);  // f32 [B * S, D]
+    return to_dtype(reshape(values, {o.batch, o.seq, c.dim}));
   }
 
   // [B, S, H * hd] -> [B, H, S, hd]
@@ -30,9 +62,8 @@ struct Builder {
   }
 
   Tensor attention(const Tensor& h, int64_t layer, const Tensor& rope_offset,
-                   const Tensor& cache_starts, const Tensor& allowed) {
+                   const Tensor& cache_starts, const Tensor& kv_len) {
     const std::string p = "blk." + std::to_string(layer) + ".";
-    const int64_t group = c.heads / c.kv_heads;
     RopeOptions rope_options{.base = c.rope_base,
                              .interleaved = c.rope_interleaved,
                              .dims = c.rope_dims == c.head_dim ? 0 : c.rope_dims};
@@ -42,9 +73,8 @@ struct Builder {
                     rope_options);
     Tensor v = heads_first(linear(h, p + "attn_v", c.qkv_bias), c.kv_heads);
 
-    // The step's keys and values go into the caches in place; attention reads the updated
-    // caches (all `cache_capacity` positions, the ones not yet written masked out).
-    Shape cache_shape{o.batch, c.kv_heads, o.cache_capacity, c.head_dim};
+    // The step's keys and values go into the caches in place; attention reads the first
+    // kv_len rows of the updated caches, so one compiled step serves every position.
     Extents cache_extents{o.batch, c.kv_heads, o.cache_capacity, c.head_dim};
     Tensor k_cache = g.variable(k_cache_name(layer), TensorData::zeros(o.dtype, cache_extents));
     Tensor v_cache = g.variable(v_cache_name(layer), TensorData::zeros(o.dtype, cache_extents));
@@ -53,16 +83,11 @@ struct Builder {
     g.assign(k_cache, keys);
     g.assign(v_cache, values);
 
-    // Query heads sharing one key/value head become rows of one matmul: [B, Hkv, G * S, hd].
-    Tensor qg =
-        reshape(q * (1.0 / std::sqrt(double(c.head_dim))), {o.batch, c.kv_heads, -1, c.head_dim});
-    Tensor scores = matmul(qg, keys, false, true);  // [B, Hkv, G * S, capacity]
-    scores = reshape(scores, {o.batch, c.kv_heads, group, o.seq, o.cache_capacity});
-    Tensor masked =
-        where(allowed, scores, g.constant(-std::numeric_limits<double>::infinity(), o.dtype));
-    Tensor probs = reshape(softmax(masked, -1), {o.batch, c.kv_heads, -1, o.cache_capacity});
-    Tensor out = matmul(probs, values);  // [B, Hkv, G * S, hd]
-    out = transpose(reshape(out, {o.batch, c.heads, o.seq, c.head_dim}), {0, 2, 1, 3});
+    AttentionOptions attention_options;
+    attention_options.causal = true;  // aligned to the end: query s sits at kv_len - S + s
+    attention_options.kv_len = kv_len;
+    Tensor out = scaled_dot_product_attention(q, keys, values, attention_options);
+    out = transpose(out, {0, 2, 1, 3});  // [B, S, Hq, hd]
     return linear(reshape(out, {o.batch, o.seq, c.heads * c.head_dim}), p + "attn_output");
   }
 
@@ -71,30 +96,29 @@ struct Builder {
     return linear(silu(linear(h, p + "ffn_gate")) * linear(h, p + "ffn_up"), p + "ffn_down");
   }
 
+  Tensor norm(const Tensor& x, const std::string& name) {
+    return rms_norm(x, weight(name).tensor, c.rms_eps);
+  }
+
   LlamaGraph build() {
     Tensor tokens = g.placeholder("tokens", {o.batch, o.seq}, DType::i32);
     Tensor positions = g.placeholder("positions", {o.seq}, DType::i64);
     Tensor cache_starts = g.placeholder("cache_starts", {4}, DType::i64);
     Tensor last = g.placeholder("last", {1}, DType::i64);
 
-    // Query s may see key j when j <= positions[s]: [S, capacity], shared by every layer.
-    Tensor key_index =
-        reshape(arange(g, 0, double(o.cache_capacity), 1, DType::i64), {1, o.cache_capacity});
-    Tensor allowed = less(key_index, reshape(positions, {o.seq, 1}) + 1.0);
     Tensor rope_offset = slice(cache_starts, {0}, {2}, {3});  // the first position, [1]
+    // Keys in the cache after this step: the last position + 1, shared by every layer.
+    Tensor kv_len = slice(positions, last, {0}, {1}) + 1.0;
 
-    Tensor embedding = weight("token_embd.weight");
-    Tensor x = gather(embedding, tokens);  // [B, S, D]
+    Tensor x = embed(tokens);  // [B, S, D]
     for (int64_t layer = 0; layer < c.layers; ++layer) {
       const std::string p = "blk." + std::to_string(layer) + ".";
-      x = x + attention(rms_norm(x, weight(p + "attn_norm.weight"), c.rms_eps), layer, rope_offset,
-                        cache_starts, allowed);
-      x = x + mlp(rms_norm(x, weight(p + "ffn_norm.weight"), c.rms_eps), layer);
+      x = x + attention(norm(x, p + "attn_norm.weight"), layer, rope_offset, cache_starts, kv_len);
+      x = x + mlp(norm(x, p + "ffn_norm.weight"), layer);
     }
     Tensor final_rows = slice(x, last, {1}, {1});  // [B, 1, D]
-    Tensor h = rms_norm(final_rows, weight("output_norm.weight"), c.rms_eps);
-    Tensor head = c.tied_output ? embedding : weight("output.weight");
-    Tensor logits = matmul(h, head, false, true);
+    Tensor h = norm(final_rows, "output_norm.weight");
+    Tensor logits = project(h, c.tied_output ? "token_embd.weight" : "output.weight");
     if (logits.dtype() != DType::f32) logits = cast(logits, DType::f32);
     return {g, logits, argmax(logits, -1)};
   }
@@ -106,7 +130,7 @@ LlamaGraph build_llama_graph(const LlamaConfig& config, const LlamaGraphOptions&
                              const WeightSource& weights) {
   if (options.batch <= 0 || options.cache_capacity <= 0)
     fail(ErrorKind::value, "llama graph: batch and cache capacity must be positive");
-  Builder b{config, options, weights, Graph()};
+  Builder b{config, options, weights, Graph(), {}};
   return b.build();
 }
 

@@ -1,7 +1,7 @@
 // Builds the graph of one forward step of a Llama-family model over a KV cache held in
 // variables: embedding, then per layer RMSNorm, q/k/v projections, RoPE, an in-place cache
-// write (slice_update + assign), attention over the cache with a causal mask, the output
-// projection and a SwiGLU MLP; a final norm and the logits of the last position.
+// write (slice_update + assign), fused causal attention over the first kv_len cache rows,
+// the output projection and a SwiGLU MLP; a final norm and the logits of the last position.
 //
 // Placeholders (B = batch, S = tokens this step, symbolic "seq" for prefill):
 //   tokens        i32 [B, S]   token ids
@@ -23,12 +23,21 @@ struct LlamaGraphOptions {
   int64_t batch = 1;
   int64_t cache_capacity = 2048;  // positions the KV cache holds
   Dim seq = Dim("seq");           // tokens per step: a symbol for prefill, 1 for decode
-  DType dtype = DType::f32;       // weights and activations
+  DType dtype = DType::f32;       // activations, KV cache and dense weights
+  // quantized_matmul's int8_activations (CPU): integer dot products, or exact float ones.
+  bool int8_activations = true;
 };
 
-// The weight named as in the GGUF file ("blk.3.attn_q.weight"), as a Loom tensor of the
-// graph's dtype in row-major order ([out, in] for a projection).
-using WeightSource = std::function<TensorData(const std::string& name)>;
+// A weight as the graph receives it: dense (`format` empty: a tensor of the graph's dtype in
+// row-major order, [out, in] for a projection) or kept in its GGUF blocks (`format` "Q4_1",
+// ...: u8 [rows, row_bytes], used through quantized_matmul and never expanded).
+struct LlamaWeight {
+  TensorData data;
+  std::string format;
+};
+
+// The weight named as in the GGUF file ("blk.3.attn_q.weight").
+using WeightSource = std::function<LlamaWeight(const std::string& name)>;
 
 struct LlamaGraph {
   Graph graph;

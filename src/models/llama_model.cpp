@@ -1,15 +1,19 @@
 #include "models/llama_model.h"
 
 #include <chrono>
+#include <cstring>
 #include <map>
 
 #include "io/ggml_dequantize.h"
 #include "io/gguf.h"
+#include "loom/quant.h"
 #include "models/llama_graph.h"
 
 namespace loom::models {
 
 namespace {
+
+using quant::find_gguf_format;
 
 // f32 -> f16 or bf16, rounding to nearest even.
 TensorData narrow(const TensorData& f32, DType dtype) {
@@ -25,16 +29,26 @@ TensorData narrow(const TensorData& f32, DType dtype) {
   return out;
 }
 
-// Every weight of the model as a dense tensor of `dtype`, expanded once from the file.
-std::map<std::string, TensorData> load_dense_weights(const io::GgufFile& file, DType dtype) {
-  std::map<std::string, TensorData> weights;
-  for (const auto& info : file.tensors()) {
-    TensorData f32 = TensorData::empty(DType::f32, info.shape);
-    io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel,
-                        static_cast<float*>(f32.data()));
-    weights.emplace(info.name, dtype == DType::f32 ? f32 : narrow(f32, dtype));
+// The weight as the graph gets it: its GGUF blocks as they are when `keep_blocks` and the
+// device has quantized kernels for the format, else expanded once to `dtype`.
+LlamaWeight load_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
+                        bool keep_blocks, Device device) {
+  const quant::GgufFormat* format = find_gguf_format(uint32_t(info.type));
+  bool kernel_exists = format && info.traits->is_quantized &&
+                       (device.kind == DeviceKind::cpu || format->block_size == 32);
+  if (keep_blocks && kernel_exists && info.shape.size() == 2) {
+    const int64_t rows = info.shape[0];
+    const int64_t row_bytes =
+        info.shape[1] / info.traits->block_size * info.traits->bytes_per_block;
+    TensorData blocks = TensorData::empty(DType::u8, {rows, row_bytes});
+    std::span<const std::byte> bytes = file.tensor_bytes(info);
+    std::memcpy(blocks.data(), bytes.data(), bytes.size());
+    return {blocks, format->name};
   }
-  return weights;
+  TensorData f32 = TensorData::empty(DType::f32, info.shape);
+  io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel,
+                      static_cast<float*>(f32.data()));
+  return {dtype == DType::f32 ? f32 : narrow(f32, dtype), ""};
 }
 
 }  // namespace
@@ -52,15 +66,27 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
   io::GgufFile file = io::GgufFile::open(gguf_path);
   m.config_ = LlamaConfig::from_gguf(file);
   m.device_ = options.device;
-  m.dtype_ =
-      options.dtype.value_or(options.device.kind == DeviceKind::cpu ? DType::f32 : DType::f16);
   if (options.context <= 0) fail(ErrorKind::value, "context must be positive");
   m.context_ = std::min(options.context, m.config_.context_length);
   say("loom: " + m.config_.str());
 
-  std::map<std::string, TensorData> weights = load_dense_weights(file, m.dtype_);
-  say("loom: weights expanded to " + std::string(dtype_name(m.dtype_)) + " in " + seconds() + " s");
-  WeightSource source = [&](const std::string& name) -> TensorData {
+  bool any_quantized = false;
+  for (const auto& info : file.tensors())
+    if (options.quantized && info.traits->is_quantized && info.shape.size() == 2)
+      any_quantized = true;
+  m.dtype_ = options.dtype.value_or(
+      options.device.kind == DeviceKind::cpu || any_quantized ? DType::f32 : DType::f16);
+  std::map<std::string, LlamaWeight> weights;
+  for (const auto& info : file.tensors()) {
+    LlamaWeight w = load_weight(file, info, m.dtype_, options.quantized, options.device);
+    m.quantized_weights_ += w.format.empty() ? 0 : 1;
+    m.weight_bytes_ += int64_t(w.data.nbytes());
+    weights.emplace(info.name, std::move(w));
+  }
+  say("loom: " + std::to_string(m.quantized_weights_) + " weights kept quantized, " +
+      std::to_string(int64_t(weights.size()) - m.quantized_weights_) + " " + dtype_name(m.dtype_) +
+      "; " + std::to_string(m.weight_bytes_ >> 20) + " MiB in " + seconds() + " s");
+  WeightSource source = [&](const std::string& name) -> LlamaWeight {
     auto it = weights.find(name);
     if (it == weights.end()) fail(ErrorKind::io, gguf_path + ": tensor '" + name + "' is missing");
     return it->second;
@@ -72,6 +98,7 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
     graph_options.cache_capacity = m.context_;
     graph_options.seq = seq;
     graph_options.dtype = m.dtype_;
+    graph_options.int8_activations = options.int8_activations;
     LlamaGraph lg = build_llama_graph(m.config_, graph_options, source);
     CompileOptions co;
     co.device = m.device_;

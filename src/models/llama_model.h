@@ -18,7 +18,14 @@ namespace loom::models {
 struct LlamaLoadOptions {
   Device device = Device::cpu();
   int64_t context = 2048;  // KV cache positions; capped at the model's context length
-  // Weights and activations; f32 on the CPU by default, f16 on CUDA.
+  // Keep quantized weights in their GGUF blocks (quantized_matmul reads them as they are)
+  // where the device has a kernel for the format; false expands every weight to `dtype`.
+  bool quantized = true;
+  // CPU, quantized weights: round activations to int8 per block of 32 for integer dot
+  // products (Q4_0, Q4_1, Q8_0; as llama.cpp does); false multiplies exactly in f32.
+  bool int8_activations = true;
+  // Activations, the KV cache and dense weights. Default: f32, except f16 on CUDA when
+  // every weight is dense (quantized_matmul gives f32, so f32 saves a cast per projection).
   std::optional<DType> dtype;
   // Called with a line of progress text while loading and compiling.
   std::function<void(const std::string&)> progress;
@@ -31,6 +38,9 @@ class LlamaModel {
   const LlamaConfig& config() const { return config_; }
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }
+  // Weights kept in GGUF blocks, and their bytes (the rest are dense of dtype()).
+  int64_t quantized_weights() const { return quantized_weights_; }
+  int64_t weight_bytes() const { return weight_bytes_; }
   int64_t context() const { return context_; }
   int64_t position() const { return position_; }  // tokens in the cache
   void reset() { position_ = 0; }
@@ -48,6 +58,8 @@ class LlamaModel {
   DType dtype_ = DType::f32;
   int64_t context_ = 0;
   int64_t position_ = 0;
+  int64_t quantized_weights_ = 0;
+  int64_t weight_bytes_ = 0;
   std::shared_ptr<VariableStore> store_;
   std::shared_ptr<Executable> prefill_, decode_;
   std::vector<TensorData> outputs_;

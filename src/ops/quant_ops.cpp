@@ -19,8 +19,11 @@ Tensor dequantize(const Tensor& blocks, const std::string& format, int64_t k) {
                                     Attributes{{"format", format}, {"k", k}});
 }
 
-Tensor quantized_matmul(const Tensor& x, const Tensor& blocks, const std::string& format) {
-  return graph_of(x).add_node1("quantized_matmul", {x, blocks}, Attributes{{"format", format}});
+Tensor quantized_matmul(const Tensor& x, const Tensor& blocks, const std::string& format,
+                        bool int8_activations) {
+  return graph_of(x).add_node1(
+      "quantized_matmul", {x, blocks},
+      Attributes{{"format", format}, {"int8_activations", int8_activations}});
 }
 
 }  // namespace quant
@@ -91,7 +94,11 @@ void register_quant_ops(ir::OpRegistry& r) {
          .inputs = {input("x", "activations [..., K]", kFloatDTypes),
                     input("blocks", "u8 [N, row_bytes]: the weight's rows as GGUF blocks",
                           {DType::u8})},
-         .attrs = {format},
+         .attrs = {format,
+                   attr("int8_activations", AttrType::boolean, true,
+                        "CPU: round x to int8 per block of 32 for integer dot products (Q4_0, "
+                        "Q4_1, Q8_0), as llama.cpp does; false: exact float products. CUDA "
+                        "always multiplies in f32.")},
          .outputs = {output("y", "f32 [..., N]")},
          .infer = infer_quantized_matmul,
          .foldable = false});

@@ -127,3 +127,40 @@ TEST(Passes, MatmulBiasRejectsWrongBiasShape) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+// [1, 3, 1, 4] -> [1, 1, 3, 4] and [seq, 1, 3] -> [1, seq, 3] move only unit axes: reshapes
+// (no kernel); [2, 3] -> [3, 2] and [seq, 2] -> [2, seq] (seq may be anything) stay. Values checked
+// against the unoptimised graph.
+TEST(Passes, TransposesOfUnitAxesBecomeReshapes) {
+  Graph g;
+  Tensor x = g.placeholder("x", {1, 3, 1, 4});
+  Tensor m = g.placeholder("m", {2, 3});
+  Tensor s = g.placeholder("s", {Dim("seq"), 1, 3});
+  Tensor t = g.placeholder("t", {Dim("seq"), 2});
+  Tensor unit = transpose(x, {0, 2, 1, 3});
+  Tensor real = transpose(m, {1, 0});
+  Tensor symbolic_unit = transpose(s, {1, 0, 2});
+  Tensor symbolic = transpose(t, {1, 0});
+  CompileOptions options;
+  options.outputs = {unit * 2.0, real * 2.0, symbolic_unit * 2.0, symbolic * 2.0};
+  Executable exe = compile(g, options);
+  std::string d = exe.dump();
+  EXPECT_EQ(count_ops(d, "transpose"), 2) << d;
+  options.disabled_passes = {"transposes_as_reshapes"};
+  Executable plain = compile(g, options);
+  EXPECT_EQ(count_ops(plain.dump(), "transpose"), 4);
+  Feeds feeds{{"x", testing::random_tensor(DType::f32, {1, 3, 1, 4})},
+              {"m", testing::random_tensor(DType::f32, {2, 3})},
+              {"s", testing::random_tensor(DType::f32, {5, 1, 3})},
+              {"t", testing::random_tensor(DType::f32, {5, 2})}};
+  auto a = exe.run(feeds);
+  auto b = plain.run(feeds);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].shape(), b[i].shape());
+    EXPECT_EQ(a[i].to_vector<float>(), b[i].to_vector<float>()) << i;
+  }
+}
+
+}  // namespace loom

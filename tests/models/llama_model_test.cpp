@@ -28,8 +28,8 @@ struct PromptGolden {
   std::vector<int32_t> greedy;
 };
 
-std::map<std::string, PromptGolden> read_golden() {
-  std::ifstream in(std::string(LOOM_TEST_DATA_DIR) + "/smollm2/golden.txt");
+std::map<std::string, PromptGolden> read_golden(const std::string& file = "golden.txt") {
+  std::ifstream in(std::string(LOOM_TEST_DATA_DIR) + "/smollm2/" + file);
   std::map<std::string, PromptGolden> out;
   std::string line;
   while (std::getline(in, line)) {
@@ -65,15 +65,30 @@ double logsumexp(std::span<const float> row) {
 // f32 arithmetic over 30 layers against float64: logits of magnitude ~20 agree to ~1e-3.
 constexpr double kLogitTolerance = 5e-3;
 
-void expect_position(std::span<const float> logits, const PositionGolden& g,
-                     const std::string& at) {
+// Logits within `tolerance` of the golden ones. With `log_probs`, the golden top five's log
+// probabilities (logit - logsumexp) instead: a shift common to every logit changes nothing
+// the model means. The argmax must be the golden one unless the golden top two are within
+// 2 x tolerance.
+void expect_position(std::span<const float> logits, const PositionGolden& g, const std::string& at,
+                     double tolerance, bool log_probs = false) {
   int64_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
     if (logits[i] > logits[size_t(best)]) best = int64_t(i);
-  EXPECT_EQ(best, g.top[0]) << at;
-  for (size_t i = 0; i < g.top.size(); ++i)
-    EXPECT_NEAR(logits[size_t(g.top[i])], g.top_logits[i], kLogitTolerance) << at << " top " << i;
-  EXPECT_NEAR(logsumexp(logits), g.logsumexp, kLogitTolerance) << at;
+  if (g.top_logits[0] - g.top_logits[1] > 2 * tolerance) {
+    EXPECT_EQ(best, g.top[0]) << at;
+  }
+  const double lse = logsumexp(logits);
+  for (size_t i = 0; i < g.top.size(); ++i) {
+    if (log_probs) {
+      EXPECT_NEAR(logits[size_t(g.top[i])] - lse, g.top_logits[i] - g.logsumexp, tolerance)
+          << at << " top " << i;
+    } else {
+      EXPECT_NEAR(logits[size_t(g.top[i])], g.top_logits[i], tolerance) << at << " top " << i;
+    }
+  }
+  if (!log_probs) {
+    EXPECT_NEAR(lse, g.logsumexp, tolerance) << at;
+  }
 }
 
 }  // namespace
@@ -85,25 +100,26 @@ class LlamaModelTest : public ::testing::Test {
   }
 };
 
-TEST_F(LlamaModelTest, DecodeAndPrefillMatchGoldenLogits) {
-  auto golden = read_golden();
-  ASSERT_FALSE(golden.empty()) << "tests/data/smollm2/golden.txt missing";
-  LlamaLoadOptions options;
-  options.context = 64;
+// Every golden position one token at a time (decode), the whole prompt at once (prefill),
+// then the greedy continuation (on-device argmax).
+// `exact`: logits and the greedy continuation as golden; else log probabilities only.
+void expect_golden(const LlamaLoadOptions& options, double tolerance = kLogitTolerance,
+                   bool exact = true, const std::string& file = "golden.txt") {
+  auto golden = read_golden(file);
+  ASSERT_FALSE(golden.empty()) << "tests/data/smollm2/" << file << " missing";
   LlamaModel model = LlamaModel::load(kModel, options);
   for (const auto& [name, g] : golden) {
     ASSERT_EQ(g.positions.size(), g.ids.size()) << name;
-    // One token at a time through the decode executable: every position's logits.
     model.reset();
     for (size_t p = 0; p < g.ids.size(); ++p) {
       auto logits = model.forward(std::span(&g.ids[p], 1));
-      expect_position(logits, g.positions[p], name + " decode position " + std::to_string(p));
+      expect_position(logits, g.positions[p], name + " decode position " + std::to_string(p),
+                      tolerance, !exact);
     }
-    // The whole prompt at once through the prefill executable.
     model.reset();
     auto logits = model.forward(g.ids);
-    expect_position(logits, g.positions.back(), name + " prefill");
-    // Greedy continuation, on-device argmax.
+    expect_position(logits, g.positions.back(), name + " prefill", tolerance, !exact);
+    if (!exact) continue;
     std::vector<int32_t> generated;
     for (size_t i = 0; i < g.greedy.size(); ++i) {
       generated.push_back(model.greedy_token());
@@ -111,6 +127,26 @@ TEST_F(LlamaModelTest, DecodeAndPrefillMatchGoldenLogits) {
     }
     EXPECT_EQ(generated, g.greedy) << name;
   }
+}
+
+TEST_F(LlamaModelTest, DenseWeightsMatchGoldenLogits) {
+  LlamaLoadOptions options;
+  options.context = 64;
+  options.quantized = false;
+  expect_golden(options);
+  LlamaModel model = LlamaModel::load(kModel, options);
+  EXPECT_EQ(model.quantized_weights(), 0);
+}
+
+// The weights stay in their Q4_1 / Q8_0 blocks (quantized_matmul, the embedding gathered as
+// blocks): with exact float products the logits are the dense ones.
+TEST_F(LlamaModelTest, QuantizedWeightsWithFloatProductsMatchGoldenLogits) {
+  LlamaLoadOptions options;
+  options.context = 64;
+  options.int8_activations = false;
+  expect_golden(options);
+  LlamaModel model = LlamaModel::load(kModel, options);
+  EXPECT_EQ(model.quantized_weights(), 211);  // 30 layers x 7 projections + the embedding
 }
 
 TEST_F(LlamaModelTest, RefusesTokensOutsideTheVocabularyAndAFullContext) {
@@ -122,6 +158,19 @@ TEST_F(LlamaModelTest, RefusesTokensOutsideTheVocabularyAndAFullContext) {
   std::vector<int32_t> five{1, 2, 3, 4, 5};
   EXPECT_THROW(model.forward(five), Error);
   EXPECT_EQ(model.position(), 0);
+}
+
+// The default CPU path rounds each activation row to int8 per block of 32 before integer dot
+// products (as llama.cpp does for Q4_1 x Q8_1). On this model that noise is large: log
+// probabilities move by up to 0.40 from the float golden (measured 2026-12-01), and a NumPy
+// forward that rounds the same way (make_golden.py --int8-activations) lands as far away in
+// another direction, because a rounding step flips wherever float order differs and one step
+// in a block holding an outlier is a large change. So: top-5 log probabilities within 0.75,
+// and the argmax wherever the golden margin exceeds 1.5.
+TEST_F(LlamaModelTest, QuantizedWeightsWithInt8ActivationsStayNearGoldenLogProbs) {
+  LlamaLoadOptions options;
+  options.context = 64;
+  expect_golden(options, 0.75, false);
 }
 
 }  // namespace loom::models

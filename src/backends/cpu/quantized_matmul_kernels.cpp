@@ -28,8 +28,10 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
     for (int64_t i = 0; i < out[0].numel(); ++i) out[0].as<float>()[i] = 0.f;
     return;
   }
+  quant::GemmOptions options;
+  options.quantize_activations = node.attrs.get_or<bool>("int8_activations", true);
   quant::ggml_matmul(ggml_type_of(node), blocks.data, int64_t(blocks.nbytes()), n, k, x.data,
-                     x.dtype, m, out[0].as<float>());
+                     x.dtype, m, out[0].as<float>(), options);
 }
 
 void run_dequantize(KernelContext&, const ir::Node& node, std::span<const TensorView> in,

@@ -1,5 +1,6 @@
 // cuBLASLt plans: descriptors, heuristic choice and launch, every call checked.
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "backends/cuda/cublas_utils.h"
@@ -12,7 +13,8 @@ std::string GemmDesc::str() const {
          " batch=" + std::to_string(batch) + (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") +
          " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
          " ldc=" + std::to_string(ldc) + " align=" + std::to_string(align_a) + "/" +
-         std::to_string(align_b) + "/" + std::to_string(align_c) + (bias ? " +bias" : "");
+         std::to_string(align_b) + "/" + std::to_string(align_c) + (bias ? " +bias" : "") +
+         (d_f32 ? " D:f32" : "");
 }
 
 uint32_t common_alignment(std::initializer_list<uint64_t> values) {
@@ -66,7 +68,7 @@ LtGemm::LtGemm(cublasLtHandle_t handle, const GemmDesc& d) : desc_(d) {
                      d.stride_a);
     b_ = make_layout(d.dtype, d.trans_b ? d.n : d.k, d.trans_b ? d.k : d.n, d.ldb, d.batch,
                      d.stride_b);
-    c_ = make_layout(d.dtype, d.m, d.n, d.ldc, d.batch, d.stride_c);
+    c_ = make_layout(d.d_f32 ? CUDA_R_32F : d.dtype, d.m, d.n, d.ldc, d.batch, d.stride_c);
 
     cublasLtMatmulPreference_t pref = nullptr;
     check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
@@ -153,6 +155,28 @@ void LtGemm::run(cublasLtHandle_t handle, const void* a, const void* b, void* d,
                                          &candidates_[algo], workspace, workspace_bytes, stream);
   if (status != CUBLAS_STATUS_SUCCESS)
     check_cublas(status, std::string("cublasLtMatmul (") + what + ", " + desc_.str() + ")");
+}
+
+cudaDataType_t cuda_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    default:
+      break;
+  }
+  fail(ErrorKind::dtype, std::string("cuBLASLt matmul of ") + dtype_name(dtype));
+}
+
+bool tf32_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOOM_CUDA_TF32");
+    return v && v[0] == '1';
+  }();
+  return on;
 }
 
 }  // namespace loom::cuda

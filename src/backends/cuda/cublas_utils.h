@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "loom/dtype.h"
+
 namespace loom::cuda {
 
 // D[m, n] = op(A)[m, k] * op(B)[k, n], column-major, `batch` matrices `stride_*` apart.
@@ -28,10 +30,17 @@ struct GemmDesc {
   uint32_t align_a = 256, align_b = 256, align_c = 256;
   // Adds a bias vector of length m (one value per row of column-major D) in the epilogue.
   bool bias = false;
+  // D is f32 whatever A and B are (f16 or bf16 inputs, f32 accumulation and output).
+  bool d_f32 = false;
 
   bool operator==(const GemmDesc&) const = default;
   std::string str() const;
 };
+
+// cuBLAS's type of a float dtype; throws loom::Error(dtype) for others.
+cudaDataType_t cuda_dtype(DType dtype);
+// LOOM_CUDA_TF32=1: f32 GEMMs may use TF32 tensor cores.
+bool tf32_enabled();
 
 // The largest power of two (<= 256) dividing every one of `values` (addresses, byte strides).
 uint32_t common_alignment(std::initializer_list<uint64_t> values);

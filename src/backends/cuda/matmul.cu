@@ -69,28 +69,6 @@ BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorVi
   return p;
 }
 
-cudaDataType_t cuda_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return CUDA_R_32F;
-    case DType::f16:
-      return CUDA_R_16F;
-    case DType::bf16:
-      return CUDA_R_16BF;
-    default:
-      break;
-  }
-  fail(ErrorKind::dtype, std::string("cuBLASLt matmul of ") + dtype_name(dtype));
-}
-
-bool tf32_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOOM_CUDA_TF32");
-    return v && v[0] == '1';
-  }();
-  return on;
-}
-
 GemmDesc gemm_desc(const BatchPlan& p, DType dtype, size_t workspace_bytes) {
   GemmDesc d;
   d.dtype = cuda_dtype(dtype);

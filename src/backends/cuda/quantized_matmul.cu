@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backends/cuda/cuda_error.h"
+#include "backends/cuda/device/types.cuh"
 #include "io/ggml_types.h"
 #include "loom/error.h"
 #include "loom/quant.h"
@@ -247,57 +248,64 @@ void launch_dtype(DType x_dtype, int64_t m, const Launch& l) {
 
 namespace {
 
-// One thread per block of 32: the same decoders as the GEMV, written out as floats.
-template <GgmlType T>
-__global__ void dequantize_kernel(const uint8_t* __restrict__ blocks, float* __restrict__ out,
+// One thread per block of 32: the same decoders as the GEMV, written out as O (float, half
+// or bf16, rounded to nearest even).
+template <GgmlType T, class O>
+__global__ void dequantize_kernel(const uint8_t* __restrict__ blocks, O* __restrict__ out,
                                   int64_t count) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < count; b += stride) {
     float v[32];
     Format<T>::decode(blocks + b * Format<T>::bytes, v);
 #pragma unroll
-    for (int i = 0; i < 32; ++i) out[b * 32 + i] = v[i];
+    for (int i = 0; i < 32; ++i) out[b * 32 + i] = cuda::store_as<O>(v[i]);
   }
 }
 
-template <GgmlType T>
-void launch_dequantize(const void* blocks, int64_t count, float* out, cudaStream_t s) {
+template <GgmlType T, class O>
+void launch_dequantize(const void* blocks, int64_t count, O* out, cudaStream_t s) {
   const int threads = 256;
   const int64_t grid = std::min<int64_t>((count + threads - 1) / threads, 65535);
-  dequantize_kernel<T>
+  dequantize_kernel<T, O>
       <<<unsigned(grid), threads, 0, s>>>(static_cast<const uint8_t*>(blocks), out, count);
 }
 
-}  // namespace
-
-void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, float* out,
-                          void* stream) {
-  if (count <= 0) return;
-  auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
+template <class O>
+void dequantize_to(uint32_t ggml_type, const void* blocks, int64_t count, O* out, cudaStream_t s) {
   switch (GgmlType(ggml_type)) {
     case GgmlType::Q4_0:
-      launch_dequantize<GgmlType::Q4_0>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::Q4_0>(blocks, count, out, s);
     case GgmlType::Q4_1:
-      launch_dequantize<GgmlType::Q4_1>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::Q4_1>(blocks, count, out, s);
     case GgmlType::Q5_0:
-      launch_dequantize<GgmlType::Q5_0>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::Q5_0>(blocks, count, out, s);
     case GgmlType::Q5_1:
-      launch_dequantize<GgmlType::Q5_1>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::Q5_1>(blocks, count, out, s);
     case GgmlType::Q8_0:
-      launch_dequantize<GgmlType::Q8_0>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::Q8_0>(blocks, count, out, s);
     case GgmlType::IQ4_NL:
-      launch_dequantize<GgmlType::IQ4_NL>(blocks, count, out, s);
-      break;
+      return launch_dequantize<GgmlType::IQ4_NL>(blocks, count, out, s);
     default:
       fail(ErrorKind::unsupported,
            "CUDA dequantize: weight type " + io::ggml_type_name(ggml_type) + " is not supported");
   }
+}
+
+}  // namespace
+
+void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, void* out,
+                          DType out_dtype, void* stream) {
+  if (count <= 0) return;
+  auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
+  cuda::dispatch_float(out_dtype, [&](auto tag) {
+    dequantize_to(ggml_type, blocks, count, static_cast<decltype(tag)*>(out), s);
+  });
   cuda::check_launch("dequantize");
+}
+
+void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count, float* out,
+                          void* stream) {
+  cuda_ggml_dequantize(ggml_type, blocks, count, out, DType::f32, stream);
 }
 
 void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weight_bytes, int64_t n,

@@ -1,9 +1,14 @@
-// CUDA kernel of quantized_matmul (src/ops/quant_ops.cpp): the GEMV of quantized_matmul.cu,
-// launched for each group of up to 8 rows of x (prefill runs several launches; a GEMM
-// kernel for many rows is not written yet).
+// CUDA kernel of quantized_matmul (src/ops/quant_ops.cpp), with two tactics:
+//  - "gemv": the GEMV of quantized_matmul.cu, launched for each group of up to 8 rows of x.
+//    The only tactic for decode (M <= 8): it reads each weight byte once.
+//  - "dequant_gemm" (M > 8): the weight expanded into the node's workspace in x's dtype, then
+//    one cuBLASLt GEMM with f32 output. For prefill, where the GEMM's tensor cores amortise
+//    the expansion over many rows. The runtime times both and keeps the faster.
 #include <span>
 #include <string>
 
+#include "backends/cuda/cublas_utils.h"
+#include "backends/cuda/cuda_backend_impl.h"
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "io/ggml_types.h"
@@ -14,8 +19,31 @@ namespace loom::cuda {
 
 namespace {
 
+constexpr size_t kMaxGemmWorkspace = size_t(32) << 20;
+
 const quant::GgufFormat* format_of(const ir::Node& node) {
   return quant::find_gguf_format(node.attrs.get<std::string>("format"));
+}
+
+size_t round_up_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// What the dequant_gemm tactic carries: the GEMM plan, its algorithm, and where in the
+// workspace the expanded weight ends.
+struct DequantGemm {
+  std::shared_ptr<const LtGemm> gemm;
+  size_t algo = 0;
+  size_t weight_bytes = 0;  // rounded up to 256
+};
+
+void run_gemv(cudaStream_t stream, const ir::Node& node, const TensorView& x,
+              const TensorView& blocks, float* y, int64_t m, int64_t n, int64_t k) {
+  const size_t x_row_bytes = storage_bytes(x.dtype, k);
+  for (int64_t r = 0; r < m; r += 8) {
+    const int64_t rows = std::min<int64_t>(8, m - r);
+    quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
+                          static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
+                          y + r * n, stream);
+  }
 }
 
 void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
@@ -32,13 +60,65 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
     return;
   }
   const int64_t m = x.numel() / k;
-  const size_t x_row_bytes = storage_bytes(x.dtype, k);
-  for (int64_t r = 0; r < m; r += 8) {
-    const int64_t rows = std::min<int64_t>(8, m - r);
-    quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
-                          static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
-                          y + r * n, stream);
+  if (ctx.tactic && ctx.tactic->data) {
+    const auto& t = *static_cast<const DequantGemm*>(ctx.tactic->data.get());
+    auto* ws = static_cast<char*>(ctx.workspace);
+    quant::cuda_ggml_dequantize(format_of(node)->ggml_type, blocks.data, n * k / 32, ws, x.dtype,
+                                stream);
+    t.gemm->run(cuda_backend_of(ctx).cublaslt(), ws, x.data, y, ws + t.weight_bytes,
+                ctx.workspace_bytes - t.weight_bytes, stream, "quantized_matmul", nullptr, t.algo);
+    return;
   }
+  run_gemv(stream, node, x, blocks, y, m, n, k);
+}
+
+// GEMV always; for M > 8 also cuBLASLt's candidates over the expanded weight.
+std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Node&,
+                                             std::span<const TensorView> in,
+                                             std::span<const TensorView> out) {
+  std::vector<Tactic> tactics{Tactic{"gemv", 0, nullptr}};
+  const TensorView& x = in[0];
+  const int64_t k = x.shape.back();
+  const int64_t n = in[1].shape[0];
+  const int64_t m = k > 0 ? x.numel() / k : 0;
+  if (m <= 8 || out[0].numel() == 0) return tactics;
+  GemmDesc d;
+  d.dtype = cuda_dtype(x.dtype);
+  d.d_f32 = true;
+  d.compute =
+      x.dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // Column-major: y^T [N, M] = W [N, K] (stored [K, N], so A^T) times x^T [K, M].
+  d.m = uint64_t(n);
+  d.n = uint64_t(m);
+  d.k = uint64_t(k);
+  d.trans_a = true;
+  d.lda = k;
+  d.ldb = k;
+  d.ldc = n;
+  d.workspace_bytes = kMaxGemmWorkspace;
+  const size_t elem = storage_bytes(x.dtype, 1);
+  d.align_a = common_alignment({uint64_t(k) * elem});  // the workspace base is 256-aligned
+  d.align_b = common_alignment({uint64_t(reinterpret_cast<uintptr_t>(x.data)), uint64_t(k) * elem});
+  d.align_c = common_alignment(
+      {uint64_t(reinterpret_cast<uintptr_t>(out[0].data)), uint64_t(n) * sizeof(float)});
+  std::shared_ptr<const LtGemm> gemm;
+  try {
+    backend.activate();
+    gemm = std::make_shared<const LtGemm>(backend.cublaslt(), d);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::unsupported) return tactics;
+    throw;
+  }
+  const size_t weight_bytes = round_up_256(storage_bytes(x.dtype, n * k));
+  for (size_t i = 0; i < gemm->algorithms(); ++i) {
+    auto data = std::make_shared<DequantGemm>();
+    data->gemm = gemm;
+    data->algo = i;
+    data->weight_bytes = weight_bytes;
+    tactics.push_back({"dequant_gemm." + gemm->algorithm_name(i),
+                       weight_bytes + gemm->workspace_bytes(i), std::move(data)});
+  }
+  return tactics;
 }
 
 void run_dequantize(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
@@ -57,11 +137,13 @@ bool blocks_of_32(const ir::Node& node, std::span<const TensorView>) {
 
 void register_quant_kernels(Backend& b) {
   b.add_kernel("dequantize", Kernel{"cuda.dequantize", run_dequantize, blocks_of_32});
-  b.add_kernel("quantized_matmul", Kernel{"cuda.quantized_matmul.gemv", run_quantized_matmul,
-                                          [](const ir::Node& node, std::span<const TensorView>) {
-                                            const quant::GgufFormat* f = format_of(node);
-                                            return f && f->block_size == 32;
-                                          }});
+  Kernel matmul{"cuda.quantized_matmul", run_quantized_matmul, blocks_of_32};
+  // Kernels are registered by the CudaBackend itself, so `b` is one and outlives them.
+  matmul.tactics = [&b](const ir::Node& node, std::span<const TensorView> in,
+                        std::span<const TensorView> out) {
+    return quantized_matmul_tactics(static_cast<CudaBackend&>(b), node, in, out);
+  };
+  b.add_kernel("quantized_matmul", std::move(matmul));
 }
 
 }  // namespace loom::cuda
