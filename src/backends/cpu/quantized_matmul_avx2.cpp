@@ -1,0 +1,255 @@
+// AVX2 kernels of the GGUF-block matmul (Q4_0, Q4_1, Q8_0 weights; int8 activations). The
+// library is built for x86-64-v2, so every function here carries the AVX2 target and is only
+// called after quant::cpu_has_avx2().
+//
+// A tile is R weight rows x MT activation rows. Per block of 32 it reads each weight row's
+// block once (unpacked once, used MT times) and each activation block once (used R times).
+// Accumulators are 8 float lanes per (row, activation row) and are summed across lanes once,
+// at the end of the row, not per block. The R f16 scales of a block are loaded together and
+// converted with one F16C instruction: each row's first 4 bytes go into one 32-bit lane, so
+// the converted vector is [d0, h0, d1, h1, ...] where h is Q4_1's min (or code bytes, unused).
+// Multiplied by an activation block's [d, s] it gives every scale of the tile: d_w * d_x in
+// even lanes and, for Q4_1, m_w * s_x in odd lanes.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cpu/quantized_matmul_blocks.h"
+
+#define LOOM_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace loom::quant::detail {
+
+namespace {
+
+using io::GgmlType;
+
+#ifndef LOOM_QMM_PREFETCH
+#define LOOM_QMM_PREFETCH 0
+#endif
+constexpr bool kPrefetch = LOOM_QMM_PREFETCH;
+
+LOOM_AVX2 inline int32_t load_u32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 16 bytes of nibbles -> 32 bytes 0..15: element j (low nibble of byte j), then j + 16 (high).
+// Both halves of the register get the same 16 bytes; the upper half is shifted by 4.
+LOOM_AVX2 inline __m256i unpack_nibbles(const uint8_t* p) {
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+}
+
+// Per format: block size in bytes, where the codes start, how the codes load, and the 8
+// int32 lanes of a block's integer dot product with 32 int8 activations.
+struct Q4_0 {
+  static constexpr int bytes = 18;
+  static constexpr bool has_min = false;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) { return unpack_nibbles(b + 2); }
+  // Codes are stored +8: sum((c - 8) x) = sum(c x) - 8 sum(x); 8 sum(x) per pair is the same
+  // for every row, so the caller computes it once per activation block (`bias`).
+  LOOM_AVX2 static __m256i bias(__m256i xq) {
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(8), xq);
+  }
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i bias) {
+    const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(c, xq), bias);
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  }
+};
+
+struct Q4_1 {
+  static constexpr int bytes = 20;
+  static constexpr bool has_min = true;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) { return unpack_nibbles(b + 4); }
+  LOOM_AVX2 static __m256i bias(__m256i) { return _mm256_setzero_si256(); }
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(c, xq), _mm256_set1_epi16(1));
+  }
+};
+
+struct Q8_0 {
+  static constexpr int bytes = 34;
+  static constexpr bool has_min = false;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+  }
+  LOOM_AVX2 static __m256i bias(__m256i) { return _mm256_setzero_si256(); }
+  // maddubs wants an unsigned operand: |c| with c's sign moved onto x (|c| <= 128, |x| <= 127,
+  // a pair sums to at most 32512: no saturation).
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i) {
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(xq, c));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  }
+};
+
+LOOM_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+LOOM_AVX2 inline float lane(__m256 v, int i) {
+  alignas(32) float f[8];
+  _mm256_store_ps(f, v);
+  return f[i];
+}
+
+// R weight rows (w, row_bytes apart) x MT activation rows (x, x_stride blocks apart) over
+// `blocks` blocks; y[i * ldy + r].
+template <class F, int R, int MT>
+LOOM_AVX2 void tile(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
+                    int64_t x_stride, float* y, int64_t ldy) {
+  __m256 acc[R][MT];
+  __m256 mins[MT];
+#pragma GCC unroll 4
+  for (int i = 0; i < MT; ++i) {
+    mins[i] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r][i] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* wb = w + b * F::bytes;
+    if constexpr (kPrefetch)
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(wb + r * row_bytes + 4 * F::bytes), _MM_HINT_T0);
+    __m128i heads = _mm_cvtsi32_si128(load_u32(wb));
+    if constexpr (R > 1) heads = _mm_insert_epi32(heads, load_u32(wb + row_bytes), 1);
+    if constexpr (R > 2) heads = _mm_insert_epi32(heads, load_u32(wb + 2 * row_bytes), 2);
+    if constexpr (R > 3) heads = _mm_insert_epi32(heads, load_u32(wb + 3 * row_bytes), 3);
+    const __m256 dw = _mm256_cvtph_ps(heads);
+    __m256 scales[MT];
+    __m256i xq[MT], bias[MT];
+#pragma GCC unroll 4
+    for (int i = 0; i < MT; ++i) {
+      const ActivationBlock& a = x[i * x_stride + b];
+      scales[i] = _mm256_mul_ps(
+          dw, _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(&a.d))));
+      if constexpr (F::has_min) mins[i] = _mm256_add_ps(mins[i], scales[i]);
+      xq[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+      bias[i] = F::bias(xq[i]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256i c = F::codes(wb + r * row_bytes);
+      const __m256i pick = _mm256_set1_epi32(2 * r);
+#pragma GCC unroll 4
+      for (int i = 0; i < MT; ++i) {
+        const __m256 s = _mm256_permutevar8x32_ps(scales[i], pick);
+        acc[r][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(c, xq[i], bias[i])), s, acc[r][i]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MT; ++i)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+      y[i * ldy + r] = hsum(acc[r][i]) + (F::has_min ? lane(mins[i], 2 * r + 1) : 0.f);
+}
+
+// Rows [row_begin, row_end) in tiles of R (the last few one at a time) for MT activation rows.
+template <class F, int R, int MT>
+LOOM_AVX2 void rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
+                    int64_t x_stride, int64_t row_begin, int64_t row_end, float* y, int64_t ldy) {
+  int64_t j = row_begin;
+  for (; j + R <= row_end; j += R)
+    tile<F, R, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy);
+  for (; j < row_end; ++j)
+    tile<F, 1, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy);
+}
+
+// Activation rows four at a time: each weight tile is reused by all of them while it is in L1.
+// For one or two activation rows, four weight rows per tile; for three or four, two (the
+// accumulators of a larger tile would not fit in 16 registers).
+template <class F>
+LOOM_AVX2 void gemm(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
+                    int64_t m, int64_t row_begin, int64_t row_end, float* y, int64_t ldy) {
+  // Weight rows in panels that stay in L1/L2 while every activation row passes over them.
+  const int64_t panel =
+      m <= 4 ? row_end - row_begin : std::max<int64_t>(4, 16384 / row_bytes / 4 * 4);
+  for (int64_t p = row_begin; p < row_end; p += panel) {
+    const int64_t p_end = std::min(row_end, p + panel);
+    for (int64_t i = 0; i < m; i += 4) {
+      const ActivationBlock* xi = x + i * blocks;
+      float* yi = y + i * ldy;
+      switch (std::min<int64_t>(4, m - i)) {
+        case 1:
+          rows<F, 4, 1>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
+          break;
+        case 2:
+          rows<F, 4, 2>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
+          break;
+        case 3:
+          rows<F, 2, 3>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
+          break;
+        default:
+          rows<F, 2, 4>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool avx2_gemm_supports(GgmlType type) {
+  return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0;
+}
+
+void quantized_gemm_avx2(GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                         const ActivationBlock* x, int64_t m, int64_t row_begin, int64_t row_end,
+                         float* y, int64_t ldy) {
+  switch (type) {
+    case GgmlType::Q4_0:
+      return gemm<Q4_0>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::Q4_1:
+      return gemm<Q4_1>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::Q8_0:
+      return gemm<Q8_0>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    default:
+      break;
+  }
+}
+
+// Same arithmetic as quantize_activations: 1 / d in float, x * (1 / d) rounded to nearest even
+// (the default MXCSR mode, as std::nearbyint), so both give identical blocks.
+LOOM_AVX2 void quantize_activations_avx2(const float* x, int64_t k, ActivationBlock* out) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  for (int64_t b = 0; b < k / 32; ++b, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float d = _mm_cvtss_f32(m4) / 127.f;
+    const float inv = d > 0 ? 1.f / d : 0.f;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vinv));
+    // packs works within 128-bit lanes: the permute puts the 32 bytes back in order.
+    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    q8 = _mm256_max_epi8(q8, _mm256_set1_epi8(-127));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    const __m256i sums =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    out[b].d = d;
+    out[b].s = d * float(_mm_cvtsi128_si32(s4));
+  }
+}
+
+}  // namespace loom::quant::detail

@@ -1,0 +1,34 @@
+// What the portable and the AVX2 GGUF-block matmul share: int8 activation blocks and the
+// entry points of the AVX2 kernels (quantized_matmul_avx2.cpp, compiled with target
+// attributes; call them only when quant::cpu_has_avx2()).
+#pragma once
+
+#include <cstdint>
+
+#include "io/ggml_types.h"
+
+namespace loom::quant::detail {
+
+// One block of 32 quantized activations: value = d * q; s = d * sum(q) serves Q4_1's min.
+// d and s are adjacent so that one 64-bit broadcast gives [d, s, d, s, ...].
+struct ActivationBlock {
+  float d;
+  float s;
+  int8_t q[32];
+};
+
+// Quantizes `k` (a multiple of 32) floats as llama.cpp's Q8_0 does: d = max|x| / 127,
+// q = round-to-nearest-even(x / d). The AVX2 version gives the same blocks bit for bit.
+void quantize_activations(const float* x, int64_t k, ActivationBlock* out);
+void quantize_activations_avx2(const float* x, int64_t k, ActivationBlock* out);
+
+// Whether quantized_gemm_avx2 handles this weight type.
+bool avx2_gemm_supports(io::GgmlType type);
+
+// y[i * ldy + j] = row j of W · activation row i, for rows j in [row_begin, row_end) and every
+// i < m. W: rows of `blocks` blocks, `row_bytes` apart; x: m rows of `blocks` ActivationBlocks.
+void quantized_gemm_avx2(io::GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                         const ActivationBlock* x, int64_t m, int64_t row_begin, int64_t row_end,
+                         float* y, int64_t ldy);
+
+}  // namespace loom::quant::detail
