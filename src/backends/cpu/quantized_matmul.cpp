@@ -105,7 +105,7 @@ void check_activation_dtype(DType dtype) {
 
 // Below this many weight bytes one thread does the whole product: waking the other costs
 // more than it saves (a few microseconds against ~3 us for 64 KB at 20 GB/s).
-constexpr int64_t kMinParallelWeightBytes = 48 << 10;
+constexpr int64_t kMinParallelWeightBytes = 96 << 10;
 
 // The int8-activation product (Q4_0, Q4_1, Q8_0). One parallel region: the threads first
 // quantize the activation rows (each x row once), then each takes a contiguous range of
