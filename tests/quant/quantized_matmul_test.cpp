@@ -92,6 +92,12 @@ std::vector<float> random_x(int64_t count) {
   return x;
 }
 
+// The formats whose blocks are 32 codes with f16 scales: they take int8 activations.
+bool has_int8_path(GgmlType t) {
+  return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0 || t == GgmlType::Q5_0 ||
+         t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL;
+}
+
 void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& options) {
   const io::GgmlTypeTraits& t = io::ggml_type_traits(type);
   SCOPED_TRACE(std::string(t.name) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
@@ -99,8 +105,7 @@ void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& op
                (options.allow_avx2 ? " avx2-if-present" : " portable"));
   const std::vector<uint8_t> blocks = random_blocks(type, n, k);
   const std::vector<float> x = random_x(m * k);
-  const bool int8 = options.quantize_activations &&
-                    (type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0);
+  const bool int8 = options.quantize_activations && has_int8_path(type);
   const Reference ref = reference(type, blocks, n, k, x, m, int8);
   std::vector<float> y(size_t(m * n), NAN);
   ggml_matmul(uint32_t(type), blocks.data(), int64_t(blocks.size()), n, k, x.data(), DType::f32, m,
@@ -117,7 +122,8 @@ void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& op
   }
 }
 
-const GgmlType kFastTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0};
+const GgmlType kFastTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0,
+                               GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL};
 
 }  // namespace
 

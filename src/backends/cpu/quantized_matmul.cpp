@@ -66,6 +66,39 @@ float dot_q8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return acc;
 }
 
+// Q5_0 / Q5_1: bit j of the 32-bit word after the scales is element j's fifth bit.
+template <bool has_min>
+float dot_q5(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  constexpr int bytes = has_min ? 24 : 22, scales = has_min ? 4 : 2, offset = has_min ? 0 : 16;
+  float acc = 0;
+  for (int64_t b = 0; b < blocks; ++b, w += bytes) {
+    uint32_t high;
+    std::memcpy(&high, w + scales, 4);
+    const uint8_t* q = w + scales + 4;
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (q[j] & 0x0F) | int((high >> j) & 1u) << 4;
+      const int hi = (q[j] >> 4) | int((high >> (j + 16)) & 1u) << 4;
+      sum += (lo - offset) * a[b].q[j] + (hi - offset) * a[b].q[j + 16];
+    }
+    acc += f16_at(w) * a[b].d * float(sum);
+    if (has_min) acc += f16_at(w + 2) * a[b].s;
+  }
+  return acc;
+}
+
+float dot_iq4_nl(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float acc = 0;
+  for (int64_t b = 0; b < blocks; ++b, w += 18) {
+    int sum = 0;
+    for (int j = 0; j < 16; ++j)
+      sum += detail::kIq4nlLevels[w[2 + j] & 0x0F] * a[b].q[j] +
+             detail::kIq4nlLevels[w[2 + j] >> 4] * a[b].q[j + 16];
+    acc += f16_at(w) * a[b].d * float(sum);
+  }
+  return acc;
+}
+
 using BlockDot = float (*)(const uint8_t*, const ActivationBlock*, int64_t);
 
 BlockDot portable_block_dot(GgmlType type) {
@@ -76,6 +109,12 @@ BlockDot portable_block_dot(GgmlType type) {
       return dot_q4_1;
     case GgmlType::Q8_0:
       return dot_q8_0;
+    case GgmlType::Q5_0:
+      return dot_q5<false>;
+    case GgmlType::Q5_1:
+      return dot_q5<true>;
+    case GgmlType::IQ4_NL:
+      return dot_iq4_nl;
     default:
       return nullptr;
   }

@@ -97,6 +97,66 @@ struct Q8_0 {
   }
 };
 
+// Q5_0 / Q5_1: 4-bit codes plus a fifth bit per element from a 32-bit word (bit i for
+// element i, in the order unpack_nibbles gives), so codes are 0..31.
+LOOM_AVX2 inline __m256i unpack_q5(const uint8_t* high_bits, const uint8_t* nibbles) {
+  int32_t high;
+  std::memcpy(&high, high_bits, 4);
+  // Byte i of the result looks at byte i / 8 of the word, bit i % 8.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(high),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_or_si256(unpack_nibbles(nibbles), _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+struct Q5_0 {
+  static constexpr int bytes = 22;
+  static constexpr bool has_min = false;
+  // maddubs sums <= 2 * 31 * 127; minus the bias, |sum| <= 2 * 16 * 127 = 4064.
+  static constexpr bool small_pairs = true;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) { return unpack_q5(b + 2, b + 6); }
+  LOOM_AVX2 static __m256i bias(__m256i xq) {
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(16), xq);
+  }
+  LOOM_AVX2 static __m256i pairs(__m256i c, __m256i xq, __m256i bias) {
+    return _mm256_sub_epi16(_mm256_maddubs_epi16(c, xq), bias);
+  }
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i bias) {
+    return _mm256_madd_epi16(pairs(c, xq, bias), _mm256_set1_epi16(1));
+  }
+};
+
+struct Q5_1 {
+  static constexpr int bytes = 24;
+  static constexpr bool has_min = true;
+  // |sum| <= 2 * 31 * 127 = 7874: four of them (31496) still fit in int16.
+  static constexpr bool small_pairs = true;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) { return unpack_q5(b + 4, b + 8); }
+  LOOM_AVX2 static __m256i bias(__m256i) { return _mm256_setzero_si256(); }
+  LOOM_AVX2 static __m256i pairs(__m256i c, __m256i xq, __m256i) {
+    return _mm256_maddubs_epi16(c, xq);
+  }
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i) {
+    return _mm256_madd_epi16(pairs(c, xq, c), _mm256_set1_epi16(1));
+  }
+};
+
+// IQ4_NL: each nibble indexes a table of 16 signed levels; then as Q8_0.
+struct IQ4_NL {
+  static constexpr int bytes = 18;
+  static constexpr bool has_min = false;
+  static constexpr bool small_pairs = false;
+  LOOM_AVX2 static __m256i codes(const uint8_t* b) {
+    const __m256i table = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlLevels)));
+    return _mm256_shuffle_epi8(table, unpack_nibbles(b + 2));
+  }
+  LOOM_AVX2 static __m256i bias(__m256i) { return _mm256_setzero_si256(); }
+  LOOM_AVX2 static __m256i dot(__m256i c, __m256i xq, __m256i) { return Q8_0::dot(c, xq, c); }
+};
+
 LOOM_AVX2 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -274,7 +334,8 @@ LOOM_AVX2 void gemm(const uint8_t* w, int64_t row_bytes, int64_t blocks, const A
 }  // namespace
 
 bool avx2_gemm_supports(GgmlType type) {
-  return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0;
+  return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0 ||
+         type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::IQ4_NL;
 }
 
 void quantized_gemm_avx2(GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t blocks,
@@ -287,6 +348,12 @@ void quantized_gemm_avx2(GgmlType type, const uint8_t* w, int64_t row_bytes, int
       return gemm<Q4_1>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
     case GgmlType::Q8_0:
       return gemm<Q8_0>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::Q5_0:
+      return gemm<Q5_0>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::Q5_1:
+      return gemm<Q5_1>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::IQ4_NL:
+      return gemm<IQ4_NL>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
     default:
       break;
   }

@@ -17,6 +17,10 @@ struct ActivationBlock {
   int8_t q[32];
 };
 
+// IQ4_NL's 16 levels (as ggml's kvalues_iq4nl), times the block scale.
+inline constexpr int8_t kIq4nlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
 // Quantizes `k` (a multiple of 32) floats as llama.cpp's Q8_0 does: d = max|x| / 127,
 // q = round-to-nearest-even(x / d). The AVX2 version gives the same blocks bit for bit.
 void quantize_activations(const float* x, int64_t k, ActivationBlock* out);
