@@ -140,8 +140,9 @@ TEST(QuantizedMatmul, Int8ActivationsAtEveryTileShape) {
   for (GgmlType type : kFastTypes) {
     for (int64_t m = 1; m <= 17; ++m) check(type, 7, 96, m, {true, true});
     for (int64_t n : {1, 2, 3, 5, 13}) check(type, n, 160, 2, {true, true});
-    check(type, 130, 256, 9, {true, true});   // several panels of weight rows
-    check(type, 1001, 576, 1, {true, true});  // both threads, a tail of one row
+    check(type, 130, 256, 9, {true, true});    // several panels of weight rows
+    check(type, 9, 32 * 70, 6, {true, true});  // K in chunks of 32 blocks, summed into y
+    check(type, 1001, 576, 1, {true, true});   // both threads, a tail of one row
     check(type, 3, 576, 5, {true, false});
   }
 }

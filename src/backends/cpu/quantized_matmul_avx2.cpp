@@ -174,7 +174,7 @@ LOOM_AVX2 inline float lane(__m256 v, int i) {
 // `blocks` blocks; y[i * ldy + r].
 template <class F, int R, int MT>
 LOOM_AVX2 void tile(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
-                    int64_t x_stride, float* y, int64_t ldy) {
+                    int64_t x_stride, float* y, int64_t ldy, bool add_to_y) {
   __m256 acc[R][MT];
   __m256 mins[MT];
 #pragma GCC unroll 4
@@ -226,7 +226,8 @@ LOOM_AVX2 void tile(const uint8_t* w, int64_t row_bytes, int64_t blocks, const A
   for (int i = 0; i < MT; ++i)
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
-      y[i * ldy + r] = hsum(acc[r][i]) + (F::has_min ? lane(mins[i], 2 * r + 1) : 0.f);
+      y[i * ldy + r] = (add_to_y ? y[i * ldy + r] : 0.f) + hsum(acc[r][i]) +
+                       (F::has_min ? lane(mins[i], 2 * r + 1) : 0.f);
 }
 
 // Four weight rows of a 4-bit format x MT activation rows with one accumulator per activation
@@ -236,7 +237,8 @@ LOOM_AVX2 void tile(const uint8_t* w, int64_t row_bytes, int64_t blocks, const A
 // spends one of each per row (the multiply and convert pipes are what limit it).
 template <class F, int MT>
 LOOM_AVX2 void tile4_packed(const uint8_t* w, int64_t row_bytes, int64_t blocks,
-                            const ActivationBlock* x, int64_t x_stride, float* y, int64_t ldy) {
+                            const ActivationBlock* x, int64_t x_stride, float* y, int64_t ldy,
+                            bool add_to_y) {
   static_assert(F::small_pairs);
   __m256 acc[MT], mins[MT];
 #pragma GCC unroll 4
@@ -278,54 +280,71 @@ LOOM_AVX2 void tile4_packed(const uint8_t* w, int64_t row_bytes, int64_t blocks,
     alignas(16) float out[4];
     _mm_store_ps(out, four);
     for (int r = 0; r < 4; ++r)
-      y[i * ldy + r] = out[r] + (F::has_min ? lane(mins[i], 2 * r + 1) : 0.f);
+      y[i * ldy + r] = (add_to_y ? y[i * ldy + r] : 0.f) + out[r] +
+                       (F::has_min ? lane(mins[i], 2 * r + 1) : 0.f);
   }
 }
 
 // Rows [row_begin, row_end) in tiles of R (the last few one at a time) for MT activation rows.
 template <class F, int R, int MT>
 LOOM_AVX2 void rows(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
-                    int64_t x_stride, int64_t row_begin, int64_t row_end, float* y, int64_t ldy) {
+                    int64_t x_stride, int64_t row_begin, int64_t row_end, float* y, int64_t ldy,
+                    bool add_to_y) {
   int64_t j = row_begin;
   constexpr bool packed = F::small_pairs;
   constexpr int step = packed ? 4 : R;
   for (; j + step <= row_end; j += step) {
     if constexpr (packed)
-      tile4_packed<F, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy);
+      tile4_packed<F, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy, add_to_y);
     else
-      tile<F, R, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy);
+      tile<F, R, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy, add_to_y);
   }
   for (; j < row_end; ++j)
-    tile<F, 1, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy);
+    tile<F, 1, MT>(w + j * row_bytes, row_bytes, blocks, x, x_stride, y + j, ldy, add_to_y);
 }
 
 // Activation rows four at a time: each weight tile is reused by all of them while it is in L1.
 // For one or two activation rows, four weight rows per tile; for three or four, two (the
-// accumulators of a larger tile would not fit in 16 registers).
+// accumulators of a larger tile would not fit in 16 registers; the 4-bit formats always take
+// tile4_packed, four rows).
+//
+// For more than four activation rows (prefill) the product is blocked: K in chunks of
+// kChunkBlocks (4 activation rows of a chunk, 5 KB, and a weight tile's chunk stay in L1), and
+// weight rows in panels of about kPanelBytes per chunk (in L2) that every group of activation
+// rows passes over before the next panel. Without the K chunks, M = 128 and K = 4096 put x
+// (655 KB) out of L2 and every panel streamed it from L3 again.
+constexpr int64_t kChunkBlocks = 32;
+constexpr int64_t kPanelBytes = 128 << 10;
+
 template <class F>
 LOOM_AVX2 void gemm(const uint8_t* w, int64_t row_bytes, int64_t blocks, const ActivationBlock* x,
                     int64_t m, int64_t row_begin, int64_t row_end, float* y, int64_t ldy) {
-  // Weight rows in panels that stay in L1/L2 while every activation row passes over them.
+  const int64_t chunk = m <= 4 ? blocks : std::min(blocks, kChunkBlocks);
   const int64_t panel =
-      m <= 4 ? row_end - row_begin : std::max<int64_t>(4, 16384 / row_bytes / 4 * 4);
+      m <= 4 ? row_end - row_begin : std::max<int64_t>(4, kPanelBytes / (chunk * F::bytes) / 4 * 4);
   for (int64_t p = row_begin; p < row_end; p += panel) {
     const int64_t p_end = std::min(row_end, p + panel);
-    for (int64_t i = 0; i < m; i += 4) {
-      const ActivationBlock* xi = x + i * blocks;
-      float* yi = y + i * ldy;
-      switch (std::min<int64_t>(4, m - i)) {
-        case 1:
-          rows<F, 4, 1>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
-          break;
-        case 2:
-          rows<F, 4, 2>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
-          break;
-        case 3:
-          rows<F, 2, 3>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
-          break;
-        default:
-          rows<F, 2, 4>(w, row_bytes, blocks, xi, blocks, p, p_end, yi, ldy);
-          break;
+    for (int64_t k0 = 0; k0 < blocks; k0 += chunk) {
+      const int64_t nb = std::min(chunk, blocks - k0);
+      const uint8_t* wk = w + k0 * F::bytes;
+      const bool add = k0 > 0;
+      for (int64_t i = 0; i < m; i += 4) {
+        const ActivationBlock* xi = x + i * blocks + k0;
+        float* yi = y + i * ldy;
+        switch (std::min<int64_t>(4, m - i)) {
+          case 1:
+            rows<F, 4, 1>(wk, row_bytes, nb, xi, blocks, p, p_end, yi, ldy, add);
+            break;
+          case 2:
+            rows<F, 4, 2>(wk, row_bytes, nb, xi, blocks, p, p_end, yi, ldy, add);
+            break;
+          case 3:
+            rows<F, 2, 3>(wk, row_bytes, nb, xi, blocks, p, p_end, yi, ldy, add);
+            break;
+          default:
+            rows<F, 2, 4>(wk, row_bytes, nb, xi, blocks, p, p_end, yi, ldy, add);
+            break;
+        }
       }
     }
   }
