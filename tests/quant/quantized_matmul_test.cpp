@@ -95,7 +95,7 @@ std::vector<float> random_x(int64_t count) {
 // The formats whose blocks are 32 codes with f16 scales: they take int8 activations.
 bool has_int8_path(GgmlType t) {
   return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0 || t == GgmlType::Q5_0 ||
-         t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL;
+         t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL || t == GgmlType::Q4_K;
 }
 
 void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& options) {
@@ -147,6 +147,16 @@ TEST(QuantizedMatmul, Int8ActivationsAtEveryTileShape) {
   }
 }
 
+// Q4_K: super-blocks of 256 with 6-bit scales and mins (K a multiple of 256); its AVX2 kernel
+// takes one weight row and up to four activation rows at a time.
+TEST(QuantizedMatmul, Q4KInt8ActivationsWithinTheirRoundingBound) {
+  for (bool avx2 : {true, false}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 9}) check(GgmlType::Q4_K, 7, 512, m, {true, avx2});
+    check(GgmlType::Q4_K, 1, 256, 1, {true, avx2});
+    check(GgmlType::Q4_K, 301, 768, 2, {true, avx2});  // both threads
+  }
+}
+
 TEST(QuantizedMatmul, AvxActivationQuantizationMatchesPortableBitForBit) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
   const int64_t k = 32 * 40;
@@ -179,9 +189,11 @@ TEST(QuantizedMatmul, FloatActivationsMatchTheDequantizedProduct) {
 
 TEST(QuantizedMatmul, AvxAndPortablePathsAgree) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
-  for (GgmlType type : kFastTypes) {
+  std::vector<GgmlType> types(std::begin(kFastTypes), std::end(kFastTypes));
+  types.push_back(GgmlType::Q4_K);
+  for (GgmlType type : types) {
     for (int64_t m : {1, 2, 3, 4, 6, 11}) {
-      const int64_t n = 67, k = 1056;
+      const int64_t n = 67, k = 1280;  // 40 blocks: a K chunk of 32 and a rest
       const std::vector<uint8_t> blocks = random_blocks(type, n, k);
       const std::vector<float> x = random_x(m * k);
       std::vector<float> fast(static_cast<size_t>(m * n)), portable(static_cast<size_t>(m * n));

@@ -21,6 +21,18 @@ struct ActivationBlock {
 inline constexpr int8_t kIq4nlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
 
+// Q4_K's 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes (ggml's
+// get_scale_min_k4).
+inline void q4k_scale_min(int j, const uint8_t* s, int& scale, int& min) {
+  if (j < 4) {
+    scale = s[j] & 63;
+    min = s[j + 4] & 63;
+  } else {
+    scale = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
 // Quantizes `k` (a multiple of 32) floats as llama.cpp's Q8_0 does: d = max|x| / 127,
 // q = round-to-nearest-even(x / d). The AVX2 version gives the same blocks bit for bit.
 void quantize_activations(const float* x, int64_t k, ActivationBlock* out);
@@ -34,5 +46,10 @@ bool avx2_gemm_supports(io::GgmlType type);
 void quantized_gemm_avx2(io::GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t blocks,
                          const ActivationBlock* x, int64_t m, int64_t row_begin, int64_t row_end,
                          float* y, int64_t ldy);
+
+// The same for Q4_K weights (blocks counts blocks of 32: eight per super-block).
+void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                              const ActivationBlock* x, int64_t m, int64_t row_begin,
+                              int64_t row_end, float* y, int64_t ldy);
 
 }  // namespace loom::quant::detail
