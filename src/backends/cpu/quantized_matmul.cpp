@@ -122,6 +122,32 @@ float dot_q4_k(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return acc;
 }
 
+// Q6_K: two halves of 128 per super-block; block k of a half has codes (+ 32) from low
+// nibbles (k < 2) or high nibbles of low bytes 32 (k % 2) .. + 31 and bits 2k, 2k + 1 of the
+// high bytes, and scales 2k (first 16 elements) and 2k + 1 (last 16).
+float dot_q6_k(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float acc = 0;
+  for (int64_t sb = 0; sb < blocks / 8; ++sb, w += 210) {
+    const float d = f16_at(w + 208);
+    for (int half = 0; half < 2; ++half, a += 4) {
+      const uint8_t* low = w + 64 * half;
+      const uint8_t* high = w + 128 + 32 * half;
+      const auto* scales = reinterpret_cast<const int8_t*>(w + 192 + 8 * half);
+      for (int k = 0; k < 4; ++k) {
+        int sum[2] = {0, 0};
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t byte = low[l + 32 * (k % 2)];
+          const int nib = k < 2 ? byte & 0x0F : byte >> 4;
+          const int code = nib | ((high[l] >> (2 * k)) & 3) << 4;
+          sum[l / 16] += (code - 32) * a[k].q[l];
+        }
+        acc += d * a[k].d * float(scales[2 * k] * sum[0] + scales[2 * k + 1] * sum[1]);
+      }
+    }
+  }
+  return acc;
+}
+
 using BlockDot = float (*)(const uint8_t*, const ActivationBlock*, int64_t);
 
 BlockDot portable_block_dot(GgmlType type) {
@@ -140,6 +166,8 @@ BlockDot portable_block_dot(GgmlType type) {
       return dot_iq4_nl;
     case GgmlType::Q4_K:
       return dot_q4_k;
+    case GgmlType::Q6_K:
+      return dot_q6_k;
     default:
       return nullptr;
   }

@@ -1,6 +1,6 @@
-// AVX2 kernel of the GGUF-block matmul for Q4_K weights (super-blocks of 256: f16 d and dmin,
-// eight 6-bit scales and mins, 128 bytes of codes) with int8 activations per block of 32, as
-// for the other formats. Sub-block s of a super-block contributes
+// AVX2 kernels of the GGUF-block matmul for the K-quants Q4_K and Q6_K (below). Q4_K weights
+// (super-blocks of 256: f16 d and dmin, eight 6-bit scales and mins, 128 bytes of codes) with int8
+// activations per block of 32, as for the other formats. Sub-block s of a super-block contributes
 //   d * scale_s * d_x * sum(code * q_x)  -  dmin * min_s * s_x
 // where s_x = d_x * sum(q_x) comes with the activation block. Per super-block the eight
 // integer sums are reduced into one register [I0 .. I7] (pair sums are <= 3810, so two rounds
@@ -94,6 +94,57 @@ LOOM_AVX2 void q4k_row(const uint8_t* w, int64_t superblocks, const ActivationBl
   for (int i = 0; i < MT; ++i) y[i * ldy] = hsum(acc[i]) - hsum(acc_min[i]);
 }
 
+// Q6_K: super-blocks of 256 = two halves of 128; a half reads 64 bytes of low nibbles, 32 of
+// high 2-bit pairs and 8 signed scales (one per 16 elements), d (f16) is last. Block k of a
+// half (32 elements) takes the low (k < 2) or high nibbles of low bytes 32 (k % 2) .. + 31 and
+// bits 2k, 2k + 1 of the high bytes, and scales 2k (first 16 elements) and 2k + 1. Codes are
+// stored + 32: sum((c - 32) x) = maddubs(c, x) - maddubs(32, x) (|pair| <= 8128), and
+// madd's eight int32 lanes are [first 16 elements x 4 | last 16 x 4], so one permute of the
+// half's eight scales gives the block's [s_2k x 4, s_2k+1 x 4].
+template <int MT>
+LOOM_AVX2 void q6k_row(const uint8_t* w, int64_t superblocks, const ActivationBlock* x,
+                       int64_t x_stride, float* y, int64_t ldy) {
+  __m256 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  const __m256i nibble = _mm256_set1_epi8(0x0F), pair = _mm256_set1_epi8(0x30);
+  const __m256i ones = _mm256_set1_epi16(1), bias_code = _mm256_set1_epi8(32);
+  for (int64_t sb = 0; sb < superblocks; ++sb, w += 210) {
+    const __m256 d = _mm256_set1_ps(f16(w + 208));
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* low = w + 64 * half;
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+      const __m256i low_a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(low));
+      const __m256i low_b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(low + 32));
+      __m256i codes[4];
+      codes[0] = _mm256_or_si256(_mm256_and_si256(low_a, nibble),
+                                 _mm256_and_si256(_mm256_slli_epi16(hi, 4), pair));
+      codes[1] = _mm256_or_si256(_mm256_and_si256(low_b, nibble),
+                                 _mm256_and_si256(_mm256_slli_epi16(hi, 2), pair));
+      codes[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low_a, 4), nibble),
+                                 _mm256_and_si256(hi, pair));
+      codes[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low_b, 4), nibble),
+                                 _mm256_and_si256(_mm256_srli_epi16(hi, 2), pair));
+      const __m256 scales = _mm256_mul_ps(
+          d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                 _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 192 + 8 * half)))));
+      for (int k = 0; k < 4; ++k) {
+        const __m256 block_scales = _mm256_permutevar8x32_ps(
+            scales, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1,
+                                      2 * k + 1));
+        for (int i = 0; i < MT; ++i) {
+          const ActivationBlock& a = x[i * x_stride + sb * 8 + half * 4 + k];
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+          const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(codes[k], xq),
+                                                 _mm256_maddubs_epi16(bias_code, xq));
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)),
+                                   _mm256_mul_ps(block_scales, _mm256_set1_ps(a.d)), acc[i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MT; ++i) y[i * ldy] = hsum(acc[i]);
+}
+
 }  // namespace
 
 LOOM_AVX2 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
@@ -124,6 +175,37 @@ LOOM_AVX2 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int
           break;
         default:
           q4k_row<4>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
+          break;
+      }
+    }
+  }
+}
+
+}  // namespace loom::quant::detail
+
+namespace loom::quant::detail {
+
+LOOM_AVX2 void quantized_gemm_q6_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                                        const ActivationBlock* x, int64_t m, int64_t row_begin,
+                                        int64_t row_end, float* y, int64_t ldy) {
+  const int64_t superblocks = blocks / 8;
+  for (int64_t j = row_begin; j < row_end; ++j) {
+    const uint8_t* wr = w + j * row_bytes;
+    for (int64_t i = 0; i < m; i += 4) {
+      const ActivationBlock* xi = x + i * blocks;
+      float* yi = y + i * ldy + j;
+      switch (std::min<int64_t>(4, m - i)) {
+        case 1:
+          q6k_row<1>(wr, superblocks, xi, blocks, yi, ldy);
+          break;
+        case 2:
+          q6k_row<2>(wr, superblocks, xi, blocks, yi, ldy);
+          break;
+        case 3:
+          q6k_row<3>(wr, superblocks, xi, blocks, yi, ldy);
+          break;
+        default:
+          q6k_row<4>(wr, superblocks, xi, blocks, yi, ldy);
           break;
       }
     }
