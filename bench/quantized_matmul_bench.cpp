@@ -44,7 +44,8 @@ void quantized_gemm(benchmark::State& state, GgmlType type, bool avx2) {
   for (size_t b = 0; b < blocks.size(); b += size_t(t.bytes_per_block)) {
     blocks[b] = 0x00;
     blocks[b + 1] = 0x20;
-    if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K)
+    if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1 || type == GgmlType::Q4_K ||
+        type == GgmlType::Q5_K)
       blocks[b + 3] = 0x20, blocks[b + 2] = 0;
     if (type == GgmlType::Q6_K) blocks[b + 208] = 0, blocks[b + 209] = 0x20;  // d is last
   }
@@ -102,6 +103,7 @@ BENCHMARK_CAPTURE(quantized_gemm, Q5_0, GgmlType::Q5_0, true)->Apply(other_forma
 BENCHMARK_CAPTURE(quantized_gemm, Q5_1, GgmlType::Q5_1, true)->Apply(other_formats);
 BENCHMARK_CAPTURE(quantized_gemm, IQ4_NL, GgmlType::IQ4_NL, true)->Apply(other_formats);
 BENCHMARK_CAPTURE(quantized_gemm, Q4_K, GgmlType::Q4_K, true)->Apply(other_formats);
+BENCHMARK_CAPTURE(quantized_gemm, Q5_K, GgmlType::Q5_K, true)->Apply(other_formats);
 BENCHMARK_CAPTURE(quantized_gemm, Q6_K, GgmlType::Q6_K, true)->Apply(other_formats);
 
 BENCHMARK_CAPTURE(quantized_gemm, Q4_0_portable, GgmlType::Q4_0, false)

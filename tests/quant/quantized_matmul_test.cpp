@@ -95,7 +95,8 @@ std::vector<float> random_x(int64_t count) {
 // The formats whose blocks are 32 codes with f16 scales: they take int8 activations.
 bool has_int8_path(GgmlType t) {
   return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0 || t == GgmlType::Q5_0 ||
-         t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL || t == GgmlType::Q4_K || t == GgmlType::Q6_K;
+         t == GgmlType::Q5_1 || t == GgmlType::IQ4_NL || t == GgmlType::Q4_K ||
+         t == GgmlType::Q5_K || t == GgmlType::Q6_K;
 }
 
 void check(GgmlType type, int64_t n, int64_t k, int64_t m, const GemmOptions& options) {
@@ -147,10 +148,10 @@ TEST(QuantizedMatmul, Int8ActivationsAtEveryTileShape) {
   }
 }
 
-// Q4_K and Q6_K: super-blocks of 256 (K a multiple of 256); their AVX2 kernels
+// Q4_K, Q5_K and Q6_K: super-blocks of 256 (K a multiple of 256); their AVX2 kernels
 // take one weight row and up to four activation rows at a time.
 TEST(QuantizedMatmul, KQuantInt8ActivationsWithinTheirRoundingBound) {
-  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K})
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     for (bool avx2 : {true, false}) {
       for (int64_t m : {1, 2, 3, 4, 5, 9}) check(type, 7, 512, m, {true, avx2});
       check(type, 1, 256, 1, {true, avx2});
@@ -185,13 +186,14 @@ TEST(QuantizedMatmul, FloatActivationsMatchTheDequantizedProduct) {
                         GgmlType::IQ4_NL, GgmlType::F16, GgmlType::BF16})
     check(type, 9, 512, 2, {false, true});
   // The other formats take the float path even when int8 activations are asked for.
-  check(GgmlType::Q5_K, 5, 256, 1, {true, true});
+  check(GgmlType::BF16, 5, 256, 1, {true, true});
 }
 
 TEST(QuantizedMatmul, AvxAndPortablePathsAgree) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
   std::vector<GgmlType> types(std::begin(kFastTypes), std::end(kFastTypes));
   types.push_back(GgmlType::Q4_K);
+  types.push_back(GgmlType::Q5_K);
   types.push_back(GgmlType::Q6_K);
   for (GgmlType type : types) {
     for (int64_t m : {1, 2, 3, 4, 6, 11}) {

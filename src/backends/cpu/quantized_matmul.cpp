@@ -100,20 +100,29 @@ float dot_iq4_nl(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
 }
 
 // Q4_K: super-blocks of 256 (eight blocks of 32 with 6-bit scales and mins); `blocks` counts
-// blocks of 32.
+// blocks of 32. Q5_K (five_bits) adds 32 bytes of fifth bits before the codes: element l of
+// chunk c takes bit 2c (first 32) or 2c + 1 (next 32) of byte l.
+template <bool five_bits>
 float dot_q4_k(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  constexpr int super_bytes = five_bits ? 176 : 144, codes_at = five_bits ? 48 : 16;
   float acc = 0;
-  for (int64_t sb = 0; sb < blocks / 8; ++sb, w += 144, a += 8) {
+  for (int64_t sb = 0; sb < blocks / 8; ++sb, w += super_bytes, a += 8) {
     const float d = f16_at(w), dmin = f16_at(w + 2);
-    const uint8_t* q = w + 16;
+    const uint8_t* q = w + codes_at;
+    const uint8_t* high = w + 16;
     for (int c = 0; c < 4; ++c, q += 32) {
       int s0, m0, s1, m1;
       detail::q4k_scale_min(2 * c, w + 4, s0, m0);
       detail::q4k_scale_min(2 * c + 1, w + 4, s1, m1);
       int sum0 = 0, sum1 = 0;
       for (int l = 0; l < 32; ++l) {
-        sum0 += (q[l] & 0x0F) * a[2 * c].q[l];
-        sum1 += (q[l] >> 4) * a[2 * c + 1].q[l];
+        int lo = q[l] & 0x0F, hi = q[l] >> 4;
+        if (five_bits) {
+          lo |= ((high[l] >> (2 * c)) & 1) << 4;
+          hi |= ((high[l] >> (2 * c + 1)) & 1) << 4;
+        }
+        sum0 += lo * a[2 * c].q[l];
+        sum1 += hi * a[2 * c + 1].q[l];
       }
       acc += d * float(s0) * a[2 * c].d * float(sum0) - dmin * float(m0) * a[2 * c].s;
       acc += d * float(s1) * a[2 * c + 1].d * float(sum1) - dmin * float(m1) * a[2 * c + 1].s;
@@ -165,7 +174,9 @@ BlockDot portable_block_dot(GgmlType type) {
     case GgmlType::IQ4_NL:
       return dot_iq4_nl;
     case GgmlType::Q4_K:
-      return dot_q4_k;
+      return dot_q4_k<false>;
+    case GgmlType::Q5_K:
+      return dot_q4_k<true>;
     case GgmlType::Q6_K:
       return dot_q6_k;
     default:

@@ -355,7 +355,7 @@ LOOM_AVX2 void gemm(const uint8_t* w, int64_t row_bytes, int64_t blocks, const A
 bool avx2_gemm_supports(GgmlType type) {
   return type == GgmlType::Q4_0 || type == GgmlType::Q4_1 || type == GgmlType::Q8_0 ||
          type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::IQ4_NL ||
-         type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+         type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K;
 }
 
 void quantized_gemm_avx2(GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t blocks,
@@ -376,6 +376,8 @@ void quantized_gemm_avx2(GgmlType type, const uint8_t* w, int64_t row_bytes, int
       return gemm<IQ4_NL>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
     case GgmlType::Q4_K:
       return quantized_gemm_q4_k_avx2(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+    case GgmlType::Q5_K:
+      return quantized_gemm_q5_k_avx2(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
     case GgmlType::Q6_K:
       return quantized_gemm_q6_k_avx2(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
     default:

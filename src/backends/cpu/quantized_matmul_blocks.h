@@ -47,11 +47,14 @@ void quantized_gemm_avx2(io::GgmlType type, const uint8_t* w, int64_t row_bytes,
                          const ActivationBlock* x, int64_t m, int64_t row_begin, int64_t row_end,
                          float* y, int64_t ldy);
 
-// The same for Q4_K and Q6_K weights (blocks counts blocks of 32: eight per super-block).
+// The same for Q4_K, Q5_K and Q6_K weights (blocks counts blocks of 32: eight per super-block).
 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
                               const ActivationBlock* x, int64_t m, int64_t row_begin,
                               int64_t row_end, float* y, int64_t ldy);
 
+void quantized_gemm_q5_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                              const ActivationBlock* x, int64_t m, int64_t row_begin,
+                              int64_t row_end, float* y, int64_t ldy);
 void quantized_gemm_q6_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
                               const ActivationBlock* x, int64_t m, int64_t row_begin,
                               int64_t row_end, float* y, int64_t ldy);

@@ -1,4 +1,4 @@
-// AVX2 kernels of the GGUF-block matmul for the K-quants Q4_K and Q6_K (below). Q4_K weights
+// AVX2 kernels of the GGUF-block matmul for the K-quants Q4_K, Q5_K and Q6_K (below). Q4_K weights
 // (super-blocks of 256: f16 d and dmin, eight 6-bit scales and mins, 128 bytes of codes) with int8
 // activations per block of 32, as for the other formats. Sub-block s of a super-block contributes
 //   d * scale_s * d_x * sum(code * q_x)  -  dmin * min_s * s_x
@@ -18,8 +18,6 @@
 namespace loom::quant::detail {
 
 namespace {
-
-constexpr int kSuperBytes = 144;
 
 LOOM_AVX2 inline float f16(const uint8_t* p) {
   uint16_t bits;
@@ -41,14 +39,18 @@ LOOM_AVX2 inline __m256 as_floats(uint64_t v) {
 
 // One weight row x MT activation rows. xd / xs: the activation blocks' d and s, contiguous
 // per activation row (x_stride apart), so eight of them load as one vector.
-template <int MT>
+// Q5_K (five_bits) is Q4_K plus 32 bytes of fifth bits before the codes: element l of chunk c
+// takes bit 2c (first 32) or 2c + 1 (next 32) of byte l. Its pair sums are <= 2 * 31 * 127, so
+// four of them (31496) still fit the int16 hadds.
+template <int MT, bool five_bits>
 LOOM_AVX2 void q4k_row(const uint8_t* w, int64_t superblocks, const ActivationBlock* x,
                        const float* xd, const float* xs, int64_t x_stride, float* y, int64_t ldy) {
   __m256 acc[MT], acc_min[MT];
   for (int i = 0; i < MT; ++i) acc[i] = acc_min[i] = _mm256_setzero_ps();
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t sb = 0; sb < superblocks; ++sb, w += kSuperBytes) {
+  constexpr int super_bytes = five_bits ? 176 : 144, codes_at = five_bits ? 48 : 16;
+  for (int64_t sb = 0; sb < superblocks; ++sb, w += super_bytes) {
     // The eight 6-bit scales and mins, unpacked four bytes at a time in integer registers
     // (as q4k_scale_min does byte by byte): bytes 0-3 hold scales 0-3 and, in their top two
     // bits, the high bits of scales 4-7; bytes 4-7 the same for the mins; bytes 8-11 the low
@@ -66,9 +68,22 @@ LOOM_AVX2 void q4k_row(const uint8_t* w, int64_t superblocks, const ActivationBl
         _mm256_mul_ps(_mm256_set1_ps(f16(w + 2)), as_floats(min_lo | uint64_t(min_hi) << 32));
     __m256i codes[8];
     for (int c = 0; c < 4; ++c) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c));
+      const __m256i raw =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + codes_at + 32 * c));
       codes[2 * c] = _mm256_and_si256(raw, nibble);
       codes[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+      if constexpr (five_bits) {
+        const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+        const __m256i bit0 = _mm256_set1_epi8(char(1 << (2 * c)));
+        const __m256i bit1 = _mm256_set1_epi8(char(2 << (2 * c)));
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        codes[2 * c] = _mm256_or_si256(
+            codes[2 * c],
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit0), bit0), sixteen));
+        codes[2 * c + 1] = _mm256_or_si256(
+            codes[2 * c + 1],
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit1), bit1), sixteen));
+      }
     }
     for (int i = 0; i < MT; ++i) {
       const ActivationBlock* a = x + i * x_stride + sb * 8;
@@ -145,11 +160,10 @@ LOOM_AVX2 void q6k_row(const uint8_t* w, int64_t superblocks, const ActivationBl
   for (int i = 0; i < MT; ++i) y[i * ldy] = hsum(acc[i]);
 }
 
-}  // namespace
-
-LOOM_AVX2 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
-                                        const ActivationBlock* x, int64_t m, int64_t row_begin,
-                                        int64_t row_end, float* y, int64_t ldy) {
+template <bool five_bits>
+LOOM_AVX2 void q4k_gemm(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                        const ActivationBlock* x, int64_t m, int64_t row_begin, int64_t row_end,
+                        float* y, int64_t ldy) {
   // The activation scales as plain arrays (the same for every weight row; each thread makes
   // its own copy, m * blocks floats).
   thread_local std::vector<float> xd, xs;
@@ -165,20 +179,34 @@ LOOM_AVX2 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int
       float* yi = y + i * ldy + j;
       switch (std::min<int64_t>(4, m - i)) {
         case 1:
-          q4k_row<1>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
+          q4k_row<1, five_bits>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
           break;
         case 2:
-          q4k_row<2>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
+          q4k_row<2, five_bits>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
           break;
         case 3:
-          q4k_row<3>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
+          q4k_row<3, five_bits>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
           break;
         default:
-          q4k_row<4>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
+          q4k_row<4, five_bits>(wr, superblocks, xi, xdi, xsi, blocks, yi, ldy);
           break;
       }
     }
   }
+}
+
+}  // namespace
+
+LOOM_AVX2 void quantized_gemm_q4_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                                        const ActivationBlock* x, int64_t m, int64_t row_begin,
+                                        int64_t row_end, float* y, int64_t ldy) {
+  q4k_gemm<false>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
+}
+
+LOOM_AVX2 void quantized_gemm_q5_k_avx2(const uint8_t* w, int64_t row_bytes, int64_t blocks,
+                                        const ActivationBlock* x, int64_t m, int64_t row_begin,
+                                        int64_t row_end, float* y, int64_t ldy) {
+  q4k_gemm<true>(w, row_bytes, blocks, x, m, row_begin, row_end, y, ldy);
 }
 
 }  // namespace loom::quant::detail
