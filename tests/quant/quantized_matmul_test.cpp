@@ -213,19 +213,25 @@ TEST(QuantizedMatmul, AvxAndPortablePathsAgree) {
   }
 }
 
+// f16 and bf16 x, through the float path and through int8 activations (each row is widened
+// to f32 inside the parallel region, then quantized), on both code paths.
 TEST(QuantizedMatmul, HalfPrecisionActivations) {
-  const int64_t n = 16, k = 128, m = 2;
+  const int64_t n = 16, k = 128, m = 3;
   const std::vector<uint8_t> blocks = random_blocks(GgmlType::Q8_0, n, k);
   const std::vector<float> x = random_x(m * k);
-  for (DType dt : {DType::f16, DType::bf16}) {
-    const TensorData xt = TensorData::from_floats(x, dt, {m, k});
-    const std::vector<float> rounded = xt.to_floats();  // the reference sees the rounded x
-    const Reference ref = reference(GgmlType::Q8_0, blocks, n, k, rounded, m, false);
-    std::vector<float> y(static_cast<size_t>(m * n));
-    ggml_matmul(uint32_t(GgmlType::Q8_0), blocks.data(), int64_t(blocks.size()), n, k, xt.data(),
-                dt, m, y.data(), {false, true});
-    for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref.y[i], ref.bound[i]) << i;
-  }
+  for (DType dt : {DType::f16, DType::bf16})
+    for (bool int8 : {false, true})
+      for (bool avx2 : {true, false}) {
+        const TensorData xt = TensorData::from_floats(x, dt, {m, k});
+        const std::vector<float> rounded = xt.to_floats();  // the reference sees the rounded x
+        const Reference ref = reference(GgmlType::Q8_0, blocks, n, k, rounded, m, int8);
+        std::vector<float> y(static_cast<size_t>(m * n));
+        ggml_matmul(uint32_t(GgmlType::Q8_0), blocks.data(), int64_t(blocks.size()), n, k,
+                    xt.data(), dt, m, y.data(), {int8, avx2});
+        for (size_t i = 0; i < y.size(); ++i)
+          EXPECT_NEAR(y[i], ref.y[i], ref.bound[i])
+              << dtype_name(dt) << " int8=" << int8 << " " << i;
+      }
 }
 
 TEST(QuantizedMatmul, EmptyAndBadInputs) {

@@ -184,11 +184,11 @@ BlockDot portable_block_dot(GgmlType type) {
   }
 }
 
-std::vector<float> activations_as_f32(const void* x, DType dtype, int64_t count) {
-  std::vector<float> out(static_cast<size_t>(count));
+// count values of x (f32, f16 or bf16) as f32 into out.
+void widen(const void* x, DType dtype, int64_t count, float* out) {
   const auto* p = static_cast<const uint16_t*>(x);
   if (dtype == DType::f32) {
-    if (count > 0) std::memcpy(out.data(), x, size_t(count) * 4);  // data() may be null
+    if (count > 0) std::memcpy(out, x, size_t(count) * 4);  // x may be null when count is 0
   } else if (dtype == DType::f16) {
     for (int64_t i = 0; i < count; ++i) out[i] = f16_to_float(p[i]);
   } else if (dtype == DType::bf16) {
@@ -197,6 +197,11 @@ std::vector<float> activations_as_f32(const void* x, DType dtype, int64_t count)
     fail(ErrorKind::dtype,
          std::string("quantized matmul: x must be f32, f16 or bf16, not ") + dtype_name(dtype));
   }
+}
+
+std::vector<float> activations_as_f32(const void* x, DType dtype, int64_t count) {
+  std::vector<float> out(static_cast<size_t>(count));
+  widen(x, dtype, count, out.data());
   return out;
 }
 
@@ -231,7 +236,8 @@ void int8_gemm(GgmlType type, const uint8_t* w, int64_t row_bytes, int64_t n, in
       if (x_dtype == DType::f32) {
         xr = static_cast<const float*>(x) + i * k;
       } else {
-        row = activations_as_f32(static_cast<const uint16_t*>(x) + i * k, x_dtype, k);
+        row.resize(size_t(k));
+        widen(static_cast<const uint16_t*>(x) + i * k, x_dtype, k, row.data());
         xr = row.data();
       }
       if (avx2)
