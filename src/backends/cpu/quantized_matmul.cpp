@@ -1,7 +1,10 @@
-// y = x · W^T with W in GGUF blocks. For Q4_0, Q4_1 and Q8_0 each row of x is first quantized
-// to int8 per block of 32 (d = max|x| / 127, as llama.cpp's Q8_0), so a block's dot product is
-// an integer sum times two scales. The AVX2 code carries target attributes (the library is
-// built for x86-64-v2) and is chosen at run time; the portable code computes the same sums.
+// y = x · W^T with W in GGUF blocks: the entry point, its threading and the portable path.
+// For the quantized formats each row of x is first quantized to int8 per block of 32 (d =
+// max|x| / 127, as llama.cpp's Q8_0), so a block's dot product is an integer sum times
+// scales. The AVX2 kernels (quantized_matmul_avx2.cpp, quantized_matmul_kquant_avx2.cpp) carry
+// target attributes (the library is built for x86-64-v2) and are chosen at run time; the
+// portable code here computes the same integer sums. F16/BF16 weights, and any format with
+// quantize_activations off, expand one weight row at a time to floats.
 #include <omp.h>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
-// AVX2 kernels of the GGUF-block matmul (Q4_0, Q4_1, Q8_0 weights; int8 activations). The
-// library is built for x86-64-v2, so every function here carries the AVX2 target and is only
-// called after quant::cpu_has_avx2().
+// AVX2 kernels of the GGUF-block matmul for the formats with blocks of 32 (Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, IQ4_NL; int8 activations) and the dispatch to the K-quant kernels. The library
+// is built for x86-64-v2, so every function here carries the AVX2 target and is only called
+// after quant::cpu_has_avx2().
 //
 // A tile is R weight rows x MT activation rows. Per block of 32 it reads each weight row's
 // block once (unpacked once, used MT times) and each activation block once (used R times).
@@ -9,8 +10,8 @@
 // instruction: each row's first 4 bytes go into one 32-bit lane, so the converted vector is
 // [d0, h0, d1, h1, ...] where h is Q4_1's min (or code bytes, unused). Multiplied by an
 // activation block's [d, s] it gives every scale of the tile: d_w * d_x in even lanes and,
-// for Q4_1, m_w * s_x in odd lanes. The 4-bit formats use tile4_packed (below), which also
-// shares the int-to-float conversion and the FMA between four rows.
+// for Q4_1 and Q5_1, m_w * s_x in odd lanes. The 4- and 5-bit formats use tile4_packed
+// (below), which also shares the int-to-float conversion and the FMA between four rows.
 //
 // Weight rows are prefetched a tile ahead: with K = 576 a row is 360-612 bytes, too short a
 // stream for the hardware prefetcher, and without it the 49152 x 576 Q8_0 head ran at 6.6
