@@ -265,6 +265,13 @@ TEST(QuantizedMatmul, EmptyAndBadInputs) {
             ErrorKind::dtype);
   // M = 0 writes nothing and does not fail.
   EXPECT_NO_THROW(ggml_matmul(q4, blocks.data(), 72, 2, 64, x.data(), DType::f32, 0, y.data()));
+  // K = 0: every output is an empty sum, on both paths and for a K-quant.
+  for (uint32_t type : {q4, uint32_t(GgmlType::Q4_K)})
+    for (bool avx2 : {true, false}) {
+      std::vector<float> z(6, NAN);
+      ggml_matmul(type, blocks.data(), 0, 3, 0, x.data(), DType::f32, 2, z.data(), {true, avx2});
+      for (float v : z) EXPECT_EQ(v, 0.f);
+    }
 }
 
 TEST(QuantizedMatmul, QuantizedTensorMatmulMatchesItsDequantizedWeights) {

@@ -288,8 +288,10 @@ void ggml_matmul(uint32_t ggml_type, const void* weight_blocks, int64_t weight_b
                                std::to_string(k) + " " + traits->name + " elements");
   const auto* w = static_cast<const uint8_t*>(weight_blocks);
   const auto type = GgmlType(ggml_type);
-  if (m == 0 || n == 0) {
-    check_activation_dtype(x_dtype);
+  check_activation_dtype(x_dtype);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // empty sums (the tiled kernels walk K and would write nothing)
+    std::fill(y, y + m * n, 0.f);
     return;
   }
   if (options.quantize_activations && portable_block_dot(type)) {
