@@ -119,9 +119,10 @@ ReconstructionError reconstruction_error(const TensorData& original, const Tenso
 
 // y[M, N] = x[M, K] · W^T for W [N, K] stored as GGUF blocks of `ggml_type` (rows of whole
 // blocks, one after the other). x is f32, f16 or bf16 (converted to f32); y is f32.
-// Q4_0, Q4_1 and Q8_0 quantize x to int8 per block of 32 (as llama.cpp does: d = max|x| /
-// 127) and use integer dot products (AVX2 when the CPU has it); the other formats, and every
-// format with quantize_activations off, expand each weight row to floats. OpenMP over N.
+// The quantized formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K) quantize x
+// to int8 per block of 32 (as llama.cpp does: d = max|x| / 127) and use integer dot products
+// (AVX2 when the CPU has it); F16 and BF16, and every format with quantize_activations off,
+// expand each weight row to floats. OpenMP over N.
 // Throws loom::Error for an unknown type or bad sizes.
 struct GemmOptions {
   bool quantize_activations = true;  // false: float dot products for every format
