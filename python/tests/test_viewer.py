@@ -165,3 +165,51 @@ def test_page_in_headless_chromium(tmp_path):
     run = subprocess.run(common + ["--window-size=1400,900", "--screenshot=" + str(shot), url],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and shot.exists() and shot.stat().st_size > 10000, run.stderr[-2000:]
+
+
+def layered_graph(layers=30):
+    """A decoder-like stack: per layer a norm, q/k/v projections, scores, softmax, output
+    projection and an MLP, over weights named blk.N.* (as GGUF names them)."""
+    rng = np.random.default_rng(0)
+    g = loom.Graph()
+    x = g.placeholder("x", [1, 8])
+    h = x
+    for i in range(layers):
+        w = lambda name: g.variable(f"blk.{i}.{name}", rng.standard_normal((8, 8)).astype(np.float32))
+        n = loom.rms_norm(h)
+        for _ in range(6):  # an activation chain, so a layer holds ~35 nodes
+            n = loom.tanh(n) * n
+        q, k, v = n @ w("attn_q"), n @ w("attn_k"), n @ w("attn_v")
+        a = loom.softmax(q * k) * v
+        h = h + a @ w("attn_output")
+        m = loom.rms_norm(h)
+        h = h + loom.silu(m @ w("ffn_gate")) * (m @ w("ffn_up")) @ w("ffn_down")
+    return g, loom.rms_norm(h)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh)")
+def test_large_graph_collapses_its_layers_in_chromium(tmp_path):
+    g, y = layered_graph()
+    exe = loom.compile(g, outputs=[y])
+    exe.profile({"x": np.ones((1, 8), np.float32)})
+    path = tmp_path / "large.html"
+    exe.view(str(path))
+    nodes = page_data(path.read_text())["stages"][-1]["graph"]["nodes"]
+    assert len(nodes) > 1000
+    common = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+              "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
+              "--user-data-dir=" + str(tmp_path / "profile")]
+    run = subprocess.run(common + ["--dump-dom", path.as_uri()], capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not [l for l in run.stderr.splitlines() if "Uncaught" in l]
+    dom = run.stdout
+    assert re.search(r'id="node-count">%d nodes<' % len(nodes), dom)
+    # Collapsed by default above 300 nodes: layer 0 open, the other 29 layers one box each.
+    assert len(re.findall(r'<g [^>]*class="node group', dom)) == 29
+    shot_dir = pathlib.Path(os.environ.get("LOOM_TEST_ARTIFACTS", tmp_path))
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    shot = shot_dir / "viewer_large.png"
+    run = subprocess.run(common + ["--window-size=1400,900", "--screenshot=" + str(shot),
+                                   path.as_uri()], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]

@@ -139,7 +139,9 @@ const t=document.createElementNS(NS,'title');t.textContent='%'+b.node+(b.output=
 
 function applyView(){$('viewport').setAttribute('transform','translate('+view.x+','+view.y+') scale('+view.k+')');}
 function fit(){const c=$('canvas').getBoundingClientRect();const w=mode==='memory'?900:(layout?layout.width:1),h=mode==='memory'?620:(layout?layout.height:1);
-view.k=Math.min(2,Math.max(0.02,Math.min(c.width/(w+40),c.height/(h+40))));view.x=20;view.y=30;applyView();}
+let k=Math.min(c.width/(w+40),c.height/(h+40));
+// A tall graph (a deep network) fits its width instead, top first, and is scrolled by dragging.
+if(k<0.4)k=Math.min(0.8,c.width/(w+40));view.k=Math.min(2,Math.max(0.02,k));view.x=Math.max(20,(c.width-w*view.k)/2);view.y=30;applyView();}
 function centerOn(id){const it=layout&&layout.byKey['n'+id];if(!it)return;const c=$('canvas').getBoundingClientRect();view.k=Math.max(view.k,0.8);view.x=c.width/2-(it.x+W/2)*view.k;view.y=c.height/2-(it.y+H/2)*view.k;applyView();}
 function select(id){selected=id;showDetails(id);draw();}
 
@@ -159,9 +161,10 @@ $('fit').addEventListener('click',fit);
 function setTabs(){$('tab-graph').className=mode==='graph'?'on':'';$('tab-memory').className=mode==='memory'?'on':'';}
 $('tab-graph').addEventListener('click',()=>{mode='graph';setTabs();draw();fit();});
 $('tab-memory').addEventListener('click',()=>{mode='memory';setTabs();draw();fit();});
+// #stage=N opens a stage, #select=ID a node's details (links, tests).
+const wantedStage=location.hash.match(/stage=(\d+)/);if(wantedStage&&+wantedStage[1]<data.stages.length){stageIndex=+wantedStage[1];$('stage').value=stageIndex;}
 if(data.stages[stageIndex].graph.nodes.length>300)$('collapse').checked=true;
 draw();fit();showProfile();
-// #select=ID opens a node's details (links, tests).
 const wanted=location.hash.match(/select=(\d+)/);if(wanted){select(+wanted[1]);centerOn(+wanted[1]);}
 </script></body></html>
 )LOOMPAGE";
