@@ -139,7 +139,9 @@ void fuzz(bool fix_header, uint64_t iterations) {
 
 TEST(PackageFuzz, RawMutants) { fuzz(false, env_or("LOOM_FUZZ_ITERATIONS", 20000) / 4); }
 
-TEST(PackageFuzz, MutantsBehindAFixedChecksum) { fuzz(true, env_or("LOOM_FUZZ_ITERATIONS", 20000)); }
+TEST(PackageFuzz, MutantsBehindAFixedChecksum) {
+  fuzz(true, env_or("LOOM_FUZZ_ITERATIONS", 20000));
+}
 
 }  // namespace
 }  // namespace loom
