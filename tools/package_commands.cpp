@@ -1,14 +1,16 @@
-// `loom compile IN -o PACKAGE`: compiles a saved graph (loom.Graph.save, loom::save_graph)
-// into a package, or re-targets a package to another device; `loom view IN -o graph.html`:
-// the viewer page of a saved graph (compiled with every pass's snapshot) or of a package,
-// with --profile a profiled run on random feeds.
+// `loom compile IN -o PACKAGE`: compiles a saved graph (loom.Graph.save, loom::save_graph) or
+// a GGUF model's decode step into a package, or re-targets a package to another device;
+// `loom view IN -o graph.html`: the viewer page of any of these (a graph or model compiled
+// with every pass's snapshot), with --profile a profiled run on random feeds.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <random>
 
 #include "commands.h"
+#include "flags.h"
 #include "loom/loom.h"
+#include "model_graph.h"
 #include "runtime/executable_impl.h"
 
 namespace loom::tools {
@@ -19,6 +21,7 @@ struct Common {
   std::string input, output, device = "cpu";
   std::vector<std::string> bindings;  // "seq=8"
   bool no_timing = false;
+  int64_t context = 256;  // a GGUF model's KV cache positions
 };
 
 std::map<std::string, int64_t> parse_bindings(const std::vector<std::string>& texts) {
@@ -46,12 +49,13 @@ Executable open_input(const Common& c, bool keep_pass_dumps) {
   Device device = Device::parse(c.device);
   CompileOptions options;
   options.time_tactics = !c.no_timing;
-  if (is_compiled_package(c.input)) {
+  if (!is_gguf(c.input) && is_compiled_package(c.input)) {
     if (!c.bindings.empty())
       fmt::print(stderr, "loom: --bind plans more bindings at the first run of each\n");
     return load(c.input, device, options);
   }
-  SavedGraph saved = load_graph(c.input);
+  SavedGraph saved =
+      is_gguf(c.input) ? model_decode_graph(c.input, c.context) : load_graph(c.input);
   options.device = device;
   options.outputs = saved.outputs;
   options.keep_pass_dumps = keep_pass_dumps;
@@ -97,7 +101,10 @@ void add_package_commands(CLI::App& app) {
   static bool profile = false;
   auto* comp = app.add_subcommand(
       "compile", "Compile a saved graph into a package (or re-target a package to a device)");
-  comp->add_option("input", compile_args.input, "A saved graph or a package")->required();
+  comp->add_option("input", compile_args.input, "A saved graph, a GGUF model or a package")
+      ->required();
+  comp->add_option("--context", compile_args.context, "A GGUF model's KV cache positions")
+      ->check(positive_integer(int64_t(1) << 24));
   comp->add_option("-o,--output", compile_args.output, "The package to write")->required();
   comp->add_option("--device", compile_args.device, "cpu, cuda or cuda:N");
   comp->add_option("--bind", compile_args.bindings,
@@ -122,7 +129,10 @@ void add_package_commands(CLI::App& app) {
   });
 
   auto* view = app.add_subcommand("view", "Write a self-contained HTML page of a graph");
-  view->add_option("input", view_args.input, "A saved graph or a package")->required();
+  view->add_option("input", view_args.input, "A saved graph, a GGUF model or a package")
+      ->required();
+  view->add_option("--context", view_args.context, "A GGUF model's KV cache positions")
+      ->check(positive_integer(int64_t(1) << 24));
   view->add_option("-o,--output", view_args.output, "The HTML file to write")->required();
   view->add_option("--device", view_args.device, "cpu, cuda or cuda:N");
   view->add_option("--bind", view_args.bindings, "Sizes of the symbolic dims (seq=8)");

@@ -163,7 +163,9 @@ class Reader {
       if (name == dtype_name(DType(i))) return DType(i);
     bad(what, "unknown dtype '" + printable(name) + "'");
   }
-  Shape shape(std::string_view what) {
+  // Types' dims are sizes (>= 0); an attribute's may be -1 (reshape's inferred dim), which
+  // the op's schema and inference judge.
+  Shape shape(std::string_view what, bool sizes) {
     uint32_t rank = count(what, 9);
     if (rank > kMaxRank)
       bad(what, "rank " + std::to_string(rank) + " is over " + std::to_string(kMaxRank));
@@ -172,7 +174,7 @@ class Reader {
       uint8_t kind = get<uint8_t>(what);
       if (kind == 0) {
         int64_t v = get<int64_t>(what);
-        if (v < 0) bad(what, "negative dim " + std::to_string(v));
+        if (sizes && v < 0) bad(what, "negative dim " + std::to_string(v));
         shape.emplace_back(v);
       } else if (kind == 1) {
         std::string symbol = str(what);
@@ -244,7 +246,7 @@ class Reader {
       case kDType:
         return dtype(what);
       case kShape:
-        return shape(what);
+        return shape(what, false);
       case kTensor:
         return tensor(what);
       case kFloatList: {
@@ -408,7 +410,7 @@ PackageContents decode_package(std::span<const std::byte> bytes, const std::stri
     for (uint32_t k = 0; k < outputs; ++k) {
       ir::TensorType t;
       t.dtype = r.dtype(what + " output dtype");
-      t.shape = r.shape(what + " output shape");
+      t.shape = r.shape(what + " output shape", true);
       n.outputs.push_back(std::move(t));
     }
     c.nodes.push_back(std::move(n));

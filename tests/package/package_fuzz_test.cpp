@@ -33,7 +33,7 @@ std::vector<std::byte> seed_package() {
   Tensor w = g.variable("w", testing::random_tensor(DType::f32, {4, 4}));
   Tensor h = rms_norm(matmul(x, w), std::nullopt, 1e-5);
   Tensor s = softmax(add(h, g.constant(testing::random_tensor(DType::f32, {4}))), -1);
-  Tensor r = reshape(transpose(s, {1, 0}), {4, "batch"});
+  Tensor r = reshape(transpose(s, {1, 0}), {4, -1});
   Tensor c = g.variable("c", TensorData::zeros(DType::f32, {4}));
   g.assign(c, sum(s, {0}, false));
   CompileOptions o;

@@ -55,7 +55,8 @@ struct SmallModel {
     x = g.placeholder("x", {"batch", 3});
     Tensor wv = g.variable("w", w);
     Tensor bias = g.constant(b);
-    out = softmax(add(matmul(x, wv), bias));
+    // reshape's -1 (an attribute dim that is no size) must survive the round trip.
+    out = reshape(softmax(add(matmul(x, wv), bias)), {-1, 4});
     Tensor counter = g.variable("count", TensorData::zeros(DType::i64, {1}));
     count_out = add(g.read(counter), g.constant(1.0, DType::i64));
     g.assign(counter, count_out);
