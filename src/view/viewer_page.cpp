@@ -71,7 +71,10 @@ return items;}
 // few barycentre sweeps to reduce crossings.
 function computeLayout(items){const byKey={};items.forEach((it,i)=>{byKey[it.key]=it;it.order=i;});const users={};
 for(const it of items)for(const k of it.ins)(users[k]=users[k]||[]).push(it);
-for(const it of items){it.layer=0;for(const k of it.ins)if(byKey[k])it.layer=Math.max(it.layer,byKey[k].layer+1);}
+// Items are in program order, but a folded layer may take inputs from nodes after its first
+// member (and folding can make cycles): inputs not placed yet are ignored.
+for(const it of items)it.layer=undefined;
+for(const it of items){let L=0;for(const k of it.ins){const a=byKey[k];if(a&&a!==it&&a.layer!==undefined)L=Math.max(L,a.layer+1);}it.layer=L;}
 for(let i=items.length-1;i>=0;i--){const it=items[i];if(it.ins.length===0&&users[it.key]){it.layer=Math.max(0,Math.min(...users[it.key].map(u=>u.layer))-1);}}
 const rows=[];for(const it of items)(rows[it.layer]=rows[it.layer]||[]).push(it);for(let i=0;i<rows.length;i++)rows[i]=rows[i]||[];
 const place=()=>rows.forEach(r=>r.forEach((it,i)=>it.pos=i));place();
