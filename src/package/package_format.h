@@ -77,7 +77,8 @@ std::vector<std::byte> encode_package(const PackageContents& contents);
 // Throws loom::Error(io), naming `label` and the field, for anything malformed.
 PackageContents decode_package(std::span<const std::byte> bytes, const std::string& label);
 
-// FNV-1a, 64 bits: the body's checksum.
+// The body's checksum: 64-bit FNV-1a over little-endian 64-bit words, then the remaining
+// bytes one at a time (docs/package-format.md).
 uint64_t fnv1a64(std::span<const std::byte> bytes);
 
 }  // namespace loom::package
