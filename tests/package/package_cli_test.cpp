@@ -81,3 +81,23 @@ TEST(PackageCli, CompileASavedGraphThenViewIt) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+// The bundled model's decode step (scripts/fetch_model.sh puts it in models/): every layer's
+// weights are in the page, under the names the viewer folds layers by.
+TEST(PackageCli, ViewOfTheBundledModel) {
+  const std::string model = std::string(LOOM_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::ifstream(model)) GTEST_SKIP() << "no " << model << " (scripts/fetch_model.sh)";
+  std::string html = temp_path("model_html"), out;
+  ASSERT_EQ(testing::run_cli("view " + model + " -o " + html + " --context 16", &out), 0) << out;
+  std::string page = read_text(html);
+  for (int layer : {0, 29})
+    EXPECT_NE(page.find("\"name\":\"blk." + std::to_string(layer) + ".attn_q.weight\""),
+              std::string::npos)
+        << layer;
+  EXPECT_NE(page.find("\"name\":\"inplace_state\""), std::string::npos);
+  std::remove(html.c_str());
+}
+
+}  // namespace loom
