@@ -8,6 +8,7 @@ debian_packages=(
   libopenblas-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev
+  chromium  # the viewer's browser test (python/tests/test_viewer.py)
 
 )
 python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest gguf)

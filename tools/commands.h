@@ -10,5 +10,6 @@ void add_ops_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_package_commands(CLI::App& app);  // compile, view
 
 }  // namespace loom::tools

@@ -54,6 +54,15 @@ using Feeds = std::map<std::string, TensorData>;
 struct PassDump {
   std::string pass;   // the pass that just ran ("input" for the graph as built)
   std::string graph;  // the graph's text after it
+  std::string json;   // the same graph as JSON, for the viewer (loom/view.h)
+};
+
+// One node's time in a profiled run (Executable::profile).
+struct NodeTime {
+  int node = 0;  // the node's id (%N in the dump)
+  std::string op;
+  std::string kernel;  // kernel#tactic
+  double ms = 0;
 };
 
 struct CompileOptions {
@@ -126,12 +135,21 @@ class Executable {
   size_t unshared_intermediate_bytes() const;
   // Plans kept for the symbol bindings seen so far (see CompileOptions::max_cached_plans).
   size_t cached_plans() const;
+  // One ordinary run (assigns included; the outputs are dropped) whose steps run one at a
+  // time, eagerly, each timed by the host clock around the call and a synchronisation (on
+  // every device); returns each step's time in program order. The viewer shows the latest.
+  std::vector<NodeTime> profile(const Feeds& feeds);
+  // For an executable made by loom::load: how its kernels were chosen ("tactics from the
+  // package", or why they were chosen again). Empty for compile().
+  std::string package_note() const;
 
   struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;
   friend Executable compile(const Graph&, CompileOptions);
+  friend Executable make_executable(std::unique_ptr<Impl> impl);
+  friend Impl& impl_of(const Executable& exe);
 };
 
 Executable compile(const Graph& graph, CompileOptions options = {});

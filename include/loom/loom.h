@@ -10,6 +10,8 @@
 #include "loom/graph.h"
 #include "loom/half.h"
 #include "loom/ops.h"
+#include "loom/package.h"
 #include "loom/shape.h"
 #include "loom/tensor_data.h"
 #include "loom/version.h"
+#include "loom/view.h"

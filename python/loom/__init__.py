@@ -46,6 +46,9 @@ from ._loom import (
     VariableStore,
     compile,
     cuda_available,
+    load,
+    load_graph,
+    save_graph,
     pass_names,
     tensor_data,
     # op schemas
@@ -115,6 +118,16 @@ def to_torch_dtype(dt):
 
     name = dtype(dt).name
     return {"bool": torch.bool}.get(name) or getattr(torch, name)
+
+
+
+def _graph_save(self, path, outputs):
+    """Saves the graph as built with the outputs to compile (loom.save_graph), for
+    `loom compile GRAPH -o PACKAGE` or loom.load_graph."""
+    save_graph(self, outputs, path)
+
+
+Graph.save = _graph_save
 
 # Language models (GGUF): loom.models.load(), Model.generate().
 from . import models  # noqa: E402

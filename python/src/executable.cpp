@@ -31,7 +31,10 @@
 #include "bindings.h"
 #include "ir/node.h"
 #include "loom/error.h"
+#include "loom/package.h"
+#include "loom/view.h"
 #include "output_pool.h"
+#include "runtime/executable_impl.h"
 
 namespace loom::python {
 namespace {
@@ -87,8 +90,8 @@ struct PyExecutable {
   }
 };
 
-nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output) {
-  OutputKind kind = output_kind_from_str(output);
+// Converts a dict of name -> array into Feeds (before any lock is taken; see above).
+Feeds feeds_from_py(PyExecutable& self, nb::handle feeds_obj) {
   nb::dict feeds_dict;
   if (feeds_obj.is_none()) {
     feeds_dict = nb::dict();
@@ -117,6 +120,12 @@ nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output
     TensorData data = tensor_data_from_py(value, want, "feed '" + name + "'", true);
     feeds.insert_or_assign(std::move(name), std::move(data));
   }
+  return feeds;
+}
+
+nb::list run(PyExecutable& self, nb::handle feeds_obj, const std::string& output) {
+  OutputKind kind = output_kind_from_str(output);
+  Feeds feeds = feeds_from_py(self, feeds_obj);
   bool pooled = kind == OutputKind::numpy && self.exe.device().kind == DeviceKind::cpu;
   std::vector<TensorData> outputs;
   {
@@ -308,10 +317,123 @@ void bind_executable(nb::module_& m) {
                    [](const PyExecutable& self) {
                      return locked(self, [](const Executable& exe) { return exe.arena_bytes(); });
                    })
-      .def_prop_ro("unshared_intermediate_bytes", [](const PyExecutable& self) {
-        return locked(self,
-                      [](const Executable& exe) { return exe.unshared_intermediate_bytes(); });
-      });
+      .def_prop_ro("unshared_intermediate_bytes",
+                   [](const PyExecutable& self) {
+                     return locked(self, [](const Executable& exe) {
+                       return exe.unshared_intermediate_bytes();
+                     });
+                   })
+      .def(
+          "save",
+          [](const PyExecutable& self, const std::string& path) {
+            RunLock lock;
+            save(self.exe, path);
+          },
+          nb::arg("path"),
+          "Writes a package: the graph after the passes, the kernel and tactic of every node,\n"
+          "the memory plan and the weights (their current values). loom.load reads it back\n"
+          "without running the passes or timing kernels (docs/package-format.md).")
+      .def_prop_ro(
+          "package_note",
+          [](const PyExecutable& self) {
+            return locked(self, [](const Executable& exe) { return exe.package_note(); });
+          },
+          "For a loaded package: how its kernels were chosen (from the package, or chosen\n"
+          "again on another device or Loom version, and why). Empty after compile().")
+      .def(
+          "profile",
+          [](PyExecutable& self, FeedsArg feeds_arg) {
+            Feeds feeds = feeds_from_py(self, feeds_arg.obj);
+            std::vector<NodeTime> times;
+            {
+              RunLock lock;
+              nb::gil_scoped_release released;
+              times = self.exe.profile(feeds);
+            }
+            nb::list out;
+            for (const auto& t : times) {
+              nb::dict d;
+              d["node"] = t.node;
+              d["op"] = t.op;
+              d["kernel"] = t.kernel;
+              d["ms"] = t.ms;
+              out.append(d);
+            }
+            return out;
+          },
+          nb::arg("feeds") = nb::none(),
+          "One run (assigns included, outputs dropped) with every step timed on its own\n"
+          "(host clock around the call and a synchronisation). Returns [{'node', 'op',\n"
+          "'kernel', 'ms'}] in program order; view() shows the latest profile.")
+      .def(
+          "view",
+          [](const PyExecutable& self, const std::string& path, const std::string& title) {
+            RunLock lock;
+            write_view(self.exe, path, title);
+          },
+          nb::arg("path"), nb::arg("title") = "Loom graph",
+          "Writes a self-contained HTML page of the graph: as built and after each pass\n"
+          "(compile with keep_pass_dumps=True), as lowered (kernel and tactic per node), the\n"
+          "arena, and the latest profile. No network needed (docs/viewer.md).")
+      .def(
+          "_repr_html_",
+          [](const PyExecutable& self) {
+            std::string page;
+            {
+              RunLock lock;
+              page = view_html(self.exe);
+            }
+            // Inside an iframe, so the page's styles stay out of the notebook.
+            std::string escaped;
+            for (char c : page) {
+              if (c == '&')
+                escaped += "&amp;";
+              else if (c == '"')
+                escaped += "&quot;";
+              else
+                escaped += c;
+            }
+            return "<iframe style=\"width:100%;height:640px;border:1px solid #ccc\" srcdoc=\"" +
+                   escaped + "\"></iframe>";
+          },
+          "The viewer inside an iframe, for notebooks.");
+
+  m.def(
+      "load",
+      [](const std::string& path, const std::string& device,
+         std::shared_ptr<VariableStore> variables, bool cuda_graphs) {
+        CompileOptions options;
+        options.variables = std::move(variables);
+        options.cuda_graphs = cuda_graphs;
+        RunLock lock;
+        Executable exe = load(path, Device::parse(device), std::move(options));
+        // The loaded program (owned by the executable) answers the placeholders' dtypes.
+        std::shared_ptr<ir::Program> program(impl_of(exe).program.get(), [](ir::Program*) {});
+        return std::make_unique<PyExecutable>(std::move(exe), std::move(program));
+      },
+      nb::arg("path"), nb::arg("device") = "cpu", nb::arg("variables") = nb::none(),
+      nb::arg("cuda_graphs") = true,
+      "Loads a package written by Executable.save (or `loom compile`) for `device`, without\n"
+      "running the passes or timing kernels; a package from another device or Loom version\n"
+      "has its kernels chosen again (Executable.package_note says so). A damaged file\n"
+      "raises loom.IOError naming the problem.");
+  m.def(
+      "load_graph",
+      [](const std::string& path) {
+        SavedGraph saved = load_graph(path);
+        return std::make_pair(saved.graph, saved.outputs);
+      },
+      nb::arg("path"),
+      "Reads a graph saved by Graph.save (or the graph after the passes of a package):\n"
+      "returns (graph, outputs) to compile.");
+  m.def(
+      "save_graph",
+      [](const Graph& graph, OutputsArg outputs, const std::string& path) {
+        save_graph(graph, outputs_from_py(outputs.obj), path);
+      },
+      nb::arg("graph"), nb::arg("outputs"), nb::arg("path"),
+      "Saves a graph as built with the outputs to compile, for `loom compile GRAPH -o\n"
+      "PACKAGE` or loom.load_graph (also Graph.save).");
 
   m.def(
       "compile",

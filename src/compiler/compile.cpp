@@ -1,5 +1,7 @@
 // compile(): clones the graph, declares its variables, runs the passes, uploads constants,
 // checks that the device has a kernel for every node, and plans the bindings known now.
+#include "compiler/compile.h"
+
 #include <algorithm>
 #include <map>
 
@@ -63,11 +65,50 @@ void plan_ahead(Executable::Impl& impl, const CompileOptions& options) {
 
 }  // namespace
 
+namespace compiler {
+
+void declare_variables(Executable::Impl& impl, const CompileOptions& options) {
+  impl.variables =
+      options.variables ? options.variables : std::make_shared<VariableStore>(impl.device);
+  if (impl.variables->device() != impl.device)
+    fail(ErrorKind::device, "compile: the variable store lives on " +
+                                impl.variables->device().str() + ", the executable on " +
+                                impl.device.str());
+  for (const auto& n : impl.program->nodes()) {
+    if (n->is(ir::OpRole::variable))
+      impl.variables->declare(n->name, n->attrs.get<TensorData>("initial"));
+    if (n->is(ir::OpRole::placeholder)) impl.graph_placeholders.insert(n->name);
+  }
+}
+
+void prepare_runtime(Executable::Impl& impl, const CompileOptions& options) {
+  for (const auto& n : impl.program->nodes()) {
+    if (n->is(ir::OpRole::placeholder)) {
+      impl.placeholders.push_back(n.get());
+      for (const auto& d : n->type().shape)
+        if (d.is_symbol() &&
+            std::find(impl.symbols.begin(), impl.symbols.end(), d.symbol()) == impl.symbols.end())
+          impl.symbols.push_back(d.symbol());
+    }
+    if (n->is(ir::OpRole::constant))
+      impl.constants[n.get()] = n->attrs.get<TensorData>("value").to(impl.device);
+  }
+  impl.stream = impl.backend->create_stream();
+  impl.cuda_graphs = options.cuda_graphs;
+  impl.time_tactics = options.time_tactics;
+  impl.tactic_cache_path = runtime::tactic_cache_path(options.tactic_cache);
+  if (!impl.tactic_cache_path.empty()) runtime::load_tactic_cache(impl.tactic_cache_path);
+  impl.max_cached_plans = options.max_cached_plans;
+  impl.plan_cache_bytes = options.plan_cache_bytes;
+  check_kernels_exist(impl);
+}
+
+}  // namespace compiler
+
 Executable compile(const Graph& graph, CompileOptions options) {
   auto impl = std::make_unique<Executable::Impl>();
   impl->device = options.device;
   impl->backend = &backend_for(options.device);
-  impl->cuda_graphs = options.cuda_graphs;
 
   std::vector<std::pair<const ir::Node*, ir::Node*>> map;
   impl->program = graph.program()->clone(&map);
@@ -80,45 +121,12 @@ Executable compile(const Graph& graph, CompileOptions options) {
       fail(ErrorKind::value, "compile: '" + t.op() + "' has no value to return");
     impl->program->outputs().push_back({remap.at(t.node()), t.output()});
   }
-
-  impl->variables =
-      options.variables ? options.variables : std::make_shared<VariableStore>(options.device);
-  if (impl->variables->device() != options.device)
-    fail(ErrorKind::device, "compile: the variable store lives on " +
-                                impl->variables->device().str() + ", the executable on " +
-                                options.device.str());
-  for (const auto& n : impl->program->nodes()) {
-    if (n->is(ir::OpRole::variable))
-      impl->variables->declare(n->name, n->attrs.get<TensorData>("initial"));
-    if (n->is(ir::OpRole::placeholder)) impl->graph_placeholders.insert(n->name);
-  }
-
+  compiler::declare_variables(*impl, options);
   compiler::check_pass_names(options);
   compiler::run_passes(*impl->program, options, impl->dumps);
-
-  for (const auto& n : impl->program->nodes()) {
-    if (n->is(ir::OpRole::placeholder)) {
-      impl->placeholders.push_back(n.get());
-      for (const auto& d : n->type().shape)
-        if (d.is_symbol() && std::find(impl->symbols.begin(), impl->symbols.end(), d.symbol()) ==
-                                 impl->symbols.end())
-          impl->symbols.push_back(d.symbol());
-    }
-    if (n->is(ir::OpRole::constant))
-      impl->constants[n.get()] = n->attrs.get<TensorData>("value").to(options.device);
-  }
-  impl->stream = impl->backend->create_stream();
-  impl->time_tactics = options.time_tactics;
-  impl->tactic_cache_path = runtime::tactic_cache_path(options.tactic_cache);
-  if (!impl->tactic_cache_path.empty()) runtime::load_tactic_cache(impl->tactic_cache_path);
-  impl->max_cached_plans = options.max_cached_plans;
-  impl->plan_cache_bytes = options.plan_cache_bytes;
-  check_kernels_exist(*impl);
+  compiler::prepare_runtime(*impl, options);
   plan_ahead(*impl, options);
-
-  Executable exe;
-  exe.impl_ = std::move(impl);
-  return exe;
+  return make_executable(std::move(impl));
 }
 
 }  // namespace loom

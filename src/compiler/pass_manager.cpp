@@ -2,6 +2,7 @@
 
 #include "loom/error.h"
 #include "passes/pass.h"
+#include "view/graph_json.h"
 
 namespace loom::passes {
 
@@ -37,11 +38,16 @@ void check_pass_names(const CompileOptions& options) {
 
 void run_passes(ir::Program& program, const CompileOptions& options, std::vector<PassDump>& dumps) {
   passes::PassContext ctx{options.device};
-  if (options.keep_pass_dumps) dumps.push_back({"input", program.dump()});
+  // The text for dumps, the JSON for the viewer (nodes a pass added, removed or changed are
+  // found by id between consecutive snapshots).
+  auto snapshot = [&](const std::string& name) {
+    dumps.push_back({name, program.dump(), view::program_json(program).dump()});
+  };
+  if (options.keep_pass_dumps) snapshot("input");
   for (const auto& pass : passes::all_passes()) {
     if (options.disabled_passes.count(pass.name)) continue;
     pass.run(program, ctx);
-    if (options.keep_pass_dumps) dumps.push_back({pass.name, program.dump()});
+    if (options.keep_pass_dumps) snapshot(pass.name);
   }
 }
 

@@ -9,6 +9,20 @@ Executable::~Executable() = default;
 Executable::Executable(Executable&&) noexcept = default;
 Executable& Executable::operator=(Executable&&) noexcept = default;
 
+Executable make_executable(std::unique_ptr<Executable::Impl> impl) {
+  Executable exe;
+  exe.impl_ = std::move(impl);
+  return exe;
+}
+
+Executable::Impl& impl_of(const Executable& exe) { return checked_impl(exe.impl_); }
+
+std::string Executable::package_note() const {
+  Impl& impl = checked_impl(impl_);
+  std::lock_guard<std::mutex> lock(impl.mutex);
+  return impl.package_note;
+}
+
 Executable::Impl& checked_impl(const std::unique_ptr<Executable::Impl>& impl) {
   if (!impl) fail(ErrorKind::value, "use of an empty Executable (made by compile())");
   return *impl;

@@ -14,6 +14,7 @@
 #include "ir/node.h"
 #include "loom/executable.h"
 #include "runtime/plan.h"
+#include "runtime/tactic_cache.h"
 
 namespace loom {
 
@@ -40,6 +41,11 @@ struct Executable::Impl {
   std::string tactic_cache_path;  // rewritten when a plan times something; empty: none
   size_t max_cached_plans = 16;
   size_t plan_cache_bytes = 0;
+  // A loaded package's kernel and tactic per node id, per binding (make_plan takes them
+  // instead of the cache or timing); and what loading said about them.
+  std::map<std::vector<int64_t>, std::map<int, runtime::TacticChoice>> preset_tactics;
+  std::string package_note;
+  std::vector<NodeTime> last_profile;  // Executable::profile
   // Held by every member of Executable: runs, plans and stats belong to one thread at a time.
   std::mutex mutex;
 
@@ -63,6 +69,12 @@ struct Executable::Impl {
   void launch(std::vector<runtime::Step>& steps);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
 };
+
+// Wraps a filled state (compile, load).
+Executable make_executable(std::unique_ptr<Executable::Impl> impl);
+
+// The state of `exe` (packages, the viewer); throws loom::Error(value) when empty.
+Executable::Impl& impl_of(const Executable& exe);
 
 // The executable's state; throws loom::Error(value) for an empty (moved-from) Executable.
 Executable::Impl& checked_impl(const std::unique_ptr<Executable::Impl>& impl);

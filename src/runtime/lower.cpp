@@ -162,6 +162,12 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   std::map<const ir::Node*, int> workspace_index;
   bool timing = false;
   std::vector<TensorView> in, out;
+  const std::map<int, runtime::TacticChoice>* preset = nullptr;
+  if (!preset_tactics.empty()) {
+    std::vector<int64_t> key;
+    for (const auto& s : symbols) key.push_back(binding.at(s));
+    if (auto it = preset_tactics.find(key); it != preset_tactics.end()) preset = &it->second;
+  }
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (!runtime::needs_kernel(*n)) continue;
@@ -169,9 +175,25 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     Pending p;
     p.candidates = runtime::candidates_for(*backend, *n, in, out);
     if (p.candidates.empty()) runtime::fail_no_kernel(device, *n, in);
-    if (p.candidates.size() > 1) {
+    bool found = false;
+    if (preset) {
+      // A loaded package's choice; a kernel or tactic this build lacks is chosen again below.
+      auto it = preset->find(n->id);
+      for (size_t i = 0; it != preset->end() && !found && i < p.candidates.size(); ++i)
+        if (p.candidates[i].kernel->name == it->second.kernel &&
+            p.candidates[i].tactic.name == it->second.tactic) {
+          p.chosen = i;
+          p.ms = it->second.ms;
+          p.tried = it->second.tried;
+          found = true;
+        }
+      if (!found && p.candidates.size() > 1)
+        package_note += std::string(package_note.empty() ? "" : "; ") + "%" +
+                        std::to_string(n->id) + " " + n->op_name() +
+                        ": the package's kernel is not available here, chosen again";
+    }
+    if (p.candidates.size() > 1 && !found) {
       p.key = runtime::tactic_key(identity, *n, in, out);
-      bool found = false;
       if (auto cached = runtime::find_tactic(p.key))
         for (size_t i = 0; !found && i < p.candidates.size(); ++i)
           if (p.candidates[i].kernel->name == cached->kernel &&
@@ -204,6 +226,17 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   char* base = reinterpret_cast<char*>((raw + runtime::kArenaAlignment - 1) /
                                        runtime::kArenaAlignment * runtime::kArenaAlignment);
   make_views(base, &layout.offsets);
+  for (const auto& [value, index] : arena_index) {
+    const auto& life = lifetimes[size_t(index)];
+    plan->buffers.push_back({value.node->id, value.output, layout.offsets[size_t(index)],
+                             life.bytes, life.first, life.last});
+  }
+  for (auto* special : {&workspace_index, &snapshot_index})
+    for (const auto& [node, index] : *special) {
+      const auto& life = lifetimes[size_t(index)];
+      plan->buffers.push_back({node->id, special == &workspace_index ? -1 : -2,
+                               layout.offsets[size_t(index)], life.bytes, life.first, life.last});
+    }
 
   // 6. Time the nodes that have several candidates and no cached choice, on zeroed arena
   // inputs (uninitialised floats could be NaNs or denormals, which some kernels take slowly).

@@ -25,6 +25,16 @@ struct Step {
   size_t bytes_written = 0;
 };
 
+// One value of the arena (the memory plan), kept for packages and the viewer.
+struct ArenaBuffer {
+  int node_id = 0;
+  int output = 0;  // -1: the step's workspace; -2: an assign's snapshot
+  size_t offset = 0;
+  size_t bytes = 0;
+  int first = 0;  // first and last step (program position) it is alive
+  int last = 0;
+};
+
 struct FeedSlot {
   std::string name;
   TensorView view;  // the placeholder's bytes in the arena
@@ -48,6 +58,7 @@ struct Plan {
   // (variable buffer, arena copy) pairs copied before the assigns run.
   std::vector<std::pair<TensorView, TensorView>> snapshots;
   std::vector<TensorView> outputs;
+  std::vector<ArenaBuffer> buffers;  // the arena's layout
   size_t bytes_written = 0;
   // CUDA graph of `steps`: captured on the second run, replayed from the third. A failed
   // capture runs eagerly and is retried from run `next_capture_run`.

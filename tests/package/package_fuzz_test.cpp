@@ -1,0 +1,147 @@
+// Seeded mutation fuzzing of package loading: bit flips, byte changes, truncations, inserted
+// and deleted bytes; half the mutants get their header's size and checksum fixed so that the
+// decoder and the graph checks behind the checksum are reached. Every mutant must load (and
+// then run, or throw loom::Error) or throw loom::Error; a mutant that fails before planning
+// fails with kind io. The seed is printed; LOOM_FUZZ_SEED replays one, LOOM_FUZZ_ITERATIONS
+// runs more.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "loom/package.h"
+#include "package/package_format.h"
+#include "package/package_load.h"
+#include "test_util.h"
+
+namespace loom {
+namespace {
+
+uint64_t env_or(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+// A package with a symbolic placeholder, a variable, a constant, an assign and several op
+// families (so attributes of many types), planned for one binding.
+std::vector<std::byte> seed_package() {
+  Graph g;
+  Tensor x = g.placeholder("x", {"batch", 4});
+  Tensor w = g.variable("w", testing::random_tensor(DType::f32, {4, 4}));
+  Tensor h = rms_norm(matmul(x, w), std::nullopt, 1e-5);
+  Tensor s = softmax(add(h, g.constant(testing::random_tensor(DType::f32, {4}))), -1);
+  Tensor r = reshape(transpose(s, {1, 0}), {4, -1});
+  Tensor c = g.variable("c", TensorData::zeros(DType::f32, {4}));
+  g.assign(c, sum(s, {0}, false));
+  CompileOptions o;
+  o.outputs = {r, argmax(s, 1), cast(s, DType::f16)};
+  o.plan_for = {{{"batch", 3}}};
+  std::string path = ::testing::TempDir() + "loom_fuzz_seed.pkg";
+  save(compile(g, o), path);
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path.c_str());
+  std::vector<std::byte> bytes(text.size());
+  std::memcpy(bytes.data(), text.data(), text.size());
+  return bytes;
+}
+
+class Mutator {
+ public:
+  explicit Mutator(uint64_t seed) : rng_(seed) {}
+  std::vector<std::byte> mutate(const std::vector<std::byte>& seed, bool fix_header) {
+    std::vector<std::byte> b = seed;
+    int count = 1 + int(below(3));
+    for (int m = 0; m < count; ++m) {
+      // With the header fixed afterwards, mutate the body only (and rarely truncate).
+      size_t from = fix_header ? package::kHeaderBytes : 0;
+      if (b.size() <= from) break;
+      switch (below(fix_header ? 5 : 4)) {
+        case 0:
+          b[from + below(b.size() - from)] ^= std::byte(1u << below(8));
+          break;
+        case 1:
+          b[from + below(b.size() - from)] = std::byte(below(256));
+          break;
+        case 2:
+          b.resize(from + below(b.size() - from + 1));
+          break;
+        case 3: {
+          size_t at = from + below(b.size() - from);
+          if (below(2))
+            b.erase(b.begin() + ptrdiff_t(at),
+                    b.begin() + ptrdiff_t(std::min(b.size(), at + 1 + below(8))));
+          else
+            b.insert(b.begin() + ptrdiff_t(at), 1 + below(8), std::byte(below(256)));
+          break;
+        }
+        case 4: {  // a 4- or 8-byte field set to a boundary value
+          static constexpr uint64_t kValues[] = {
+              0, 1, 2, 3, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 1ull << 32, 1ull << 62, ~0ull};
+          size_t width = below(2) ? 4 : 8;
+          if (b.size() < from + width) break;
+          uint64_t v = kValues[below(std::size(kValues))];
+          std::memcpy(b.data() + from + below(b.size() - from - width + 1), &v, width);
+          break;
+        }
+      }
+    }
+    if (fix_header && b.size() >= package::kHeaderBytes) {
+      std::span<const std::byte> body(b.data() + package::kHeaderBytes,
+                                      b.size() - package::kHeaderBytes);
+      uint64_t size = body.size(), sum = package::fnv1a64(body);
+      std::memcpy(b.data() + 16, &size, 8);
+      std::memcpy(b.data() + 24, &sum, 8);
+    }
+    return b;
+  }
+
+ private:
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : rng_() % n; }
+  std::mt19937_64 rng_;
+};
+
+void fuzz(bool fix_header, uint64_t iterations) {
+  uint64_t seed = env_or("LOOM_FUZZ_SEED", std::random_device{}());
+  std::printf("package fuzz (%s): seed %llu (LOOM_FUZZ_SEED to replay), %llu iterations\n",
+              fix_header ? "header fixed" : "raw", (unsigned long long)seed,
+              (unsigned long long)iterations);
+  const std::vector<std::byte> base = seed_package();
+  Mutator mutator(seed);
+  std::map<std::string, int> outcomes;
+  for (uint64_t i = 0; i < iterations; ++i) {
+    std::vector<std::byte> bytes = mutator.mutate(base, fix_header);
+    bool loaded = false;
+    try {
+      Executable exe = package::load_bytes(bytes, "mutant", Device::cpu(), {});
+      loaded = true;
+      ++outcomes["loaded"];
+      exe.run({{"x", testing::random_tensor(DType::f32, {3, 4})}});
+      ++outcomes["ran"];
+    } catch (const Error& e) {
+      // Everything before planning is the package's fault: kind io. A loaded mutant may
+      // still be refused by a run (another feed name or shape) with another kind.
+      std::string key = std::string(loaded ? "run: " : "load: ") + error_kind_name(e.kind());
+      ++outcomes[key];
+      // (unsupported: a valid graph this device has no kernel for; device: out of memory.)
+      if (!loaded && e.kind() != ErrorKind::io && e.kind() != ErrorKind::unsupported &&
+          e.kind() != ErrorKind::device)
+        ADD_FAILURE() << "seed " << seed << " iteration " << i << ": " << e.what();
+    }
+    if (::testing::Test::HasFailure()) FAIL() << "seed " << seed << " iteration " << i;
+  }
+  for (const auto& [what, n] : outcomes) std::printf("  %s: %d\n", what.c_str(), n);
+  EXPECT_GT(outcomes["load: io"], 0);
+}
+
+TEST(PackageFuzz, RawMutants) { fuzz(false, env_or("LOOM_FUZZ_ITERATIONS", 20000) / 4); }
+
+TEST(PackageFuzz, MutantsBehindAFixedChecksum) {
+  fuzz(true, env_or("LOOM_FUZZ_ITERATIONS", 20000));
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,160 @@
+// `loom compile IN -o PACKAGE`: compiles a saved graph (loom.Graph.save, loom::save_graph) or
+// a GGUF model's decode step into a package, or re-targets a package to another device;
+// `loom view IN -o graph.html`: the viewer page of any of these (a graph or model compiled
+// with every pass's snapshot), with --profile a profiled run on random feeds.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <random>
+
+#include "commands.h"
+#include "flags.h"
+#include "loom/loom.h"
+#include "model_graph.h"
+#include "runtime/executable_impl.h"
+
+namespace loom::tools {
+
+namespace {
+
+struct Common {
+  std::string input, output, device = "cpu";
+  std::vector<std::string> bindings;  // "seq=8"
+  bool no_timing = false;
+  int64_t context = 256;  // a GGUF model's KV cache positions
+};
+
+std::map<std::string, int64_t> parse_bindings(const std::vector<std::string>& texts) {
+  std::map<std::string, int64_t> out;
+  for (const auto& t : texts) {
+    size_t eq = t.find('=');
+    int64_t value = -1;
+    if (eq != std::string::npos && eq > 0) {
+      try {
+        size_t used = 0;
+        value = std::stoll(t.substr(eq + 1), &used);
+        if (used != t.size() - eq - 1) value = -1;
+      } catch (const std::exception&) {
+        value = -1;
+      }
+    }
+    if (value < 0) fail(ErrorKind::value, "a binding is SYMBOL=SIZE (seq=8), not '" + t + "'");
+    out[t.substr(0, eq)] = value;
+  }
+  return out;
+}
+
+// The executable for `input`: a package loaded for the device, or a saved graph compiled.
+Executable open_input(const Common& c, bool keep_pass_dumps) {
+  Device device = Device::parse(c.device);
+  CompileOptions options;
+  options.time_tactics = !c.no_timing;
+  if (!is_gguf(c.input) && is_compiled_package(c.input)) {
+    if (!c.bindings.empty())
+      fmt::print(stderr, "loom: --bind plans more bindings at the first run of each\n");
+    return load(c.input, device, options);
+  }
+  SavedGraph saved =
+      is_gguf(c.input) ? model_decode_graph(c.input, c.context) : load_graph(c.input);
+  options.device = device;
+  options.outputs = saved.outputs;
+  options.keep_pass_dumps = keep_pass_dumps;
+  if (!c.bindings.empty()) options.plan_for = {parse_bindings(c.bindings)};
+  return compile(saved.graph, options);
+}
+
+// Random feeds for every placeholder: floats in [-1, 1], integers 0 (a valid index).
+Feeds random_feeds(const Executable& exe, const std::map<std::string, int64_t>& bound) {
+  Executable::Impl& impl = impl_of(exe);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  Feeds feeds;
+  SymbolBinding binding(bound.begin(), bound.end());
+  if (impl.last_plan)
+    for (const auto& [s, v] : impl.last_plan->binding) binding.emplace(s, v);
+  for (const ir::Node* p : impl.placeholders) {
+    Extents shape;
+    for (const auto& d : p->type().shape) {
+      if (d.is_static()) {
+        shape.push_back(d.value());
+        continue;
+      }
+      auto it = binding.find(d.symbol());
+      if (it == binding.end())
+        fail(ErrorKind::value,
+             "--profile: bind the symbol '" + d.symbol() + "' (--bind " + d.symbol() + "=N)");
+      shape.push_back(it->second);
+    }
+    DType dtype = p->type().dtype;
+    std::vector<float> values(size_t(numel(shape)), 0.f);
+    if (is_float(dtype))
+      for (auto& v : values) v = uniform(rng);
+    feeds[p->name] = TensorData::from_floats(values, dtype, shape);
+  }
+  return feeds;
+}
+
+}  // namespace
+
+void add_package_commands(CLI::App& app) {
+  static Common compile_args, view_args;
+  static bool profile = false;
+  auto* comp = app.add_subcommand(
+      "compile", "Compile a saved graph into a package (or re-target a package to a device)");
+  comp->add_option("input", compile_args.input, "A saved graph, a GGUF model or a package")
+      ->required();
+  comp->add_option("--context", compile_args.context, "A GGUF model's KV cache positions")
+      ->check(positive_integer(int64_t(1) << 24));
+  comp->add_option("-o,--output", compile_args.output, "The package to write")->required();
+  comp->add_option("--device", compile_args.device, "cpu, cuda or cuda:N");
+  comp->add_option("--bind", compile_args.bindings,
+                   "Plan for these sizes of the symbolic dims now (seq=8); repeatable");
+  comp->add_flag("--no-time-tactics", compile_args.no_timing,
+                 "Take the first kernel instead of timing the candidates");
+  comp->callback([] {
+    try {
+      auto start = std::chrono::steady_clock::now();
+      Executable exe = open_input(compile_args, false);
+      save(exe, compile_args.output);
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      fmt::print("{}: {} plans for {}, {:.1f} ms{}\n", compile_args.output, exe.cached_plans(),
+                 exe.device().str(), ms,
+                 exe.package_note().empty() ? "" : " (" + exe.package_note() + ")");
+    } catch (const Error& e) {
+      fmt::print(stderr, "loom compile: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  });
+
+  auto* view = app.add_subcommand("view", "Write a self-contained HTML page of a graph");
+  view->add_option("input", view_args.input, "A saved graph, a GGUF model or a package")
+      ->required();
+  view->add_option("--context", view_args.context, "A GGUF model's KV cache positions")
+      ->check(positive_integer(int64_t(1) << 24));
+  view->add_option("-o,--output", view_args.output, "The HTML file to write")->required();
+  view->add_option("--device", view_args.device, "cpu, cuda or cuda:N");
+  view->add_option("--bind", view_args.bindings, "Sizes of the symbolic dims (seq=8)");
+  view->add_flag("--profile", profile, "Run once on random feeds, timing each node");
+  view->add_flag("--no-time-tactics", view_args.no_timing,
+                 "Take the first kernel instead of timing the candidates");
+  view->callback([] {
+    try {
+      Executable exe = open_input(view_args, true);
+      if (profile) {
+        auto times = exe.profile(random_feeds(exe, parse_bindings(view_args.bindings)));
+        double total = 0;
+        for (const auto& t : times) total += t.ms;
+        fmt::print("profiled {} steps: {:.3f} ms\n", times.size(), total);
+      }
+      write_view(exe, view_args.output, view_args.input);
+      fmt::print("wrote {}\n", view_args.output);
+    } catch (const Error& e) {
+      fmt::print(stderr, "loom view: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  });
+}
+
+}  // namespace loom::tools
