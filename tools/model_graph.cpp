@@ -2,10 +2,10 @@
 
 #include <fstream>
 
-#include "io/ggml_dequantize.h"
 #include "io/gguf.h"
 #include "models/llama_config.h"
 #include "models/llama_graph.h"
+#include "models/llama_model.h"
 
 namespace loom::tools {
 
@@ -22,15 +22,11 @@ SavedGraph model_decode_graph(const std::string& gguf_path, int64_t context) {
   models::LlamaGraphOptions options;
   options.seq = Dim(1);
   options.cache_capacity = std::min(context, config.context_length);
-  models::LlamaGraph lg =
-      models::build_llama_graph(config, options, [&](const std::string& name) -> TensorData {
-        const auto* info = file.find_tensor(name);
-        if (!info) fail(ErrorKind::io, gguf_path + ": tensor '" + name + "' is missing");
-        TensorData f32 = TensorData::empty(DType::f32, info->shape);
-        io::dequantize_ggml(info->type, file.tensor_bytes(*info), info->numel,
-                            static_cast<float*>(f32.data()));
-        return f32;
-      });
+  models::LlamaGraph lg = models::build_llama_graph(config, options, [&](const std::string& name) {
+    const auto* info = file.find_tensor(name);
+    if (!info) fail(ErrorKind::io, gguf_path + ": tensor '" + name + "' is missing");
+    return models::load_llama_weight(file, *info, DType::f32, true, Device::cpu());
+  });
   return {lg.graph, {lg.logits, lg.next_token}};
 }
 

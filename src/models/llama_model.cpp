@@ -29,10 +29,12 @@ TensorData narrow(const TensorData& f32, DType dtype) {
   return out;
 }
 
+}  // namespace
+
 // The weight as the graph gets it: its GGUF blocks as they are when `keep_blocks` and the
 // device has quantized kernels for the format, else expanded once to `dtype`.
-LlamaWeight load_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
-                        bool keep_blocks, Device device) {
+LlamaWeight load_llama_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
+                              bool keep_blocks, Device device) {
   const quant::GgufFormat* format = find_gguf_format(uint32_t(info.type));
   bool kernel_exists = format && info.traits->is_quantized &&
                        (device.kind == DeviceKind::cpu || format->block_size == 32);
@@ -50,8 +52,6 @@ LlamaWeight load_weight(const io::GgufFile& file, const io::GgufTensorInfo& info
                       static_cast<float*>(f32.data()));
   return {dtype == DType::f32 ? f32 : narrow(f32, dtype), ""};
 }
-
-}  // namespace
 
 LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions& options) {
   auto say = [&](const std::string& line) {
@@ -78,7 +78,7 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
       options.device.kind == DeviceKind::cpu || any_quantized ? DType::f32 : DType::f16);
   std::map<std::string, LlamaWeight> weights;
   for (const auto& info : file.tensors()) {
-    LlamaWeight w = load_weight(file, info, m.dtype_, options.quantized, options.device);
+    LlamaWeight w = load_llama_weight(file, info, m.dtype_, options.quantized, options.device);
     m.quantized_weights_ += w.format.empty() ? 0 : 1;
     m.weight_bytes_ += int64_t(w.data.nbytes());
     weights.emplace(info.name, std::move(w));

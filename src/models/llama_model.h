@@ -12,6 +12,12 @@
 
 #include "loom/loom.h"
 #include "models/llama_config.h"
+#include "models/llama_graph.h"
+
+namespace loom::io {
+class GgufFile;
+struct GgufTensorInfo;
+}  // namespace loom::io
 
 namespace loom::models {
 
@@ -30,6 +36,12 @@ struct LlamaLoadOptions {
   // Called with a line of progress text while loading and compiling.
   std::function<void(const std::string&)> progress;
 };
+
+// One weight of a GGUF file as build_llama_graph takes it: its blocks as they are when
+// `keep_blocks` and `device` has quantized kernels for the format (2-D weights only), else
+// expanded once to `dtype`.
+LlamaWeight load_llama_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
+                              bool keep_blocks, Device device);
 
 class LlamaModel {
  public:
