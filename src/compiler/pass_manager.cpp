@@ -13,6 +13,7 @@ const std::vector<Pass>& all_passes() {
       {"fuse_quantized_matmul", fuse_quantized_matmul},
       {"dead_code", eliminate_dead_code},
       {"fuse_matmul_bias", fuse_matmul_bias},
+      {"fuse_elementwise", fuse_elementwise},
       {"inplace_state", update_state_in_place},
   };
   return passes;
