@@ -185,8 +185,9 @@ void expect_fused_exact_on_gpu(const Graph& g, const std::vector<Tensor>& output
       expect_bytes_equal(got[i], want[i],
                          what + " run " + std::to_string(run + 1) + " output " + std::to_string(i));
   }
-  if (fused.device().kind == DeviceKind::cuda)
+  if (fused.device().kind == DeviceKind::cuda) {
     EXPECT_TRUE(fused.last_run_stats().replayed_graph) << what;
+  }
 }
 
 TEST(CudaFused, ArithmeticGroupsAreBitExact) {

@@ -2,8 +2,10 @@
 // is cut into blocks of kBlock elements (the blocks run on OpenMP threads); for each block,
 // every input is read once into a register (a block-sized buffer of the compute type:
 // float for f32, f16 and bf16, the integer itself, a 0/1 byte for bool), each step is one
-// loop over registers, and the returned steps are written out. Only the outputs touch the
-// arena; the registers of a thread stay in its cache.
+// loop over registers, and the returned steps are written out. Same-shape inputs and
+// returned steps whose storage is their register type (f32, integers) are read and written
+// in place, without a copy. Only the outputs touch the arena; a thread's registers stay in
+// its cache.
 //
 // Each step applies the same scalar rule as the op's own kernel (core/scalar_semantics.h,
 // the same float expressions) and an f16 or bf16 result is rounded to its dtype after every
@@ -29,8 +31,10 @@ using ops::FusedExpression;
 using ops::FusedOp;
 using ops::FusedOperand;
 
-constexpr int64_t kBlock = 1024;
-constexpr size_t kSlotBytes = size_t(kBlock) * 8;  // the widest compute type is 8 bytes
+constexpr int64_t kBlock = 2048;
+// The widest compute type is 8 bytes; the extra 5 cache lines put the registers at different
+// offsets modulo 4 KiB, so that a step's loads and its store cannot 4K-alias.
+constexpr size_t kSlotBytes = size_t(kBlock) * 8 + 320;
 
 // A register's element type for storage type S (bool is a 0/1 byte).
 template <class S>
@@ -239,7 +243,16 @@ struct Store {
   int slot;
 };
 
+// A value read or written in place: a same-shape input, or a returned step, whose dtype is
+// its own register type (f32 and the integers). Slot -(1 + i) names direct[i].
+struct Direct {
+  bool output;
+  int index;
+  size_t element_bytes;
+};
+
 struct Prepared {
+  std::vector<Direct> direct;
   std::vector<Load> loads;
   std::vector<Instruction> code;
   std::vector<Store> stores;
@@ -292,11 +305,29 @@ std::shared_ptr<Prepared> prepare(const FusedExpression& e, std::span<const Tens
     }
     return p->slots++;
   };
+  auto in_place = [](DType d) {
+    return d != DType::f16 && d != DType::bf16 && d != DType::boolean;
+  };
+  auto direct = [&](bool output, int index, DType d) {
+    p->direct.push_back({output, index, storage_bytes(d, 1)});
+    return -int(p->direct.size());
+  };
+  auto release = [&](int slot) {
+    if (slot >= 0) free_slots.push_back(slot);
+  };
   std::vector<int> input_slot(in.size(), -1), step_slot(steps, -1);
   for (size_t k = 0; k < in.size(); ++k) {
-    input_slot[k] = take();
-    p->loads.push_back({int(k), input_slot[k]});
+    if (in_place(in[k].dtype) && in[k].numel() == out[0].numel()) {
+      input_slot[k] = direct(false, int(k), in[k].dtype);
+    } else {
+      input_slot[k] = take();
+      p->loads.push_back({int(k), input_slot[k]});
+    }
   }
+  // The output a step is written to in place, if any.
+  std::vector<int> written_to(steps, -1);
+  for (size_t k = e.outputs.size(); k-- > 0;)
+    if (in_place(e.steps[size_t(e.outputs[k])].dtype)) written_to[size_t(e.outputs[k])] = int(k);
   for (size_t i = 0; i < steps; ++i) {
     const ops::FusedStep& st = e.steps[i];
     Instruction ins;
@@ -320,19 +351,20 @@ std::shared_ptr<Prepared> prepare(const FusedExpression& e, std::span<const Tens
       if (st.dtype == DType::bf16) ins.round = round_step<bf16_t>;
     }
     // The result never shares a slot with an operand: a cast may widen its elements.
-    ins.dst = step_slot[i] = take();
+    ins.dst = step_slot[i] = written_to[i] >= 0 ? direct(true, written_to[i], st.dtype) : take();
     for (size_t j = 0; j < st.args.size(); ++j) {
       const FusedOperand& a = st.args[j];
-      if (a.kind == FusedOperand::Kind::literal) free_slots.push_back(ins.literal_slot[j]);
+      if (a.kind == FusedOperand::Kind::literal) release(ins.literal_slot[j]);
       if (a.kind == FusedOperand::Kind::input && input_last[size_t(a.index)] == i)
-        free_slots.push_back(input_slot[size_t(a.index)]), input_last[size_t(a.index)] = steps + 1;
+        release(input_slot[size_t(a.index)]), input_last[size_t(a.index)] = steps + 1;
       if (a.kind == FusedOperand::Kind::step && step_last[size_t(a.index)] == i)
-        free_slots.push_back(step_slot[size_t(a.index)]), step_last[size_t(a.index)] = steps + 1;
+        release(step_slot[size_t(a.index)]), step_last[size_t(a.index)] = steps + 1;
     }
     p->code.push_back(ins);
   }
   for (size_t k = 0; k < e.outputs.size(); ++k)
-    p->stores.push_back({int(k), step_slot[size_t(e.outputs[k])]});
+    if (written_to[size_t(e.outputs[k])] != int(k))
+      p->stores.push_back({int(k), step_slot[size_t(e.outputs[k])]});
   p->out_shape = out[0].shape;
   for (const auto& v : in) {
     p->in_shapes.push_back(v.shape);
@@ -413,7 +445,12 @@ void fill_slot(unsigned char* slot, uint64_t bits, int bytes, int64_t n) {
 
 void run_block(const Prepared& p, std::span<const TensorView> in, std::span<TensorView> out,
                int64_t pos, int64_t n, unsigned char* regs) {
-  auto slot = [&](int s) { return regs + size_t(s) * kSlotBytes; };
+  auto slot = [&](int s) -> unsigned char* {
+    if (s >= 0) return regs + size_t(s) * kSlotBytes;
+    const Direct& d = p.direct[size_t(-s - 1)];
+    const TensorView& v = d.output ? out[size_t(d.index)] : in[size_t(d.index)];
+    return static_cast<unsigned char*>(v.data) + size_t(pos) * d.element_bytes;
+  };
   for (const Load& l : p.loads)
     load_block(in[size_t(l.input)], p.layouts[size_t(l.input)], pos, n, slot(l.slot));
   for (const Instruction& ins : p.code) {
