@@ -94,6 +94,26 @@ TEST(FuseElementwise, BroadcastingOperands) {
       }
 }
 
+// Enough blocks for the threaded path, a partial last block, and inputs read every way:
+// in place (f32, i32), converted (f16, bool), broadcast along rows and columns.
+TEST(FuseElementwise, LargeOddShapesOnThreads) {
+  Graph g;
+  const int64_t rows = 389, cols = 517;  // 201113 elements: 99 blocks and a partial one
+  Tensor a = g.placeholder("a", {rows, cols}, DType::f32);
+  Tensor h = g.placeholder("h", {rows, 1}, DType::f16);
+  Tensor k = g.placeholder("k", {cols}, DType::i32);
+  Tensor m = g.placeholder("m", {rows, cols}, DType::boolean);
+  Tensor t = where(m, a * cast(h, DType::f32), cast(k, DType::f32) - a);
+  Tensor ints = cast(t * 10.0, DType::i32) + k;
+  Tensor half = cast(exp(t * 0.1), DType::f16) * h;
+  Feeds feeds{{"a", testing::random_tensor(DType::f32, {rows, cols}, -3, 3)},
+              {"h", testing::random_tensor(DType::f16, {rows, 1}, -2, 2)},
+              {"k", testing::random_tensor(DType::i32, {cols}, -100, 100)},
+              {"m", testing::random_tensor(DType::boolean, {rows, cols}, 0, 2)}};
+  Compared c = expect_fusion_exact(g, {t, ints, half}, feeds);
+  EXPECT_EQ(fused_nodes(c.fused), 1) << c.fused.dump();
+}
+
 TEST(FuseElementwise, WhereCompareCastAndIntegers) {
   Graph g;
   Tensor x = g.placeholder("x", {"n"}, DType::f32);
