@@ -118,7 +118,7 @@ def commit():
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bench", required=True, help="path of the loom_cuda_bench binary")
-    parser.add_argument("--only", default="", help="bandwidth, matmul or chain")
+    parser.add_argument("--only", default="", help="bandwidth, matmul, chain or nvrtc")
     parser.add_argument("--json", help="also write every row as JSON to this file")
     parser.add_argument("--commit", default=os.environ.get("LOOM_COMMIT"),
                         help="commit to print (default: $LOOM_COMMIT, else git rev-parse)")
@@ -161,6 +161,9 @@ def main():
         speed = f"{t / row['ms']:.2f}" if t else "-"
         if row["kind"] == "matmul":
             rate = f"{row['tflops']:.0f} TFLOP/s"
+            frac = "-"
+        elif row["kind"] == "nvrtc":
+            rate = "-"
             frac = "-"
         elif row["kind"] == "chain":
             # Loom: whole runs (feeds in, outputs out, synchronised), the cost of a one-node

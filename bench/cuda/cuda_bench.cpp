@@ -4,19 +4,25 @@
 //   add, mul, softmax, rms_norm   bandwidth of Loom's kernels (bytes read + written)
 //   matmul     cuBLASLt through Loom's matmul kernel, f16 and bf16
 //   chain      a 200-node elementwise chain run by an Executable, replayed as a CUDA graph
-//              and launched eagerly (time per node)
+//              and launched eagerly (time per node), fused into one generated kernel (the
+//              default) and with fuse_elementwise off (one kernel per node)
+//   nvrtc      compile time of the chain's generated kernel: cold (NVRTC runs) and from the
+//              disk cache (as a second process finds it)
 // Kernels are timed directly (CUDA events around many launches, median of several
 // repeats), with inputs rotated where one set would fit in L2.
 #include <cuda_runtime.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cuda/kernel_cache.h"
 #include "loom/loom.h"
 
 namespace {
@@ -204,21 +210,33 @@ double run_ms(Executable& exe, const Feeds& feeds, int runs) {
   return ms[ms.size() / 2];
 }
 
-// Wall time of one run of an n-node elementwise chain (f16 [1, 4096]), replayed or eager.
-double chain_run_ms(int nodes, bool graphs) {
+// The n-node elementwise chain (f16 [1, 4096]) and its feeds.
+Graph chain_graph(int nodes, Tensor& y) {
   const int64_t width = 4096;
   Graph g;
   Tensor x = g.placeholder("x", {1, width}, DType::f16);
   Tensor c = g.placeholder("c", {width}, DType::f16);
-  Tensor y = x;
+  y = x;
   for (int i = 0; i < nodes; ++i) y = i % 2 ? mul(y, c) : add(y, c);
-  Feeds feeds{
-      {"x", TensorData::from_floats(std::vector<float>(width, 0.5f), DType::f16, {1, width})},
-      {"c", TensorData::from_floats(std::vector<float>(width, 1.0f), DType::f16, {width})}};
+  return g;
+}
+
+Feeds chain_feeds() {
+  const int64_t width = 4096;
+  return {{"x", TensorData::from_floats(std::vector<float>(width, 0.5f), DType::f16, {1, width})},
+          {"c", TensorData::from_floats(std::vector<float>(width, 1.0f), DType::f16, {width})}};
+}
+
+// Wall time of one run of an n-node elementwise chain, replayed or eager, fused or not.
+double chain_run_ms(int nodes, bool graphs, bool fuse) {
+  Tensor y;
+  Graph g = chain_graph(nodes, y);
+  Feeds feeds = chain_feeds();
   CompileOptions options;
   options.device = Device::cuda();
   options.outputs = {y};
   options.cuda_graphs = graphs;
+  if (!fuse) options.disabled_passes = {"fuse_elementwise"};
   Executable exe = compile(g, options);
   double ms = run_ms(exe, feeds, 200);
   if (exe.last_run_stats().replayed_graph != graphs) {
@@ -229,18 +247,63 @@ double chain_run_ms(int nodes, bool graphs) {
 }
 
 // A 200-node chain: the time of a whole run (feeds in, outputs out, synchronised) and the
-// time per node with the cost of a one-node run taken off.
+// time per original node with the cost of a one-node run taken off; fused (one generated
+// kernel) and unfused (a kernel per node).
 void bench_chain() {
   const int nodes = 200;
-  for (bool graphs : {true, false}) {
-    double one = chain_run_ms(1, graphs), all = chain_run_ms(nodes, graphs);
+  for (bool fuse : {true, false})
+    for (bool graphs : {true, false}) {
+      double one = chain_run_ms(1, graphs, fuse), all = chain_run_ms(nodes, graphs, fuse);
+      std::printf(
+          "{\"kind\": \"chain\", \"name\": \"chain %s%s\", \"dtype\": \"f16\", "
+          "\"shape\": \"[1, 4096] x %d nodes\", \"ms\": %.6f, \"one_node_ms\": %.6f, "
+          "\"us_per_node\": %.3f}\n",
+          graphs ? "replayed" : "eager", fuse ? "" : " unfused", nodes, all, one,
+          (all - one) * 1e3 / (nodes - 1));
+      std::fflush(stdout);
+    }
+}
+
+// Compile time of a fused kernel: the first run of a new executable (which generates,
+// compiles and loads the kernel) less a steady run, with the disk cache off (cold: NVRTC
+// runs; each trial's chain has another constant, so another source) and with a warm disk
+// cache (the process's loaded kernels forgotten first, as in a second process).
+void bench_nvrtc() {
+  const std::string dir = "/tmp/loom_bench_kernel_cache_" + std::to_string(::getpid());
+  for (bool warm : {false, true}) {
+    std::vector<double> ms;
+    for (int trial = 0; trial < 5; ++trial) {
+      const int64_t width = 4096;
+      Graph g;
+      Tensor y = g.placeholder("x", {1, width}, DType::f16);
+      for (int i = 0; i < 200; ++i) y = i % 2 ? y * (1.0 + 1e-3 * (trial + 1)) : y + 0.5;
+      CompileOptions options;
+      options.device = Device::cuda();
+      options.outputs = {y};
+      options.kernel_cache = warm ? dir : "off";
+      Feeds feeds{
+          {"x", TensorData::from_floats(std::vector<float>(width, 0.5f), DType::f16, {1, width})}};
+      if (warm) {
+        compile(g, options).run(feeds);  // writes the entry
+        cuda::clear_kernel_memory_cache();
+      }
+      Executable exe = compile(g, options);
+      auto t0 = std::chrono::steady_clock::now();
+      exe.run(feeds);
+      auto t1 = std::chrono::steady_clock::now();
+      exe.run(feeds);
+      auto t2 = std::chrono::steady_clock::now();
+      ms.push_back(std::chrono::duration<double, std::milli>((t1 - t0) - (t2 - t1)).count());
+    }
+    std::sort(ms.begin(), ms.end());
     std::printf(
-        "{\"kind\": \"chain\", \"name\": \"chain %s\", \"dtype\": \"f16\", \"shape\": "
-        "\"[1, 4096] x %d nodes\", \"ms\": %.6f, \"one_node_ms\": %.6f, \"us_per_node\": "
-        "%.3f}\n",
-        graphs ? "replayed" : "eager", nodes, all, one, (all - one) * 1e3 / (nodes - 1));
+        "{\"kind\": \"nvrtc\", \"name\": \"fused kernel compile %s\", \"dtype\": \"f16\", "
+        "\"shape\": \"200-node chain\", \"ms\": %.3f}\n",
+        warm ? "(disk cache)" : "(cold)", ms[ms.size() / 2]);
     std::fflush(stdout);
   }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
@@ -260,6 +323,7 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "matmul") bench_matmul(stream);
     if (only.empty() || only == "chain") bench_chain();
+    if (only.empty() || only == "nvrtc") bench_nvrtc();
     check(cudaStreamSynchronize(stream), "final sync");
   } catch (const loom::Error& e) {
     std::fprintf(stderr, "loom error: %s\n", e.what());

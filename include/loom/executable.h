@@ -87,6 +87,10 @@ struct CompileOptions {
   // A file of timed choices, loaded at compile and rewritten when a plan times something;
   // empty: $LOOM_TACTIC_CACHE, and when that is unset too, the process's memory only.
   std::string tactic_cache;
+  // CUDA: the directory of compiled generated kernels (fused elementwise groups), so that a
+  // second process compiles nothing; empty: $LOOM_KERNEL_CACHE, and when that is unset too,
+  // $XDG_CACHE_HOME/loom/kernels or ~/.cache/loom/kernels. "off": memory only.
+  std::string kernel_cache;
   // Plans kept for symbol bindings (each holds an arena): at most this many, and at most
   // this many bytes of arenas; the least used (then least recent) binding is dropped first.
   size_t max_cached_plans = 16;

@@ -56,6 +56,9 @@ struct KernelContext {
   const Tactic* tactic = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  // CompileOptions::kernel_cache of the executable (kernels that compile code at run time);
+  // null outside a plan.
+  const std::string* kernel_cache = nullptr;
 };
 
 using KernelFn = std::function<void(KernelContext&, const ir::Node&, std::span<const TensorView>,

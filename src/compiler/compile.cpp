@@ -96,6 +96,7 @@ void prepare_runtime(Executable::Impl& impl, const CompileOptions& options) {
   impl.stream = impl.backend->create_stream();
   impl.cuda_graphs = options.cuda_graphs;
   impl.time_tactics = options.time_tactics;
+  impl.kernel_cache = options.kernel_cache;
   impl.tactic_cache_path = runtime::tactic_cache_path(options.tactic_cache);
   if (!impl.tactic_cache_path.empty()) runtime::load_tactic_cache(impl.tactic_cache_path);
   impl.max_cached_plans = options.max_cached_plans;

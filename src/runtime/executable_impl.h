@@ -38,6 +38,7 @@ struct Executable::Impl {
   RunStats stats;
   bool cuda_graphs = true;
   bool time_tactics = true;
+  std::string kernel_cache;       // CompileOptions::kernel_cache
   std::string tactic_cache_path;  // rewritten when a plan times something; empty: none
   size_t max_cached_plans = 16;
   size_t plan_cache_bytes = 0;

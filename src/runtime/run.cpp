@@ -41,7 +41,8 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
 void Executable::Impl::launch(std::vector<Step>& steps) {
   for (auto& step : steps) {
     KernelContext ctx{*backend,     stream,         &step.state,
-                      &step.tactic, step.workspace, step.tactic.workspace_bytes};
+                      &step.tactic, step.workspace, step.tactic.workspace_bytes,
+                      &kernel_cache};
     try {
       step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
     } catch (const Error& e) {

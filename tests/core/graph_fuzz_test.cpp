@@ -2,7 +2,8 @@
 // batch dim, constants and variables) compiled normally must give what the same graph gives
 // compiled with every optional pass disabled, for several bindings of the symbol.
 //
-// Bit-exact: every pass here keeps the order of each element's operations, except
+// Bit-exact: every pass here keeps the order of each element's operations (fuse_elementwise
+// too: each step of a fused group rounds to its dtype as the unfused kernel does), except
 // fuse_matmul_bias, which adds the bias before the matmul's result is rounded to the dtype.
 // Its one rounding less is an ulp that later ops (a layer_norm of a nearly constant row, say)
 // can amplify without bound, so no stated tolerance would hold for a random graph after it:
@@ -100,7 +101,7 @@ class RandomGraph {
     Tensor x = a.tensor;
     int64_t width = a.width;
     Tensor y;
-    switch (gen_() % 16) {
+    switch (gen_() % 18) {
       case 0:
         y = x + partner(a);
         break;
@@ -175,6 +176,12 @@ class RandomGraph {
         y = cast(cast(x, other), dtype_);
         break;
       }
+      case 15:  // where and a comparison, a fused group's bool steps
+        y = where(greater(x, partner(a)), x, exp(x) * 0.5);
+        break;
+      case 16:  // through integers and back: casts and integer steps inside a group
+        y = cast(cast(x * 4.0, DType::i32) + g.constant(int64_t(3), DType::i32), dtype_);
+        break;
       default:
         y = transpose(transpose(x));
         break;
@@ -211,7 +218,7 @@ TEST(GraphFuzz, OptimizedMatchesUnoptimized) {
   std::set<std::string> all_passes;
   for (const auto& p : pass_names())
     if (p != "verify") all_passes.insert(p);
-  int compared = 0, rewritten = 0;
+  int compared = 0, rewritten = 0, fused = 0;
   const int graphs = 1500;
   for (int iter = 0; iter < graphs; ++iter) {
     DType dtype = dtypes[iter % 3];
@@ -224,6 +231,7 @@ TEST(GraphFuzz, OptimizedMatchesUnoptimized) {
     if (rg.has_matmul_bias) optimized.disabled_passes = {"fuse_matmul_bias"};
     Executable a = compile(rg.g, optimized), b = compile(rg.g, plain);
     if (a.dump() != b.dump()) ++rewritten;
+    if (a.dump().find(" fused(") != std::string::npos) ++fused;
     for (int64_t batch : {int64_t(1 + gen() % 5), int64_t(0), int64_t(3 + gen() % 9)}) {
       Feeds feeds = rg.feeds_for(batch);
       auto got = a.run(feeds), want = b.run(feeds);
@@ -238,6 +246,8 @@ TEST(GraphFuzz, OptimizedMatchesUnoptimized) {
   EXPECT_EQ(compared, 3 * graphs);
   // The passes must have had something to do, or the comparison proves nothing.
   EXPECT_GT(rewritten, graphs / 2);
+  // fuse_elementwise among them: most graphs here hold a group of elementwise ops.
+  EXPECT_GT(fused, graphs / 3);
 }
 
 }  // namespace

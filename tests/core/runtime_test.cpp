@@ -130,7 +130,11 @@ TEST(Runtime, ArenaReusesMemoryOfDeadIntermediates) {
   Tensor x = g.placeholder("x", {256, 256});
   Tensor y = x;
   for (int i = 0; i < 8; ++i) y = tanh(y) + 1.0;  // a chain: each value dies at the next op
-  Executable exe = compile_one(g, y);
+  // Unfused: fuse_elementwise would leave no intermediate to place.
+  CompileOptions options;
+  options.outputs = {y};
+  options.disabled_passes = {"fuse_elementwise"};
+  Executable exe = compile(g, options);
   exe.run({{"x", testing::random_tensor(DType::f32, {256, 256})}});
   EXPECT_GT(exe.unshared_intermediate_bytes(), 0u);
   EXPECT_LT(exe.arena_bytes(), exe.unshared_intermediate_bytes() / 4);
