@@ -10,5 +10,6 @@ void add_ops_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_fft_filter_command(CLI::App& app);
 
 }  // namespace loom::tools
