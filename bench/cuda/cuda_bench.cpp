@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "ir/op_registry.h"
 #include "loom/loom.h"
 
 namespace {
