@@ -48,6 +48,9 @@ struct CufftPlans {
   std::vector<Step> steps;
   Extents scratch_shape;  // irfft: the input cropped or zero-padded to n/2 + 1 frequencies
   int real_axis = 0;
+  bool copy_input = false;      // fft / ifft with every axis of length 1
+  bool widen_input = false;     // rfft of real length 1: y = (x, 0), before the steps
+  bool narrow_scratch = false;  // irfft of real length 1: y = real part of the scratch, after
   size_t scratch_bytes = 0, work_bytes = 0;
   double scale = 1.0;
   int64_t out_floats = 0;
@@ -120,32 +123,43 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
   for (int a : p.axes) points *= (p.kind == ops::FftKind::real_forward ? x : y).shape[size_t(a)];
   plans->scale = p.scale(points);
   if (y.numel() == 0) return plans;
+  // Axes of length 1 transform as the identity: they get no cuFFT plan (the real axis of
+  // rfft / irfft at length 1 becomes a widening or narrowing copy).
   const int ra = p.axes.back();
-  std::vector<int> others;
-  for (int a : p.axes)
+  const int64_t real_length = (p.kind == ops::FftKind::real_forward ? x : y).shape[size_t(ra)];
+  std::vector<int> axes, others;
+  for (int a : p.axes) {
+    if (y.shape[size_t(a)] == 1 && x.shape[size_t(a)] == 1) continue;
+    axes.push_back(a);
     if (a != ra) others.push_back(a);
+  }
   auto& steps = plans->steps;
   switch (p.kind) {
     case ops::FftKind::forward:
     case ops::FftKind::inverse: {
       const int dir = p.kind == ops::FftKind::forward ? CUFFT_FORWARD : CUFFT_INVERSE;
       Buffer source = Buffer::input;
-      for (auto [first, last] : runs_of(p.axes)) {
+      for (auto [first, last] : runs_of(axes)) {
         steps.push_back(
             make_step(CUFFT_C2C, dir, source, Buffer::output, y.shape, y.shape, first, last));
         source = Buffer::output;
       }
+      plans->copy_input = steps.empty();
       break;
     }
     case ops::FftKind::real_forward: {
-      auto runs = runs_of(p.axes);
-      if (runs.size() == 1 && runs[0].second == ra) {  // one plan over every axis
+      if (real_length == 1) {
+        plans->widen_input = true;
+      } else {
+        auto runs = runs_of(axes);
+        if (runs.size() == 1 && runs[0].second == ra) {  // one plan over every axis
+          steps.push_back(make_step(CUFFT_R2C, CUFFT_FORWARD, Buffer::input, Buffer::output,
+                                    x.shape, y.shape, runs[0].first, ra));
+          break;
+        }
         steps.push_back(make_step(CUFFT_R2C, CUFFT_FORWARD, Buffer::input, Buffer::output, x.shape,
-                                  y.shape, runs[0].first, ra));
-        break;
+                                  y.shape, ra, ra));
       }
-      steps.push_back(make_step(CUFFT_R2C, CUFFT_FORWARD, Buffer::input, Buffer::output, x.shape,
-                                y.shape, ra, ra));
       for (auto [first, last] : runs_of(others))
         steps.push_back(make_step(CUFFT_C2C, CUFFT_FORWARD, Buffer::output, Buffer::output, y.shape,
                                   y.shape, first, last));
@@ -157,8 +171,8 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
       plans->scratch_shape[size_t(ra)] = y.shape[size_t(ra)] / 2 + 1;
       plans->scratch_bytes = storage_bytes(DType::c64, numel(plans->scratch_shape));
       const Extents& s = plans->scratch_shape;
-      auto runs = runs_of(p.axes);
-      if (runs.size() == 1 && runs[0].second == ra) {
+      auto runs = runs_of(axes);
+      if (real_length > 1 && runs.size() == 1 && runs[0].second == ra) {
         steps.push_back(make_step(CUFFT_C2R, CUFFT_INVERSE, Buffer::scratch, Buffer::output, s,
                                   y.shape, runs[0].first, ra));
         break;
@@ -166,8 +180,11 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
       for (auto [first, last] : runs_of(others))
         steps.push_back(make_step(CUFFT_C2C, CUFFT_INVERSE, Buffer::scratch, Buffer::scratch, s, s,
                                   first, last));
-      steps.push_back(
-          make_step(CUFFT_C2R, CUFFT_INVERSE, Buffer::scratch, Buffer::output, s, y.shape, ra, ra));
+      if (real_length > 1)
+        steps.push_back(make_step(CUFFT_C2R, CUFFT_INVERSE, Buffer::scratch, Buffer::output, s,
+                                  y.shape, ra, ra));
+      else
+        plans->narrow_scratch = true;
       break;
     }
   }
@@ -185,6 +202,18 @@ __global__ void crop_pad_kernel(const float2* __restrict__ x, float2* __restrict
     int64_t k = rest % half, o = rest / half;
     y[i] = k < m ? x[(o * m + k) * inner + in_i] : make_float2(0.f, 0.f);
   }
+}
+
+__global__ void widen_kernel(const float* __restrict__ x, float2* __restrict__ y, int64_t n) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    y[i] = make_float2(x[i], 0.f);
+}
+
+__global__ void narrow_kernel(const float2* __restrict__ x, float* __restrict__ y, int64_t n) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    y[i] = x[i].x;
 }
 
 __global__ void scale_kernel(float* __restrict__ data, int64_t n, float scale) {
@@ -236,6 +265,15 @@ void run_plans(const CufftPlans& plans, const TensorView& x, TensorView& y, void
         x.as<const float2>(), reinterpret_cast<float2*>(scratch), total, m, half, inner);
     check_launch("fft (irfft input copy)");
   }
+  const int64_t n = y.numel();
+  const unsigned blocks = std::min(blocks_for(n, kThreads), 65536u);
+  if (plans.copy_input)
+    check_cuda(cudaMemcpyAsync(y.data, x.data, y.nbytes(), cudaMemcpyDeviceToDevice, stream),
+               "fft (copy)");
+  if (plans.widen_input) {
+    widen_kernel<<<blocks, kThreads, 0, stream>>>(x.as<const float>(), y.as<float2>(), n);
+    check_launch("fft (widen)");
+  }
   for (const Step& s : plans.steps) {
     check_cufft(cufftSetWorkArea(s.handle, work), "cufftSetWorkArea");
     auto buffer = [&](Buffer b) -> char* {
@@ -244,6 +282,11 @@ void run_plans(const CufftPlans& plans, const TensorView& x, TensorView& y, void
                                    : scratch;
     };
     exec(s, buffer(s.source), buffer(s.target), stream);
+  }
+  if (plans.narrow_scratch) {
+    narrow_kernel<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const float2*>(scratch),
+                                                   y.as<float>(), n);
+    check_launch("fft (narrow)");
   }
   if (plans.scale != 1.0) {
     scale_kernel<<<std::min(blocks_for(plans.out_floats, kThreads), 65536u), kThreads, 0, stream>>>(
