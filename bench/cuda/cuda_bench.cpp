@@ -8,6 +8,9 @@
 //              default) and with fuse_elementwise off (one kernel per node)
 //   nvrtc      compile time of the chain's generated kernel: cold (NVRTC runs) and from the
 //              disk cache (as a second process finds it)
+//   fft        rfft2 of f32 [8, 4096, 4096], fft of c64 [4096, 16384] (cuFFT kernels with
+//              their planned work area), STFT and log-mel spectrogram of 16 x 30 s at 16 kHz
+//              (n_fft 400, hop 160): the graph's kernels in order, device time
 // Kernels are timed directly (CUDA events around many launches, median of several
 // repeats), with inputs rotated where one set would fit in L2.
 #include <cuda_runtime.h>
@@ -18,11 +21,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
 #include "backends/cuda/kernel_cache.h"
+#include "ir/op_registry.h"
 #include "loom/loom.h"
 
 namespace {
@@ -195,6 +201,101 @@ void bench_matmul(cudaStream_t stream) {
     }
 }
 
+// Device time of the kernels that compute `outputs` from `feeds`, run in graph order on one
+// stream with their first tactic (its workspace allocated here, as the planner would place it
+// in the arena): what a replayed Executable spends on the device, without the feed and
+// output copies of a run.
+double kernels_ms(const std::vector<Tensor>& outputs, const Feeds& feeds, cudaStream_t stream,
+                  int iters) {
+  Backend& backend = backend_for(Device::cuda());
+  std::vector<const ir::Node*> order;
+  std::function<void(const ir::Node*)> visit = [&](const ir::Node* n) {
+    if (std::find(order.begin(), order.end(), n) != order.end()) return;
+    for (const ir::Value& v : n->inputs) visit(v.node);
+    order.push_back(n);
+  };
+  for (const Tensor& t : outputs) visit(t.node());
+  std::map<const ir::Node*, TensorData> values;
+  struct Call {
+    const ir::Node* node;
+    const Kernel* kernel;
+    std::vector<TensorView> in, out;
+    Tactic tactic;
+    TensorData workspace;
+    std::shared_ptr<void> state;
+  };
+  std::vector<Call> calls;
+  for (const ir::Node* n : order) {
+    if (n->is(ir::OpRole::placeholder)) {
+      values[n] = feeds.at(n->name).to(Device::cuda());
+      continue;
+    }
+    if (n->is(ir::OpRole::constant)) {
+      values[n] = n->attrs.get<TensorData>("value").to(Device::cuda());
+      continue;
+    }
+    Call c{n, nullptr, {}, {}, {}, {}, {}};
+    for (const ir::Value& v : n->inputs) c.in.push_back(view_of(values.at(v.node)));
+    values[n] = TensorData::empty(n->type().dtype, static_extents(n->type().shape), Device::cuda());
+    c.out.push_back(view_of(values[n]));
+    c.kernel = backend.find_kernel(*n, c.in);
+    if (!c.kernel) {
+      std::fprintf(stderr, "no CUDA kernel for %s\n", n->op_name().c_str());
+      std::exit(1);
+    }
+    if (c.kernel->tactics) c.tactic = c.kernel->tactics(*n, c.in, c.out).at(0);
+    c.workspace = TensorData::empty(
+        DType::u8, {int64_t(std::max<size_t>(c.tactic.workspace_bytes, 1))}, Device::cuda());
+    calls.push_back(std::move(c));
+  }
+  return time_ms(stream, iters, [&](int) {
+    for (Call& c : calls) {
+      KernelContext ctx{
+          backend, stream, &c.state, &c.tactic, c.workspace.data(), c.tactic.workspace_bytes};
+      c.kernel->run(ctx, *c.node, c.in, c.out);
+    }
+  });
+}
+
+void bench_fft(cudaStream_t stream) {
+  {
+    Graph g;
+    Tensor x = g.placeholder("x", {8, 4096, 4096});
+    Tensor y = rfft(x, {-2, -1});
+    double bytes = 8.0 * 4096 * 4096 * 4 + 8.0 * 4096 * 2049 * 8;
+    double ms = kernels_ms({y}, {{"x", device_random(DType::f32, {8, 4096, 4096}, 1)}}, stream, 10);
+    emit("fft", "rfft2", "f32", "[8, 4096, 4096]", ms, bytes, 0);
+  }
+  {
+    Graph g;
+    Tensor x = g.placeholder("x", {4096, 16384}, DType::c64);
+    Tensor y = fft(x);
+    double bytes = 2.0 * 4096 * 16384 * 8;
+    TensorData xc = TensorData::empty(DType::c64, {4096, 16384}, Device::cuda());
+    TensorData parts = device_random(DType::f32, {4096, 2 * 16384}, 2);
+    check(cudaMemcpy(xc.data(), parts.data(), xc.nbytes(), cudaMemcpyDeviceToDevice), "copy");
+    double ms = kernels_ms({y}, {{"x", xc}}, stream, 10);
+    emit("fft", "fft", "c64", "[4096, 16384]", ms, bytes, 0);
+  }
+  const int64_t batch = 16, samples = 30 * 16000;
+  TensorData audio = device_random(DType::f32, {batch, samples}, 3);
+  for (bool mel : {false, true}) {
+    Graph g;
+    Tensor x = g.placeholder("x", {batch, samples});
+    StftOptions o;
+    o.n_fft = 400;
+    o.hop = 160;
+    LogMelOptions m;
+    m.stft = o;
+    Tensor y = mel ? log_mel_spectrogram(x, m) : stft(x, o);
+    double bytes = double(batch) * samples * 4 + double(y.dtype() == DType::c64 ? 8 : 4) *
+                                                     double(numel(static_extents(y.shape())));
+    double ms = kernels_ms({y}, {{"x", audio}}, stream, 20);
+    emit("fft", mel ? "log_mel n_fft 400 hop 160 80 mels" : "stft n_fft 400 hop 160",
+         dtype_name(y.dtype()), "[16, 480000]", ms, bytes, 0);
+  }
+}
+
 // Wall time per run of an Executable (median of many runs).
 double run_ms(Executable& exe, const Feeds& feeds, int runs) {
   std::vector<TensorData> outputs;
@@ -324,6 +425,7 @@ int main(int argc, char** argv) {
     if (only.empty() || only == "matmul") bench_matmul(stream);
     if (only.empty() || only == "chain") bench_chain();
     if (only.empty() || only == "nvrtc") bench_nvrtc();
+    if (only.empty() || only == "fft") bench_fft(stream);
     check(cudaStreamSynchronize(stream), "final sync");
   } catch (const loom::Error& e) {
     std::fprintf(stderr, "loom error: %s\n", e.what());

@@ -7,6 +7,7 @@
 #include "loom/dtype.h"
 #include "loom/error.h"
 #include "loom/executable.h"
+#include "loom/fft.h"
 #include "loom/graph.h"
 #include "loom/half.h"
 #include "loom/ops.h"

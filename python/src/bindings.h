@@ -21,6 +21,7 @@ void bind_tensor_data(nb::module_& m);
 void bind_graph(nb::module_& m);
 void bind_ops(nb::module_& m);
 void bind_attention(nb::module_& m);
+void bind_fft(nb::module_& m);
 void bind_executable(nb::module_& m);
 void bind_models(nb::module_& m);
 

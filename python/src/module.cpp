@@ -15,6 +15,7 @@ NB_MODULE(_loom, m) {
   python::bind_graph(m);
   python::bind_ops(m);
   python::bind_attention(m);
+  python::bind_fft(m);
   python::bind_executable(m);
   python::bind_models(m);
   m.def("cuda_available", &loom::cuda_available,

@@ -41,7 +41,8 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
 }
 
 Tensor neg(const Tensor& x) { return unary("neg", x); }
-Tensor abs(const Tensor& x) { return unary("abs", x); }
+// |x| of a complex tensor is a real one: its own op, so that "abs" keeps x's dtype.
+Tensor abs(const Tensor& x) { return unary(x.dtype() == DType::c64 ? "complex_abs" : "abs", x); }
 Tensor exp(const Tensor& x) { return unary("exp", x); }
 Tensor log(const Tensor& x) { return unary("log", x); }
 Tensor sqrt(const Tensor& x) { return unary("sqrt", x); }
@@ -111,6 +112,13 @@ Shape broadcast_inputs(const InferContext& ctx) {
 std::vector<TensorType> infer_arithmetic(const InferContext& ctx) {
   ctx.expect_same_dtype();
   expect_elementwise_dtype(ctx, 0, /*allow_bool=*/false);
+  return {{ctx.input(0).dtype, broadcast_inputs(ctx)}};
+}
+
+// add, sub, mul, div: also on complex64.
+std::vector<TensorType> infer_field_arithmetic(const InferContext& ctx) {
+  ctx.expect_same_dtype();
+  if (ctx.input(0).dtype != DType::c64) expect_elementwise_dtype(ctx, 0, /*allow_bool=*/false);
   return {{ctx.input(0).dtype, broadcast_inputs(ctx)}};
 }
 
@@ -206,12 +214,16 @@ void add_binary(ir::OpRegistry& r, std::initializer_list<std::pair<const char*, 
 }  // namespace
 
 void register_elementwise_ops(ir::OpRegistry& r) {
+  std::vector<DType> field_dtypes = kNumericDTypes;
+  field_dtypes.push_back(DType::c64);
   add_binary(r,
              {{"add", "a + b."},
               {"sub", "a - b."},
               {"mul", "a * b."},
-              {"div", "a / b (integers truncate toward zero; division by zero gives 0)."},
-              {"pow", "a ** b."},
+              {"div", "a / b (integers truncate toward zero; division by zero gives 0)."}},
+             field_dtypes, "the operands' dtype, broadcast shape", infer_field_arithmetic);
+  add_binary(r,
+             {{"pow", "a ** b."},
               {"maximum", "The larger of a and b (NaN propagates)."},
               {"minimum", "The smaller of a and b (NaN propagates)."}},
              kNumericDTypes, "the operands' dtype, broadcast shape", infer_arithmetic);

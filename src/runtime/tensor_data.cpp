@@ -100,6 +100,11 @@ TensorData TensorData::from_pointer(const void* data, DType dtype, Extents shape
 template <class V>
 static TensorData convert_values(const V* values, size_t count, DType dtype, Extents shape) {
   TensorData t = TensorData::empty(dtype, std::move(shape));
+  if (dtype == DType::c64) {
+    float* out = static_cast<float*>(t.data());
+    for (size_t i = 0; i < count; ++i) out[2 * i] = float(values[i]), out[2 * i + 1] = 0.f;
+    return t;
+  }
   cpu::dispatch_all(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* out = static_cast<T*>(t.data());
@@ -209,6 +214,10 @@ TensorData TensorData::clone() const {
 
 std::vector<float> TensorData::to_floats() const {
   TensorData host = to_host().contiguous();
+  if (dtype_ == DType::c64) {
+    const float* p = static_cast<const float*>(host.data());
+    return std::vector<float>(p, p + 2 * host.numel());
+  }
   std::vector<float> out(size_t(host.numel()));
   cpu::dispatch_all(dtype_, [&](auto tag) {
     using T = decltype(tag);

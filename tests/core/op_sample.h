@@ -80,6 +80,8 @@ inline const OpExample* example_for(const std::string& op) {
       // One Q8_0 block (34 bytes) per row of 32 elements.
       {"dequantize", {{{4, 34}}, {{"format", std::string("Q8_0")}, {"k", int64_t(32)}}}},
       {"quantized_matmul", {{{3, 32}, {4, 34}}, {{"format", std::string("Q8_0")}}}},
+      {"frames", {{{4, 4}}, {{"frame_length", int64_t(2)}, {"hop", int64_t(1)}}}},
+      {"overlap_add", {{{4, 4}}, {{"hop", int64_t(1)}}}},
   };
   auto it = examples.find(op);
   return it == examples.end() ? nullptr : &it->second;

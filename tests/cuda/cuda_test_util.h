@@ -42,8 +42,8 @@ inline Device gpu() { return cuda_tests_on_cpu() ? Device::cpu() : Device::cuda(
     }                                                                           \
   } while (0)
 
-// Float outputs within `tolerance` (default: tolerance_for(dtype)) of the CPU's; every other
-// dtype bit-exact whatever the tolerance.
+// Float and c64 outputs within `tolerance` (default: tolerance_for(dtype)) of the CPU's; every
+// other dtype bit-exact whatever the tolerance.
 inline Tolerance default_tolerance(DType dtype) { return tolerance_for(dtype); }
 
 inline std::vector<TensorData> to_host(std::vector<TensorData> results) {
@@ -132,7 +132,8 @@ inline void expect_gpu_matches_cpu(const Graph& g, const std::vector<Tensor>& ou
       std::string out_label = label + " output " + std::to_string(i);
       ASSERT_EQ(got[i].dtype(), want[i].dtype()) << out_label;
       ASSERT_EQ(got[i].shape(), want[i].shape()) << out_label;
-      if (is_float(want[i].dtype()))
+      // c64 compares as interleaved (re, im) floats.
+      if (is_float(want[i].dtype()) || want[i].dtype() == DType::c64)
         expect_close(got[i], to_doubles(want[i]),
                      tolerance.value_or(default_tolerance(want[i].dtype())), out_label);
       else

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "backends/cpu/broadcast_loop.h"
+#include "backends/cpu/complex_binary.h"
 #include "backends/cpu/elementwise.h"
 #include "core/scalar_semantics.h"
 
@@ -12,29 +13,29 @@ namespace loom::cpu {
 
 namespace {
 
-// Each op: the shared scalar rule (core/scalar_semantics.h), whether it yields bool, and
-// whether it takes bool operands.
-#define LOOM_ARITHMETIC_OP(Name, rule)                          \
-  struct Name {                                                 \
-    static constexpr bool kCompare = false, kTakesBool = false; \
-    template <class C>                                          \
-    C operator()(C a, C b) const {                              \
-      return scalar::rule(a, b);                                \
-    }                                                           \
+// Each op: the shared scalar rule (core/scalar_semantics.h, core/complex_semantics.h),
+// whether it yields bool, whether it takes bool operands, and whether it takes complex64.
+#define LOOM_ARITHMETIC_OP(Name, rule, complex)                                     \
+  struct Name {                                                                     \
+    static constexpr bool kCompare = false, kTakesBool = false, kComplex = complex; \
+    template <class C>                                                              \
+    C operator()(C a, C b) const {                                                  \
+      return scalar::rule(a, b);                                                    \
+    }                                                                               \
   };
 
-LOOM_ARITHMETIC_OP(Add, add)
-LOOM_ARITHMETIC_OP(Sub, sub)
-LOOM_ARITHMETIC_OP(Mul, mul)
-LOOM_ARITHMETIC_OP(Div, div)
-LOOM_ARITHMETIC_OP(Pow, pow)
-LOOM_ARITHMETIC_OP(Maximum, maximum)
-LOOM_ARITHMETIC_OP(Minimum, minimum)
+LOOM_ARITHMETIC_OP(Add, add, true)
+LOOM_ARITHMETIC_OP(Sub, sub, true)
+LOOM_ARITHMETIC_OP(Mul, mul, true)
+LOOM_ARITHMETIC_OP(Div, div, true)
+LOOM_ARITHMETIC_OP(Pow, pow, false)
+LOOM_ARITHMETIC_OP(Maximum, maximum, false)
+LOOM_ARITHMETIC_OP(Minimum, minimum, false)
 
 #undef LOOM_ARITHMETIC_OP
 
 struct Equal {
-  static constexpr bool kCompare = true, kTakesBool = true;
+  static constexpr bool kCompare = true, kTakesBool = true, kComplex = false;
   template <class C>
   bool operator()(C a, C b) const {
     return a == b;
@@ -42,7 +43,7 @@ struct Equal {
 };
 
 struct Less {
-  static constexpr bool kCompare = true, kTakesBool = false;
+  static constexpr bool kCompare = true, kTakesBool = false, kComplex = false;
   template <class C>
   bool operator()(C a, C b) const {
     return a < b;
@@ -50,7 +51,7 @@ struct Less {
 };
 
 struct Greater {
-  static constexpr bool kCompare = true, kTakesBool = false;
+  static constexpr bool kCompare = true, kTakesBool = false, kComplex = false;
   template <class C>
   bool operator()(C a, C b) const {
     return a > b;
@@ -78,6 +79,14 @@ void binary_half_run(const Op& op, const T* pa, int64_t sa, const T* pb, int64_t
 template <class Op>
 void run_binary(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
                 std::span<TensorView> out) {
+  if (in[0].dtype == DType::c64) {
+    if constexpr (Op::kComplex)
+      run_complex_binary(ctx, in, out,
+                         [](scalar::complex64 a, scalar::complex64 b) { return Op{}(a, b); });
+    else
+      fail(ErrorKind::internal, "complex operands reached a real-only binary kernel");
+    return;
+  }
   dispatch_all(in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool> && !Op::kTakesBool) {

@@ -3,6 +3,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/elementwise.cuh"
+#include "core/complex_semantics.h"
 #include "core/scalar_semantics.h"
 
 namespace loom::cuda {
@@ -84,11 +85,23 @@ void run_binary(const TensorView& a, const TensorView& b, const TensorView& out,
   check_launch(name);
 }
 
+// add, sub, mul and div also take complex64 (core/complex_semantics.h, as on the CPU).
+template <class F>
+inline constexpr bool kTakesComplex = std::is_same_v<F, AddF> || std::is_same_v<F, SubF> ||
+                                      std::is_same_v<F, MulF> || std::is_same_v<F, DivF>;
+
 template <class F, bool kCompare>
 void add_binary(Backend& b, const char* op) {
   b.add_kernel(op, Kernel{std::string("cuda.") + op,
                           [op](KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
                                std::span<TensorView> out) {
+                            if constexpr (kTakesComplex<F>) {
+                              if (in[0].dtype == DType::c64) {
+                                using C = scalar::complex64;
+                                run_binary<C, C, F>(in[0], in[1], out[0], stream_of(ctx), op);
+                                return;
+                              }
+                            }
                             if constexpr (std::is_same_v<F, EqualF>) {
                               if (in[0].dtype == DType::boolean) {
                                 run_binary<uint8_t, bool, EqualBoolF>(in[0], in[1], out[0],

@@ -1,0 +1,89 @@
+// CUDA kernels of frames (overlapping windows with constant or reflect padding) and
+// overlap_add (each output sample sums the frames covering it, in frame order, as the CPU).
+#include "backends/cuda/cuda_error.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device/launch.cuh"
+#include "ops/fft_params.h"
+
+namespace loom::cuda {
+
+namespace {
+
+template <class T>
+__global__ void frames_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t total, int64_t t,
+                              int64_t frames, int64_t length, int64_t hop, int64_t pad,
+                              bool reflect) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    int64_t k = i % length, rf = i / length;
+    int64_t f = rf % frames, r = rf / frames;
+    int64_t s = f * hop + k - pad;  // FramesParams::source
+    if (s < 0 || s >= t) {
+      if (!reflect) {
+        y[i] = T{};
+        continue;
+      }
+      s = s < 0 ? -s : 2 * (t - 1) - s;
+    }
+    y[i] = x[r * t + s];
+  }
+}
+
+void run_frames(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  TensorView& y = out[0];
+  const int64_t total = y.numel();
+  if (total == 0) return;
+  const ops::FramesParams p = ops::FramesParams::decode(node);
+  const int64_t frames = y.shape[y.shape.size() - 2];
+  auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    frames_kernel<T>
+        <<<std::min(blocks_for(total, kThreads), 65536u), kThreads, 0, stream_of(ctx)>>>(
+            x.as<const T>(), y.as<T>(), total, x.shape.back(), frames, p.frame_length, p.hop, p.pad,
+            p.reflect);
+  };
+  if (x.dtype == DType::c64)
+    launch(uint64_t{});
+  else
+    launch(uint32_t{});
+  check_launch("frames");
+}
+
+__global__ void overlap_add_kernel(const float* __restrict__ x, float* __restrict__ y,
+                                   int64_t total, int64_t t, int64_t frames, int64_t length,
+                                   int64_t hop) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+    int64_t i = idx % t, r = idx / t;
+    const float* src = x + r * frames * length;
+    int64_t last = min(frames - 1, i / hop);
+    int64_t first = i >= length ? (i - length) / hop + 1 : 0;
+    float sum = 0.f;
+    for (int64_t f = first; f <= last; ++f) sum += src[f * length + (i - f * hop)];
+    y[idx] = sum;
+  }
+}
+
+void run_overlap_add(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                     std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  TensorView& y = out[0];
+  const int64_t total = y.numel();
+  if (total == 0) return;
+  overlap_add_kernel<<<std::min(blocks_for(total, kThreads), 65536u), kThreads, 0,
+                       stream_of(ctx)>>>(x.as<const float>(), y.as<float>(), total, y.shape.back(),
+                                         x.shape[x.shape.size() - 2], x.shape.back(),
+                                         node.attrs.get<int64_t>("hop"));
+  check_launch("overlap_add");
+}
+
+}  // namespace
+
+void register_frames_kernels(Backend& b) {
+  b.add_kernel("frames", Kernel{"cuda.frames", run_frames});
+  b.add_kernel("overlap_add", Kernel{"cuda.overlap_add", run_overlap_add});
+}
+
+}  // namespace loom::cuda
