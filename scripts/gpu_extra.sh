@@ -5,6 +5,7 @@
 #   - the Llama graph on a random-weight GGUF of SmolLM2's shape (written with the peers'
 #     random_llama_gguf.py, since model files stay out of the working tree): the CPU-vs-CUDA
 #     test, `loom generate` and `loom bench` on CUDA.
+# LOOM_SKIP_SANITIZERS=1 leaves out the compute-sanitizer runs (a quicker pass).
 # Logs under $OUT when set. LOOM_PEERS: the peers folder (default .peers, then ../shared/peers).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,7 @@ status=0
 step() { echo "== $*" | tee -a "$logs/summary.txt"; }
 tests="$build/tests/loom_cuda_tests"
 
+if [ "${LOOM_SKIP_SANITIZERS:-0}" != 1 ]; then
 step "compute-sanitizer memcheck"
 timeout 420 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 99 --print-limit 20 "$tests" \
   --gtest_filter='-*PastTwoToThe31*:CudaLlama*:*Steady*' >"$logs/memcheck.log" 2>&1
@@ -27,6 +29,7 @@ timeout 240 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit
   --gtest_filter='*Reduce*:*Norm*:*Softmax*' >"$logs/racecheck.log" 2>&1
 rc=$?; tail -4 "$logs/racecheck.log"; echo "racecheck exit $rc" | tee -a "$logs/summary.txt"
 [ $rc = 0 ] || status=1
+fi
 
 step "random-weight SmolLM2-shaped GGUF"
 mkdir -p /tmp/lc && tar xzf "$peers/llamacpp-src.tgz" -C /tmp/lc llama.cpp/gguf-py 2>/dev/null ||
@@ -41,9 +44,11 @@ if [ -f "$model" ]; then
   "$build/loom" generate --model "$model" --device cuda --temp 0 -n 32 -p "Hello" \
     >"$logs/generate.log" 2>&1 || status=1
   tail -2 "$logs/generate.log"
-  step "loom bench (CUDA, f16)"
+  step "loom bench (CUDA: quantized weights, then --dense f16)"
   "$build/loom" bench --model "$model" --device cuda -p 512 -n 128 -r 3 2>&1 | tee "$logs/model_bench.md"
-  "$build/loom" bench --model "$model" --device cuda -p 0 -n 128 -r 3 -c 4352 2>&1 |
+  "$build/loom" bench --model "$model" --device cuda -p 0 -n 128 -r 3 -c 4352 --profile 2>&1 |
+    tee -a "$logs/model_bench.md"
+  "$build/loom" bench --model "$model" --device cuda --dense -p 512 -n 128 -r 3 2>&1 |
     tee -a "$logs/model_bench.md"
 fi
 step "extra status $status"

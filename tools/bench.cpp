@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <random>
 
@@ -23,7 +25,31 @@ struct BenchFlags {
   int64_t prompt = 512;
   int64_t generate = 128;
   int64_t repetitions = 5;
+  bool profile = false;
 };
+
+// One decode step, node by node: the time per op (summed over its nodes), the slowest first,
+// on stderr.
+void print_decode_profile(models::LlamaModel& model) {
+  const RunStats& stats = model.decode_stats();
+  fmt::print(stderr, "loom: decode step: {} kernel calls, {}\n", stats.kernels,
+             stats.replayed_graph ? "replayed from a CUDA graph" : "launched one by one");
+  std::vector<NodeTime> times = model.profile_decode(1);
+  std::map<std::string, std::pair<double, int>> by_op;
+  double total = 0;
+  for (const NodeTime& t : times) {
+    auto& [ms, count] = by_op[t.op + " [" + t.kernel + "]"];
+    ms += t.ms;
+    ++count;
+    total += t.ms;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [op, v] : by_op)
+    rows.push_back({v.first, fmt::format("{:>5} x {}", v.second, op)});
+  std::sort(rows.rbegin(), rows.rend());
+  fmt::print(stderr, "loom: profiled decode step (each node timed alone): {:.3f} ms\n", total);
+  for (const auto& [ms, what] : rows) fmt::print(stderr, "  {:8.3f} ms  {}\n", ms, what);
+}
 
 struct MeanDeviation {
   double mean = 0, deviation = 0;
@@ -60,7 +86,7 @@ void run_bench(const BenchFlags& f) {
       for (auto& t : ids) t = token(rng);
       model.reset();
       auto start = std::chrono::steady_clock::now();
-      model.forward(ids);
+      model.forward(ids, false);
       if (rep >= 0) prefill_rates.push_back(double(f.prompt) / seconds(start));
     }
     if (f.generate > 0) {
@@ -68,13 +94,14 @@ void run_bench(const BenchFlags& f) {
       int32_t t = token(rng);
       auto start = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < f.generate; ++i) {
-        model.forward(std::span(&t, 1));
+        model.forward(std::span(&t, 1), false);
         t = model.greedy_token();
       }
       if (rep >= 0) decode_rates.push_back(double(f.generate) / seconds(start));
     }
   }
 
+  if (f.profile && f.generate > 0) print_decode_profile(model);
   const double mib = double(std::filesystem::file_size(path)) / (1024.0 * 1024.0);
   const std::string backend = model.device().kind == DeviceKind::cpu ? "CPU" : "CUDA";
   const int threads = model.device().kind == DeviceKind::cpu ? omp_get_max_threads() : 0;
@@ -104,6 +131,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   cmd->add_option("-r,--repetitions", f->repetitions, "Timed repetitions of each test")
       ->check(positive_integer(1000));
+  cmd->add_flag("--profile", f->profile,
+                "After the tests, time each node of one decode step and print the time per op");
   cmd->callback([f] { run_bench(*f); });
 }
 

@@ -68,7 +68,7 @@ Generation::Generation(Generator& generator, std::span<const int32_t> prompt, in
   model.reset();
   for (int32_t t : prompt) sampler_.accept(t);
   auto start = std::chrono::steady_clock::now();
-  logits_ = model.forward(prompt);
+  logits_ = model.forward(prompt, !greedy_);
   stats_.prompt_tokens = int64_t(prompt.size());
   stats_.prompt_seconds = seconds_since(start);
   done_ = max_tokens == 0;
@@ -91,7 +91,7 @@ std::optional<std::string> Generation::next() {
       if (stats_.generated_tokens == max_tokens_ || model.position() >= model.context()) {
         done_ = true;
       } else {
-        logits_ = model.forward(std::span(&token, 1));
+        logits_ = model.forward(std::span(&token, 1), !greedy_);
       }
     }
     if (done_) piece += text_.finish();

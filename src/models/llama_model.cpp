@@ -112,7 +112,19 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
   return m;
 }
 
-std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens) {
+Feeds LlamaModel::feeds_for(std::span<const int32_t> tokens) const {
+  const int64_t n = int64_t(tokens.size());
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = position_ + i;
+  return Feeds{
+      {"tokens", TensorData::from_vector<int32_t>({tokens.begin(), tokens.end()}, {1, n})},
+      {"positions", TensorData::from_vector<int64_t>(positions, {n})},
+      {"cache_starts", TensorData::from_vector<int64_t>({0, 0, position_, 0}, {4})},
+      {"last", TensorData::from_vector<int64_t>({n - 1}, {1})},
+  };
+}
+
+std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens, bool want_logits) {
   const int64_t n = int64_t(tokens.size());
   if (n == 0) fail(ErrorKind::value, "forward: no tokens");
   if (position_ + n > context_)
@@ -123,21 +135,19 @@ std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens) {
     if (t < 0 || t >= config_.vocab)
       fail(ErrorKind::value, "token id " + std::to_string(t) + " is outside the vocabulary of " +
                                  std::to_string(config_.vocab));
-  std::vector<int64_t> positions(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = position_ + i;
-  Feeds feeds{
-      {"tokens", TensorData::from_vector<int32_t>({tokens.begin(), tokens.end()}, {1, n})},
-      {"positions", TensorData::from_vector<int64_t>(positions, {n})},
-      {"cache_starts", TensorData::from_vector<int64_t>({0, 0, position_, 0}, {4})},
-      {"last", TensorData::from_vector<int64_t>({n - 1}, {1})},
-  };
   Executable& exe = n == 1 ? *decode_ : *prefill_;
-  exe.run(feeds, outputs_);
+  exe.run(feeds_for(tokens), outputs_);
   position_ += n;
-  TensorData logits = outputs_[0].to_host();
-  logits_ = logits.to_vector<float>();
   greedy_ = int32_t(outputs_[1].to_host().to_vector<int64_t>().at(0));
+  if (!want_logits) return {};
+  logits_ = outputs_[0].to_host().to_vector<float>();
   return logits_;
+}
+
+std::vector<NodeTime> LlamaModel::profile_decode(int32_t token) {
+  if (token < 0 || token >= config_.vocab || position_ >= context_)
+    fail(ErrorKind::value, "profile_decode: bad token or a full context");
+  return decode_->profile(feeds_for(std::span(&token, 1)));
 }
 
 }  // namespace loom::models

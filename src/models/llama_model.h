@@ -58,9 +58,15 @@ class LlamaModel {
   void reset() { position_ = 0; }
 
   // Runs `tokens` at the current position (prefill when there are several, a decode step
-  // when there is one) and returns the logits of the last one. Throws loom::Error(value)
-  // when the cache would overflow.
-  std::span<const float> forward(std::span<const int32_t> tokens);
+  // when there is one) and returns the logits of the last one (empty when `want_logits` is
+  // false: greedy decoding needs only greedy_token(), and the logits stay on the device).
+  // Throws loom::Error(value) when the cache would overflow.
+  std::span<const float> forward(std::span<const int32_t> tokens, bool want_logits = true);
+  // What the last decode step ran (kernel count, whether a CUDA graph was replayed).
+  const RunStats& decode_stats() const { return decode_->last_run_stats(); }
+  // Times each node of one decode step of `token` at the current position (the cache row is
+  // written; the position does not advance).
+  std::vector<NodeTime> profile_decode(int32_t token);
   // The greedy next token of the last forward().
   int32_t greedy_token() const { return greedy_; }
 
@@ -74,6 +80,8 @@ class LlamaModel {
   int64_t weight_bytes_ = 0;
   std::shared_ptr<VariableStore> store_;
   std::shared_ptr<Executable> prefill_, decode_;
+  Feeds feeds_for(std::span<const int32_t> tokens) const;
+
   std::vector<TensorData> outputs_;
   std::vector<float> logits_;
   int32_t greedy_ = 0;
