@@ -5,7 +5,8 @@
 #   - the Llama graph on a random-weight GGUF of SmolLM2's shape (written with the peers'
 #     random_llama_gguf.py, since model files stay out of the working tree): the CPU-vs-CUDA
 #     test, `loom generate` and `loom bench` on CUDA.
-# LOOM_SKIP_SANITIZERS=1 leaves out the compute-sanitizer runs (a quicker pass).
+# LOOM_SKIP_SANITIZERS=1 leaves out the compute-sanitizer runs (a quicker pass);
+# LOOM_MEMCHECK_FILTER and LOOM_RACECHECK_FILTER narrow them (gtest filters).
 # Logs under $OUT when set. LOOM_PEERS: the peers folder (default .peers, then ../shared/peers).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,12 +22,12 @@ tests="$build/tests/loom_cuda_tests"
 if [ "${LOOM_SKIP_SANITIZERS:-0}" != 1 ]; then
 step "compute-sanitizer memcheck"
 timeout 420 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 99 --print-limit 20 "$tests" \
-  --gtest_filter='-*PastTwoToThe31*:CudaLlama*:*Steady*' >"$logs/memcheck.log" 2>&1
+  --gtest_filter="${LOOM_MEMCHECK_FILTER:--*PastTwoToThe31*:CudaLlama*:*Steady*}" >"$logs/memcheck.log" 2>&1
 rc=$?; tail -4 "$logs/memcheck.log"; echo "memcheck exit $rc" | tee -a "$logs/summary.txt"
 [ $rc = 0 ] || status=1
 step "compute-sanitizer racecheck (shared-memory kernels)"
 timeout 240 compute-sanitizer --tool racecheck --error-exitcode 99 --print-limit 20 "$tests" \
-  --gtest_filter='*Reduce*:*Norm*:*Softmax*' >"$logs/racecheck.log" 2>&1
+  --gtest_filter="${LOOM_RACECHECK_FILTER:-*Reduce*:*Norm*:*Softmax*}" >"$logs/racecheck.log" 2>&1
 rc=$?; tail -4 "$logs/racecheck.log"; echo "racecheck exit $rc" | tee -a "$logs/summary.txt"
 [ $rc = 0 ] || status=1
 fi
