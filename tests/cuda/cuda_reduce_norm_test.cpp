@@ -72,14 +72,37 @@ TEST(CudaReduce, SumMaxMinInteger) {
 TEST(CudaReduce, Argmax) {
   LOOM_REQUIRE_CUDA();
   for (DType dtype : {DType::f32, DType::f16, DType::bf16, DType::i32})
-    for (const auto& [shape, axis] : std::vector<std::pair<Extents, int64_t>>{
-             {{37, 513}, 1}, {{5, 70000}, -1}, {{64, 33}, 0}, {{4, 6, 7}, 1}, {{9}, 0}}) {
+    for (const auto& [shape, axis] : std::vector<std::pair<Extents, int64_t>>{{{37, 513}, 1},
+                                                                              {{5, 70000}, -1},
+                                                                              {{1, 49152}, -1},
+                                                                              {{3, 4096}, 1},
+                                                                              {{64, 33}, 0},
+                                                                              {{4, 6, 7}, 1},
+                                                                              {{9}, 0}}) {
       Graph g;
       Tensor x = g.placeholder("x", to_shape(shape), dtype);
       expect_gpu_matches_cpu(g, {argmax(x, axis), argmax(x, axis, true)},
                              {{"x", random_tensor(dtype, shape, -1000, 1000)}},
                              std::string("argmax ") + dtype_name(dtype) + " " + to_string(shape));
     }
+}
+
+// Long rows (a block per row): ties go to the lowest index and the first NaN wins, as on the
+// CPU, wherever they fall among the block's threads.
+TEST(CudaReduce, ArgmaxOfLongRowsKeepsTiesAndNaNRules) {
+  LOOM_REQUIRE_CUDA();
+  const int64_t len = 49152;
+  std::vector<float> v(size_t(3 * len), 1.f);
+  v[size_t(5000)] = 7.f;         // row 0: one maximum ...
+  v[size_t(40000)] = 7.f;        // ... twice: the first
+  v[size_t(len + 30000)] = NAN;  // row 1: the first NaN beats everything
+  v[size_t(len + 31000)] = NAN;
+  v[size_t(len + 100)] = 9.f;
+  // row 2: all equal: index 0
+  Graph g;
+  Tensor x = g.placeholder("x", {3, len});
+  expect_gpu_matches_cpu(g, {argmax(x, -1)}, {{"x", TensorData::from_vector<float>(v, {3, len})}},
+                         "argmax rules");
 }
 
 // softmax (or log_softmax) along `axis` in double precision.

@@ -261,6 +261,9 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      // Every lane has read row_m[r] above; the barrier says so to racecheck (the shuffles
+      // already order it) before lane 0 overwrites it.
+      __syncwarp();
       if (lane == 0) {
         float alpha = exp2f(m_old - m_use);
         row_alpha[r] = alpha;

@@ -298,6 +298,48 @@ __global__ void argmax_row_kernel(const T* __restrict__ x, int64_t* __restrict__
   if (lane == 0) out[row] = best_index;
 }
 
+// Few long rows (the logits of a decode step: one row of the vocabulary): a block per row, so
+// the row is read by 1024 threads at once instead of one warp walking it (190 us for 49152
+// logits on an H200). Each thread keeps its best, then warps, then the block's warps reduce;
+// ties go to the lower index as in the kernels above.
+constexpr int kArgmaxBlock = 1024;
+
+template <class T>
+__global__ void __launch_bounds__(kArgmaxBlock)
+    argmax_block_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t len) {
+  using C = compute_t<T>;
+  __shared__ C best_of_warp[kArgmaxBlock / 32];
+  __shared__ int64_t index_of_warp[kArgmaxBlock / 32];
+  const T* p = x + int64_t(blockIdx.x) * len;
+  const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5);
+  C best = C(0);
+  int64_t best_index = len;  // len: nothing seen yet
+  for (int64_t i = threadIdx.x; i < len; i += kArgmaxBlock) {
+    C v = load(p[i]);
+    if (best_index == len || beats(v, best)) best = v, best_index = i;
+  }
+  auto merge = [&](C v, int64_t i) {
+    bool other_valid = i < len, mine_valid = best_index < len;
+    if (other_valid && (!mine_valid || beats(v, best) || (ties(v, best) && i < best_index)))
+      best = v, best_index = i;
+  };
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1)
+    merge(__shfl_xor_sync(0xffffffffu, best, offset),
+          __shfl_xor_sync(0xffffffffu, best_index, offset));
+  if (lane == 0) best_of_warp[warp] = best, index_of_warp[warp] = best_index;
+  __syncthreads();
+  if (warp == 0) {
+    best = best_of_warp[lane];
+    best_index = index_of_warp[lane];
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+      merge(__shfl_xor_sync(0xffffffffu, best, offset),
+            __shfl_xor_sync(0xffffffffu, best_index, offset));
+    if (lane == 0) out[blockIdx.x] = best_index;
+  }
+}
+
 void run_argmax(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                 std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -309,7 +351,10 @@ void run_argmax(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   if (len == 0) fail(ErrorKind::value, "argmax over an empty axis");
   dispatch_numeric(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if (inner == 1) {
+    if (inner == 1 && len >= 4096 && n_out <= 65535) {
+      argmax_block_kernel<T><<<unsigned(n_out), kArgmaxBlock, 0, stream_of(ctx)>>>(
+          x.as<const T>(), out[0].as<int64_t>(), len);
+    } else if (inner == 1) {
       argmax_row_kernel<T><<<blocks_for(n_out, kThreads / 32), kThreads, 0, stream_of(ctx)>>>(
           x.as<const T>(), out[0].as<int64_t>(), n_out, len);
     } else {
