@@ -160,7 +160,9 @@ TEST(CudaQuantizedGemv, ManyRowsThroughTheExpandedGemmMatchTheCpu) {
         Executable gpu = compile(g, on_gpu);
         const std::string what = std::string("quantized_matmul ") + dtype_name(dtype) +
                                  " m=" + std::to_string(m) + (timed ? " timed" : " first tactic");
-        if (!timed) EXPECT_NE(gpu.dump().find("dequant_gemm"), std::string::npos) << what;
+        if (!timed) {
+          EXPECT_NE(gpu.dump().find("dequant_gemm"), std::string::npos) << what;
+        }
         for (int run = 0; run < 2; ++run) {
           std::vector<float> got = gpu.run({{"x", feed}}).at(0).to_host().to_floats();
           ASSERT_EQ(got.size(), want.size()) << what;
