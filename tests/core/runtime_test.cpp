@@ -222,3 +222,13 @@ TEST(Runtime, PlanCacheKeepsTheMostRecentBindings) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+// More host memory than the machine has is an error (ErrorKind::device), not an abort: found
+// by the package fuzz test under ASan, whose allocator aborts on such sizes.
+TEST(Runtime, AbsurdHostAllocationIsAnError) {
+  EXPECT_THROW(TensorData::empty(DType::u8, {int64_t(1) << 54}), Error);
+}
+
+}  // namespace loom

@@ -1,5 +1,7 @@
 // The CPU backend: host memory (64-byte aligned, for vector loads), memcpy copies, and the
 // kernels of every op family.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -22,6 +24,13 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::cpu(); }
 
   void* allocate(size_t bytes) override {
+    // More than the machine's memory cannot be served; asking the allocator anyway aborts
+    // under the sanitizers (and overflows the rounding near SIZE_MAX). A hostile package or an
+    // absurd symbol binding gets an error instead.
+    static const size_t physical = size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGESIZE));
+    if (bytes > physical)
+      fail(ErrorKind::device, "out of host memory: " + std::to_string(bytes) +
+                                  " bytes asked for, the machine has " + std::to_string(physical));
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     if (!p)
