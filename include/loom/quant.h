@@ -146,9 +146,16 @@ void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count,
 // 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); weight, x and y in device memory; f32
 // accumulation without activation quantization. `stream` is a cudaStream_t (null: the
 // per-thread default stream); the call returns once the kernel is queued.
+// Optional edges (device pointers, null when absent): norm_weight [K] in x's dtype makes x
+// rms_norm(x, norm_weight, norm_eps) first; residual (f32, y's shape) is added to y.
+struct GemvEdges {
+  const void* norm_weight = nullptr;
+  float norm_eps = 0.f;
+  const float* residual = nullptr;
+};
 void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weight_bytes, int64_t n,
                     int64_t k, const void* x, DType x_dtype, int64_t m, float* y,
-                    void* stream = nullptr);
+                    void* stream = nullptr, const GemvEdges& edges = {});
 
 // Graph ops on weights kept as GGUF blocks: `blocks` is a u8 tensor [N, row_bytes] (each row
 // whole blocks of `format`, "Q4_0" ...). dequantize gives f32 [N, k]; quantized_matmul gives

@@ -15,6 +15,7 @@ const std::vector<Pass>& all_passes() {
       {"transposes_as_reshapes", transposes_as_reshapes},
       {"dead_code", eliminate_dead_code},
       {"fuse_matmul_bias", fuse_matmul_bias},
+      {"fuse_quantized_matmul_norm_residual", fuse_quantized_matmul_norm_residual},
       {"fuse_elementwise", fuse_elementwise},
       {"inplace_state", update_state_in_place},
   };

@@ -117,16 +117,7 @@ std::vector<TensorType> infer_attention(const InferContext& ctx) {
 // has_mask and has_kv_len follow from the inputs given; when set by hand they must agree.
 static void check_attention_flags(const std::string& op, Attributes& attrs,
                                   const std::vector<bool>& present) {
-  const char* flags[] = {"has_mask", "has_kv_len"};
-  const char* names[] = {"mask", "kv_len"};
-  for (size_t i = 0; i < 2; ++i) {
-    bool given = present.size() > 3 + i && present[3 + i];
-    if (attrs.has(flags[i]) && attrs.get<bool>(flags[i]) != given)
-      fail(ErrorKind::value, op + ": " + flags[i] + " is " +
-                                 (given ? "false, but a " : "true, but no ") + names[i] +
-                                 " input is given");
-    attrs.set(flags[i], given);
-  }
+  set_presence_flags(op, attrs, present, 3, {{"has_mask", "mask"}, {"has_kv_len", "kv_len"}});
 }
 
 void register_attention_ops(ir::OpRegistry& r) {

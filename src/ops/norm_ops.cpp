@@ -59,17 +59,7 @@ void check_feature_params(const ir::InferContext& ctx) {
 
 // has_weight and has_bias follow from the named inputs; when given they must agree.
 void check_norm_flags(const std::string& op, Attributes& attrs, const std::vector<bool>& present) {
-  const char* flags[] = {"has_weight", "has_bias"};
-  const char* inputs[] = {"weight", "bias"};
-  for (size_t i = 0; i < 2; ++i) {
-    if (i + 1 >= present.size()) break;
-    bool given = present[i + 1];
-    if (attrs.has(flags[i]) && attrs.get<bool>(flags[i]) != given)
-      fail(ErrorKind::value, op + ": " + flags[i] + " is " +
-                                 (given ? "false, but a " : "true, but no ") + inputs[i] +
-                                 " input is given");
-    attrs.set(flags[i], given);
-  }
+  set_presence_flags(op, attrs, present, 1, {{"has_weight", "weight"}, {"has_bias", "bias"}});
 }
 
 std::vector<ir::TensorType> infer_norm(const ir::InferContext& ctx) {

@@ -6,6 +6,7 @@
 #include "io/ggml_types.h"
 #include "ir/op_registry.h"
 #include "loom/graph.h"
+#include "loom/op_schema.h"
 #include "loom/quant.h"
 #include "ops/op_families.h"
 #include "ops/schema_util.h"
@@ -72,7 +73,26 @@ std::vector<ir::TensorType> infer_quantized_matmul(const ir::InferContext& ctx) 
   check_blocks(ctx, blocks, x.shape.back());
   Shape out(x.shape.begin(), x.shape.end() - 1);
   out.push_back(blocks.shape.size() == 2 ? blocks.shape[0] : Dim::unknown());
+  size_t next = 2;
+  if (ctx.attrs.get_or<bool>("has_norm_weight", false)) {
+    const ir::TensorType& g = ctx.input(next++);
+    if (g.dtype != x.dtype || g.shape.size() != 1 || !(g.shape[0] == x.shape.back()))
+      ctx.fail(ErrorKind::shape, "norm_weight must be [K] in x's dtype");
+  }
+  if (ctx.attrs.get_or<bool>("has_residual", false)) {
+    const ir::TensorType& r = ctx.input(next++);
+    if (r.dtype != DType::f32 || r.shape.size() != out.size())
+      ctx.fail(ErrorKind::shape, "residual must be f32 with y's shape");
+    for (size_t d = 0; d < out.size(); ++d)
+      if (!(r.shape[d] == out[d])) ctx.fail(ErrorKind::shape, "residual must have y's shape");
+  }
   return {{DType::f32, out}};
+}
+
+void check_quantized_matmul_flags(const std::string& op, Attributes& attrs,
+                                  const std::vector<bool>& present) {
+  set_presence_flags(op, attrs, present, 2,
+                     {{"has_norm_weight", "norm_weight"}, {"has_residual", "residual"}});
 }
 
 }  // namespace
@@ -90,17 +110,31 @@ void register_quant_ops(ir::OpRegistry& r) {
          .infer = infer_dequantize,
          .foldable = false});
   r.add({.name = "quantized_matmul",
-         .doc = "x [..., K] times the transpose of GGUF-block weights [N, K]: f32 [..., N].",
+         .doc = "x [..., K] times the transpose of GGUF-block weights [N, K]: f32 [..., N]; "
+                "optionally x RMS-normalised first and a residual added (the "
+                "fuse_quantized_matmul_norm_residual pass sets these).",
          .inputs = {input("x", "activations [..., K]", kFloatDTypes),
                     input("blocks", "u8 [N, row_bytes]: the weight's rows as GGUF blocks",
-                          {DType::u8})},
+                          {DType::u8}),
+                    optional_input("norm_weight",
+                                   "[K] in x's dtype: x is replaced by rms_norm(x, norm_weight, "
+                                   "norm_eps) over its last axis",
+                                   kFloatDTypes),
+                    optional_input("residual", "f32 [..., N]: added to y", {DType::f32})},
          .attrs = {format,
                    attr("int8_activations", AttrType::boolean, true,
                         "CPU: round x to int8 per block of 32 for integer dot products (Q4_0, "
                         "Q4_1, Q8_0), as llama.cpp does; false: exact float products. CUDA "
-                        "always multiplies in f32.")},
+                        "always multiplies in f32."),
+                   attr("norm_eps", AttrType::real, op_defaults::rms_norm_eps,
+                        "epsilon of the RMS normalisation (with norm_weight)"),
+                   optional_attr("has_norm_weight", AttrType::boolean,
+                                 "a norm_weight input is given (set from the inputs)"),
+                   optional_attr("has_residual", AttrType::boolean,
+                                 "a residual input is given (set from the inputs)")},
          .outputs = {output("y", "f32 [..., N]")},
          .infer = infer_quantized_matmul,
+         .check_attrs = check_quantized_matmul_flags,
          .foldable = false});
 }
 

@@ -1,10 +1,12 @@
 // Short forms for declaring op schemas (OpDef inputs, attributes, outputs).
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "loom/error.h"
 
 namespace loom::ops {
 
@@ -65,6 +67,28 @@ inline AttrSpec optional_attr(std::string name, AttrType type, std::string doc) 
 inline AttrSpec at_least(AttrSpec spec, double min) {
   spec.min = min;
   return spec;
+}
+
+// Flags such as has_mask that say whether a named optional input is given: set from
+// `present` (declared input `first_slot + i` for flags[i]); a flag set by hand must agree.
+struct PresenceFlag {
+  const char* flag;
+  const char* input;
+};
+
+inline void set_presence_flags(const std::string& op, Attributes& attrs,
+                               const std::vector<bool>& present, size_t first_slot,
+                               std::initializer_list<PresenceFlag> flags) {
+  size_t slot = first_slot;
+  for (const PresenceFlag& f : flags) {
+    const bool given = present.size() > slot && present[slot];
+    ++slot;
+    if (attrs.has(f.flag) && attrs.get<bool>(f.flag) != given)
+      fail(ErrorKind::value, op + ": " + f.flag + " is " +
+                                 (given ? "false, but a " : "true, but no ") + f.input +
+                                 " input is given");
+    attrs.set(f.flag, given);
+  }
 }
 
 inline OutputSpec output(std::string name, std::string doc) {

@@ -73,7 +73,8 @@ TEST(CudaQuantizedGemv, MatchesTheCpuKernel) {
   for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                         GgmlType::Q8_0, GgmlType::IQ4_NL})
     for (int64_t m : {1, 3, 8}) {
-      check(type, 37, 4096, m, DType::f32);    // few rows: split K
+      check(type, 37, 4096, m, DType::f32);    // few rows, a long K
+      check(type, 70, 576, m, DType::f32);     // SmolLM2's K: 18 blocks, not a multiple of 8
       check(type, 1030, 2048, m, DType::f32);  // many rows, N not a multiple of 4
       check(type, 9, 96, m, DType::f32);       // rows not 16-byte aligned, a partial tile
     }
@@ -173,6 +174,51 @@ TEST(CudaQuantizedGemv, ManyRowsThroughTheExpandedGemmMatchTheCpu) {
           EXPECT_EQ(outside, 0) << what << " run " << run;
         }
       }
+    }
+  }
+}
+
+// The GEMV with the norm prologue and residual epilogue the pass folds in (a transformer's
+// rms_norm -> q/k/v and o-projection + residual), against the unfused graph on the CPU with
+// exact float products. The GPU sums x^2 in f32 instead of double and does not round the
+// normalised x to its dtype: well inside 1e-4 of these magnitudes. With 20 rows of x the
+// pass leaves the graph alone on the GPU (the dequantize-and-GEMM tactic has no prologue).
+TEST(CudaQuantizedGemv, FoldedNormAndResidualMatchTheCpu) {
+  LOOM_REQUIRE_CUDA();
+  std::mt19937 gen(5);
+  const int64_t k = 576, n = 200;
+  for (int64_t rows : {1, 3, 20}) {
+    Graph g;
+    Tensor x = g.placeholder("x", Shape{rows, k});
+    Tensor r = g.placeholder("r", Shape{rows, n});
+    Tensor gamma = g.constant(testing::random_tensor(DType::f32, {k}));
+    Tensor h = rms_norm(x, gamma, 1e-5);
+    std::vector<Tensor> outs;
+    for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0}) {
+      const std::vector<uint8_t> bytes = random_blocks(type, n, k, gen);
+      const int64_t row_bytes = int64_t(bytes.size()) / n;
+      outs.push_back(quantized_matmul(h, g.constant(TensorData::from_vector(bytes, {n, row_bytes})),
+                                      io::ggml_type_traits(type).name, false));
+    }
+    outs[1] = outs[1] + r;
+    const Feeds feeds{{"x", testing::random_tensor(DType::f32, {rows, k})},
+                      {"r", testing::random_tensor(DType::f32, {rows, n})}};
+    CompileOptions on_cpu;
+    on_cpu.outputs = outs;
+    on_cpu.disabled_passes = {"fuse_quantized_matmul_norm_residual"};
+    std::vector<TensorData> want = compile(g, on_cpu).run(feeds);
+    CompileOptions on_gpu;
+    on_gpu.device = testing::gpu();
+    on_gpu.outputs = outs;
+    Executable gpu = compile(g, on_gpu);
+    const std::string dump = gpu.dump();
+    EXPECT_EQ(dump.find("rms_norm") == std::string::npos, rows <= 8) << dump;
+    for (int run = 0; run < 3; ++run) {  // eager, captured, replayed
+      std::vector<TensorData> got = gpu.run(feeds);
+      for (size_t i = 0; i < outs.size(); ++i)
+        testing::expect_close(got[i].to_host(), testing::to_doubles(want[i]),
+                              testing::Tolerance{1e-4, 1e-4},
+                              "output " + std::to_string(i) + " rows " + std::to_string(rows));
     }
   }
 }

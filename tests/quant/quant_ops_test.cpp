@@ -130,6 +130,45 @@ TEST(QuantOps, PassTurnsMatmulOfDequantizedWeightIntoQuantizedMatmul) {
   }
 }
 
+// rms_norm -> three quantized_matmuls (q, k, v) and add(quantized_matmul, residual), as in a
+// transformer block: the pass folds the norm into each matmul and the add into the last one,
+// and on the CPU the result is the same to the bit (the same norm arithmetic, then the same
+// product, then the same f32 add). A norm with another user stays.
+TEST(QuantOps, NormAndResidualFoldIntoQuantizedMatmul) {
+  const int64_t k = 96, n = 40;
+  for (int64_t rows : {1, 5}) {
+    for (bool other_user : {false, true}) {
+      Graph g;
+      Tensor x = g.placeholder("x", Shape{rows, k});
+      Tensor r = g.placeholder("r", Shape{rows, n});
+      Tensor gamma = g.constant(loom::testing::random_tensor(DType::f32, {k}));
+      Tensor h = rms_norm(x, gamma, 1e-5);
+      std::vector<Tensor> outs;
+      for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0})
+        outs.push_back(quantized_matmul(h, g.constant(random_blocks(type, n, k)),
+                                        io::ggml_type_traits(type).name));
+      outs[2] = outs[2] + r;
+      if (other_user) outs.push_back(h * 2.0);
+      const Feeds feeds{{"x", loom::testing::random_tensor(DType::f32, {rows, k})},
+                        {"r", loom::testing::random_tensor(DType::f32, {rows, n})}};
+      std::vector<std::vector<float>> results[2];
+      for (bool enabled : {true, false}) {
+        CompileOptions options;
+        options.outputs = outs;
+        if (!enabled) options.disabled_passes = {"fuse_quantized_matmul_norm_residual"};
+        Executable exe = compile(g, options);
+        const std::string dump = exe.dump();
+        const bool norm_fused = enabled && !other_user;
+        EXPECT_EQ(dump.find("rms_norm") == std::string::npos, norm_fused) << dump;
+        EXPECT_EQ(dump.find("has_residual=true") != std::string::npos, enabled) << dump;
+        for (const TensorData& t : exe.run(feeds)) results[enabled].push_back(t.to_floats());
+      }
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_EQ(results[1][i], results[0][i]) << "output " << i << " rows " << rows;
+    }
+  }
+}
+
 TEST(QuantOps, InferenceRejectsBadBlocks) {
   const TensorData blocks = random_blocks(GgmlType::Q4_0, 4, 64);  // rows of 36 bytes
   auto kind_of = [](auto&& f) {

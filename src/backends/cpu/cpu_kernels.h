@@ -10,4 +10,9 @@ namespace loom::cpu {
 #include "ops/families.def"
 #undef LOOM_OP_FAMILY
 
+// rms_norm over the last axis of `rows` rows of d elements (dtype f32, f16 or bf16), as the
+// rms_norm kernel computes it; for kernels that take the norm as a prologue.
+void rms_norm_rows(DType dtype, const void* x, const void* weight, void* y, int64_t rows,
+                   int64_t d, float eps);
+
 }  // namespace loom::cpu

@@ -154,6 +154,20 @@ void write_normalized(const T* x, T* y, int64_t n, Center c, float scale, const 
   }
 }
 
+// One row of layer_norm (is_rms false) or rms_norm; weight and bias may be null.
+template <bool is_rms, class T>
+void normalize_row(const T* xr, T* yr, int64_t d, float eps, const T* weight, const T* bias) {
+  Center center;
+  if constexpr (!is_rms) {
+    const double mean = row_sum(xr, d) / double(d);
+    center.hi = float(mean);
+    center.lo = float(mean - double(center.hi));
+  }
+  const double variance = row_sum_squares(xr, d, center) / double(d);
+  const float scale = float(1.0 / std::sqrt(variance + double(eps)));
+  write_normalized(xr, yr, d, center, scale, weight, bias);
+}
+
 // Rows are the last axis; the feature parameters follow x in the inputs.
 template <bool is_rms>
 void run_norm(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
@@ -172,21 +186,23 @@ void run_norm(KernelContext&, const ir::Node& node, std::span<const TensorView> 
     const T* weight = has_weight ? in[1].as<const T>() : nullptr;
     const T* bias = has_bias ? in[has_weight ? 2 : 1].as<const T>() : nullptr;
     parallel_for(rows, row_grain(d), [&](int64_t r) {
-      const T* xr = xp + r * d;
-      Center center;
-      if constexpr (!is_rms) {
-        const double mean = row_sum(xr, d) / double(d);
-        center.hi = float(mean);
-        center.lo = float(mean - double(center.hi));
-      }
-      const double variance = row_sum_squares(xr, d, center) / double(d);
-      const float scale = float(1.0 / std::sqrt(variance + double(eps)));
-      write_normalized(xr, yp + r * d, d, center, scale, weight, bias);
+      normalize_row<is_rms>(xp + r * d, yp + r * d, d, eps, weight, bias);
     });
   });
 }
 
 }  // namespace
+
+void rms_norm_rows(DType dtype, const void* x, const void* weight, void* y, int64_t rows, int64_t d,
+                   float eps) {
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(rows, row_grain(d), [&](int64_t r) {
+      normalize_row<true>(static_cast<const T*>(x) + r * d, static_cast<T*>(y) + r * d, d, eps,
+                          static_cast<const T*>(weight), static_cast<const T*>(nullptr));
+    });
+  });
+}
 
 void register_norm_kernels(Backend& b) {
   b.add_kernel("softmax", Kernel{"cpu.softmax", run_softmax<false>, nullptr});

@@ -1,5 +1,7 @@
 // CPU kernels of the ops in src/ops/quant_ops.cpp over the GGUF-block kernel.
+#include <cstddef>
 #include <span>
+#include <vector>
 
 #include "backends/cpu/cpu_kernels.h"
 #include "io/ggml_dequantize.h"
@@ -17,6 +19,8 @@ uint32_t ggml_type_of(const ir::Node& node) {
   return f->ggml_type;
 }
 
+// With a norm_weight, x is normalised first into a temporary (the same arithmetic as the
+// rms_norm kernel, so fusing changes no bit); a residual is added to y afterwards.
 void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
                           std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -24,14 +28,32 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
   const int64_t k = x.shape.back();
   const int64_t m = k > 0 ? x.numel() / k : 0;
   const int64_t n = blocks.shape[0];
+  float* y = out[0].as<float>();
+  size_t next = 2;
+  const TensorView* norm_weight =
+      node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
+  const TensorView* residual =
+      node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
   if (k == 0) {
-    for (int64_t i = 0; i < out[0].numel(); ++i) out[0].as<float>()[i] = 0.f;
-    return;
+    for (int64_t i = 0; i < out[0].numel(); ++i) y[i] = 0.f;
+  } else {
+    const void* xs = x.data;
+    std::vector<std::byte> normalized;
+    if (norm_weight) {
+      normalized.resize(x.nbytes());
+      rms_norm_rows(x.dtype, x.data, norm_weight->data, normalized.data(), m, k,
+                    float(node.attrs.get<double>("norm_eps")));
+      xs = normalized.data();
+    }
+    quant::GemmOptions options;
+    options.quantize_activations = node.attrs.get_or<bool>("int8_activations", true);
+    quant::ggml_matmul(ggml_type_of(node), blocks.data, int64_t(blocks.nbytes()), n, k, xs, x.dtype,
+                       m, y, options);
   }
-  quant::GemmOptions options;
-  options.quantize_activations = node.attrs.get_or<bool>("int8_activations", true);
-  quant::ggml_matmul(ggml_type_of(node), blocks.data, int64_t(blocks.nbytes()), n, k, x.data,
-                     x.dtype, m, out[0].as<float>(), options);
+  if (residual) {
+    const float* r = residual->as<const float>();
+    for (int64_t i = 0; i < out[0].numel(); ++i) y[i] += r[i];
+  }
 }
 
 void run_dequantize(KernelContext&, const ir::Node& node, std::span<const TensorView> in,

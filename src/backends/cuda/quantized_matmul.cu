@@ -1,10 +1,9 @@
 // GEMV for few rows of x (M <= 8) on GGUF blocks of 32 elements (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, IQ4_NL). A block of 8 warps owns 8 output channels; the K dim is walked in tiles of
-// 1024 elements: all threads stage x's tile in shared memory as floats (rows padded to 33
-// floats per 32 so that lane b reading block b hits distinct banks), each warp copies its
-// weight row's tile (32 blocks) to shared memory with 16-byte loads when the row is aligned,
-// and lane b expands block b in registers and multiplies it with the M rows of x. When N is
-// small, the K dim is split over gridDim.y and partial sums are added atomically.
+// Q8_0, IQ4_NL), and the dequantize kernel of the same formats. The GEMV gives each output
+// channel one warp and walks K without shared memory (see gemv_kernel): a decode step's
+// weights are small (SmolLM2's are 0.1-1 MB), so the time of one GEMV is a few memory round
+// trips and the launch, not bandwidth, and the kernel is built to take as few round trips
+// as it can and to fill the GPU even at N = 576.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -24,13 +23,6 @@ namespace loom::quant {
 namespace {
 
 using io::GgmlType;
-
-constexpr int kWarps = 8;    // 8 output channels per block: each x tile staged serves 8 rows of W
-constexpr int kTile = 1024;  // elements of K per tile: 32 blocks, one per lane
-constexpr int kBlocksPerTile = kTile / 32;
-constexpr int kPaddedBlock = 33;    // floats per block of x in shared memory
-constexpr int kMaxBlockBytes = 34;  // Q8_0
-constexpr int kStageBytes = ((kBlocksPerTile * kMaxBlockBytes + 15) / 16) * 16;
 
 __constant__ int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                   1,    13,   25,  38,  53,  69,  89,  113};
@@ -135,69 +127,163 @@ __device__ inline float to_float(X v) {
     return v;
 }
 
-// M is the row capacity (1, 2, 4 or 8); m <= M rows are live.
-template <GgmlType T, int M, class X>
-__global__ void __launch_bounds__(kWarps * 32)
-    gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
-                const X* __restrict__ x, int m, float* __restrict__ y, int64_t k_per_split,
-                bool accumulate) {
-  using F = Format<T>;
-  __shared__ float xs[M][kBlocksPerTile * kPaddedBlock];
-  __shared__ __align__(16) uint8_t staged[kWarps][kStageBytes];
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + warp;
-  const int64_t k_begin = int64_t(blockIdx.y) * k_per_split;
-  const int64_t k_end = min(k, k_begin + k_per_split);
-  float acc[M];
-#pragma unroll
-  for (int i = 0; i < M; ++i) acc[i] = 0.f;
+// Four bytes at a 2-byte aligned address (every block size and field offset is even).
+__device__ inline uint32_t u32_at_a2(const uint8_t* p) {
+  const auto* h = reinterpret_cast<const uint16_t*>(p);
+  return uint32_t(__ldg(h)) | uint32_t(__ldg(h + 1)) << 16;
+}
 
-  for (int64_t tile = k_begin; tile < k_end; tile += kTile) {
-    const int len = int(min(int64_t(kTile), k_end - tile));  // a multiple of 32
-    __syncthreads();                                         // the previous tile's readers are done
-    for (int e = int(threadIdx.x); e < m * len; e += kWarps * 32) {
-      const int i = e / len, c = e % len;
-      xs[i][(c / 32) * kPaddedBlock + c % 32] = to_float(x[int64_t(i) * k + tile + c]);
+__device__ inline float half_bits(uint32_t bits) {
+  return __half2float(__ushort_as_half(uint16_t(bits & 0xFFFFu)));
+}
+
+// The bytes one lane needs from a block for its quarter s: w0 (and w1) hold codes, dm the
+// f16 scale (low half) and min (high half). Loaded first for several blocks, decoded later,
+// so that a warp's loads of a whole step go out before any of them is waited on.
+struct Raw {
+  uint32_t w0, w1, dm;
+};
+
+template <GgmlType T>
+__device__ inline Raw load_raw(const uint8_t* b, int s) {
+  Raw r{0, 0, 0};
+  if constexpr (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) {
+    r.dm = __ldg(reinterpret_cast<const uint32_t*>(b));  // blocks of 20 and 24 bytes: 4-aligned
+  } else {
+    r.dm = __ldg(reinterpret_cast<const uint16_t*>(b));
+  }
+  if constexpr (T == GgmlType::Q4_0 || T == GgmlType::IQ4_NL) {
+    r.w0 = u32_at_a2(b + 2 + 4 * s);
+  } else if constexpr (T == GgmlType::Q4_1) {
+    r.w0 = __ldg(reinterpret_cast<const uint32_t*>(b + 4 + 4 * s));
+  } else if constexpr (T == GgmlType::Q5_0) {
+    r.w0 = u32_at_a2(b + 6 + 4 * s);
+    r.w1 = u32_at_a2(b + 2);
+  } else if constexpr (T == GgmlType::Q5_1) {
+    r.w0 = __ldg(reinterpret_cast<const uint32_t*>(b + 8 + 4 * s));
+    r.w1 = __ldg(reinterpret_cast<const uint32_t*>(b + 4));
+  } else {  // Q8_0
+    r.w0 = u32_at_a2(b + 2 + 8 * s);
+    r.w1 = u32_at_a2(b + 6 + 8 * s);
+  }
+  return r;
+}
+
+// One lane's quarter of a block: 8 of its 32 values as q' (the code after offset or table),
+// with value = d * q' + m, at positions x_at[0] + 0..3 and x_at[1] + 0..3 of the block.
+struct Quarter {
+  float q[8];
+  float d, m;
+  int x_at[2];
+};
+
+template <GgmlType T>
+__device__ inline void decode_raw(const Raw& r, int s, Quarter& out) {
+  out.d = half_bits(r.dm);
+  out.m = (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) ? half_bits(r.dm >> 16) : 0.f;
+  out.x_at[0] = 4 * s;
+  out.x_at[1] = 16 + 4 * s;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t byte = (r.w0 >> (8 * j)) & 0xFFu;
+    if constexpr (T == GgmlType::IQ4_NL) {
+      out.q[j] = float(kIq4nl[byte & 0x0F]);
+      out.q[4 + j] = float(kIq4nl[byte >> 4]);
+    } else if constexpr (T == GgmlType::Q4_0 || T == GgmlType::Q4_1) {
+      const float offset = T == GgmlType::Q4_0 ? 8.f : 0.f;
+      out.q[j] = float(byte & 0x0F) - offset;
+      out.q[4 + j] = float(byte >> 4) - offset;
+    } else if constexpr (T == GgmlType::Q5_0 || T == GgmlType::Q5_1) {
+      const float offset = T == GgmlType::Q5_0 ? 16.f : 0.f;
+      const int e = 4 * s + j;
+      out.q[j] = float((byte & 0x0F) | ((r.w1 >> e) & 1u) << 4) - offset;
+      out.q[4 + j] = float((byte >> 4) | ((r.w1 >> (e + 16)) & 1u) << 4) - offset;
+    } else {  // Q8_0: values 8s .. 8s + 7
+      out.q[j] = float(int8_t(byte));
+      out.q[4 + j] = float(int8_t((r.w1 >> (8 * j)) & 0xFFu));
     }
-    if (row < n) {
-      const int bytes = len / 32 * F::bytes;
-      const uint8_t* src = w + row * row_bytes + (tile / 32) * F::bytes;
-      if ((reinterpret_cast<uintptr_t>(src) % 16) == 0) {
-        // Whole 16-byte chunks, then the tail; every byte is read once.
-        const int chunks = bytes / 16;
-        for (int c = lane; c < chunks; c += 32)
-          reinterpret_cast<uint4*>(staged[warp])[c] = reinterpret_cast<const uint4*>(src)[c];
-        for (int c = chunks * 16 + lane; c < bytes; c += 32) staged[warp][c] = src[c];
-      } else {
-        for (int c = lane; c < bytes; c += 32) staged[warp][c] = src[c];
-      }
+  }
+  if constexpr (T == GgmlType::Q8_0) {
+    out.x_at[0] = 8 * s;
+    out.x_at[1] = 8 * s + 4;
+  }
+}
+
+constexpr int kGemvWarps = 4;  // output rows per block of 128 threads: small N still fills the GPU
+constexpr int kGemvSteps = 4;  // steps of 8 blocks whose loads are in flight together
+
+// y[i, row] for M <= 8 rows of x. One warp per output row; lane l takes quarter l % 4 of
+// every eighth block, starting at block l / 4, so a step of the warp reads 8 consecutive
+// blocks (160 bytes of Q4_1) and every weight byte is read once, with no shared memory or
+// barrier. The loads of kGemvSteps steps (K = 1024) are issued before any is used, so a
+// SmolLM2 row (K = 576 or 1536) costs one or two memory round trips; x's loads (L1/L2: x is
+// small and was just written) go out beside them. Sums of x q' and of x per quarter are
+// scaled by the block's d and m once.
+//
+// Optional prologue and epilogue (quantized_matmul's norm_weight and residual): with g, x is
+// RMS-normalised first: the lanes multiply x g instead of x and also sum x^2, which over the
+// warp covers the row once, and the row's 1/rms scales the result; a residual is added to y.
+template <GgmlType T, int M, class X>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
+                const X* __restrict__ x, int m, float* __restrict__ y, const X* __restrict__ g,
+                float eps, const float* __restrict__ residual) {
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t row = int64_t(blockIdx.x) * kGemvWarps + warp;
+  if (row >= n) return;
+  const int s = lane & 3;
+  const int64_t blocks = k / 32;
+  const uint8_t* wr = w + row * row_bytes;
+  float acc[M], squares[M];
+#pragma unroll
+  for (int i = 0; i < M; ++i) acc[i] = squares[i] = 0.f;
+  for (int64_t first = lane >> 2; first < blocks; first += 8 * kGemvSteps) {
+    Raw raw[kGemvSteps];
+#pragma unroll
+    for (int t = 0; t < kGemvSteps; ++t) {
+      const int64_t b = first + 8 * t;
+      if (b < blocks) raw[t] = load_raw<T>(wr + b * Format<T>::bytes, s);
     }
-    __syncthreads();
-    if (row < n && lane < len / 32) {
-      float v[32];
-      F::decode(staged[warp] + lane * F::bytes, v);
+#pragma unroll
+    for (int t = 0; t < kGemvSteps; ++t) {
+      const int64_t b = first + 8 * t;
+      if (b >= blocks) break;
+      Quarter qt;
+      decode_raw<T>(raw[t], s, qt);
 #pragma unroll
       for (int i = 0; i < M; ++i) {
         if (i >= m) break;
-        const float* xr = xs[i] + lane * kPaddedBlock;
-        float s = 0.f;
+        const X* xb = x + int64_t(i) * k + b * 32;
+        float sxq = 0.f, sx = 0.f;
 #pragma unroll
-        for (int j = 0; j < 32; ++j) s = fmaf(v[j], xr[j], s);
-        acc[i] += s;
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            float xv = to_float(xb[qt.x_at[h] + j]);
+            if (g) {
+              squares[i] = fmaf(xv, xv, squares[i]);
+              xv *= to_float(g[b * 32 + qt.x_at[h] + j]);
+            }
+            sxq = fmaf(xv, qt.q[4 * h + j], sxq);
+            sx += xv;
+          }
+        }
+        acc[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, acc[i]));
       }
     }
   }
-  if (row >= n) return;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    float s = acc[i];
+    float v = acc[i], ss = squares[i];
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    for (int offset = 16; offset > 0; offset /= 2) {
+      v += __shfl_xor_sync(0xffffffffu, v, offset);
+      ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    }
+    if (g) v *= rsqrtf(ss / float(k) + eps);
     if (lane == 0 && i < m) {
-      if (accumulate)
-        atomicAdd(&y[int64_t(i) * n + row], s);
-      else
-        y[int64_t(i) * n + row] = s;
+      const int64_t at = int64_t(i) * n + row;
+      y[at] = residual ? v + residual[at] : v;
     }
   }
 }
@@ -208,17 +294,18 @@ struct Launch {
   const void* x;
   int m;
   float* y;
-  dim3 grid;
-  int64_t k_per_split;
-  bool accumulate;
+  const void* norm_weight;
+  float eps;
+  const float* residual;
   cudaStream_t stream;
 };
 
 template <GgmlType T, int M, class X>
 void launch(const Launch& l) {
-  gemv_kernel<T, M, X><<<l.grid, kWarps * 32, 0, l.stream>>>(l.w, l.n, l.k, l.row_bytes,
-                                                             static_cast<const X*>(l.x), l.m, l.y,
-                                                             l.k_per_split, l.accumulate);
+  const int64_t grid = (l.n + kGemvWarps - 1) / kGemvWarps;
+  gemv_kernel<T, M, X><<<dim3(unsigned(grid)), kGemvWarps * 32, 0, l.stream>>>(
+      l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
+      static_cast<const X*>(l.norm_weight), l.eps, l.residual);
 }
 
 template <GgmlType T, class X>
@@ -309,7 +396,8 @@ void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count,
 }
 
 void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weight_bytes, int64_t n,
-                    int64_t k, const void* x, DType x_dtype, int64_t m, float* y, void* stream) {
+                    int64_t k, const void* x, DType x_dtype, int64_t m, float* y, void* stream,
+                    const GemvEdges& edges) {
   const io::GgmlTypeTraits* traits = io::find_ggml_type(ggml_type);
   if (!traits || traits->block_size != 32 || ggml_type == uint32_t(GgmlType::F32))
     fail(ErrorKind::unsupported,
@@ -322,23 +410,17 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
     fail(ErrorKind::shape, "CUDA quantized GEMV: too few weight bytes");
   if (m == 0 || n == 0) return;
   auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
-  // Split K when there are too few blocks of rows to fill the GPU (about 2 per SM).
-  int device = 0, sms = 0;
-  cuda::check_cuda(cudaGetDevice(&device), "quantized GEMV");
-  cuda::check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                   "quantized GEMV");
-  const int64_t row_blocks = (n + kWarps - 1) / kWarps;
-  const int64_t tiles = (k + kTile - 1) / kTile;
-  int64_t splits = 1;
-  if (row_blocks < 2 * sms)
-    splits = std::min<int64_t>(tiles, (2 * sms + row_blocks - 1) / row_blocks);
-  const int64_t k_per_split = ((tiles + splits - 1) / splits) * kTile;
-  splits = (k + k_per_split - 1) / k_per_split;
-  if (k == 0) splits = 1;
-  const bool accumulate = splits > 1 || k == 0;
-  if (accumulate)
-    cuda::check_cuda(cudaMemsetAsync(y, 0, size_t(m * n) * sizeof(float), s), "quantized GEMV");
-  if (k == 0) return;
+  if (k == 0) {  // an empty sum (and no norm: its mean of squares is undefined)
+    if (edges.residual)
+      cuda::check_cuda(cudaMemcpyAsync(y, edges.residual, size_t(m * n) * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, s),
+                       "quantized GEMV");
+    else
+      cuda::check_cuda(cudaMemsetAsync(y, 0, size_t(m * n) * sizeof(float), s), "quantized GEMV");
+    return;
+  }
+  if ((n + kGemvWarps - 1) / kGemvWarps > int64_t(0x7fffffff))
+    fail(ErrorKind::shape, "CUDA quantized GEMV: too many output rows");
   const Launch l{static_cast<const uint8_t*>(weight_blocks),
                  n,
                  k,
@@ -346,9 +428,9 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
                  x,
                  int(m),
                  y,
-                 dim3(unsigned(row_blocks), unsigned(splits)),
-                 k_per_split,
-                 accumulate,
+                 edges.norm_weight,
+                 edges.norm_eps,
+                 edges.residual,
                  s};
   switch (GgmlType(ggml_type)) {
     case GgmlType::Q4_0:

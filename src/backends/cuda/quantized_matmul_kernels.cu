@@ -35,15 +35,34 @@ struct DequantGemm {
   size_t weight_bytes = 0;  // rounded up to 256
 };
 
-void run_gemv(cudaStream_t stream, const ir::Node& node, const TensorView& x,
-              const TensorView& blocks, float* y, int64_t m, int64_t n, int64_t k) {
+// Groups of up to 8 rows of x, each a GEMV launch; norm and residual go along per row.
+void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorView> in, float* y,
+              int64_t m, int64_t n, int64_t k) {
+  const TensorView& x = in[0];
+  const TensorView& blocks = in[1];
+  size_t next = 2;
+  const TensorView* norm_weight =
+      node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
+  const TensorView* residual =
+      node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
   const size_t x_row_bytes = storage_bytes(x.dtype, k);
   for (int64_t r = 0; r < m; r += 8) {
     const int64_t rows = std::min<int64_t>(8, m - r);
+    quant::GemvEdges edges;
+    if (norm_weight) {
+      edges.norm_weight = norm_weight->data;
+      edges.norm_eps = float(node.attrs.get<double>("norm_eps"));
+    }
+    if (residual) edges.residual = residual->as<const float>() + r * n;
     quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
                           static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
-                          y + r * n, stream);
+                          y + r * n, stream, edges);
   }
+}
+
+bool has_edges(const ir::Node& node) {
+  return node.attrs.get_or<bool>("has_norm_weight", false) ||
+         node.attrs.get_or<bool>("has_residual", false);
 }
 
 void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
@@ -55,11 +74,7 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
   float* y = out[0].as<float>();
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   if (out[0].numel() == 0) return;
-  if (k == 0) {
-    check_cuda(cudaMemsetAsync(y, 0, out[0].nbytes(), stream), "quantized_matmul");
-    return;
-  }
-  const int64_t m = x.numel() / k;
+  const int64_t m = out[0].numel() / n;
   if (ctx.tactic && ctx.tactic->data) {
     const auto& t = *static_cast<const DequantGemm*>(ctx.tactic->data.get());
     auto* ws = static_cast<char*>(ctx.workspace);
@@ -69,12 +84,13 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
                 ctx.workspace_bytes - t.weight_bytes, stream, "quantized_matmul", nullptr, t.algo);
     return;
   }
-  run_gemv(stream, node, x, blocks, y, m, n, k);
+  run_gemv(stream, node, in, y, m, n, k);
 }
 
 // GEMV always; for M > 8 first cuBLASLt's candidates over the expanded weight (the first
-// tactic is what runs when tactics are not timed).
-std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Node&,
+// tactic is what runs when tactics are not timed). A norm or residual edge runs in the GEMV
+// only (the pass fuses them only where M <= 8 is known at compile).
+std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Node& node,
                                              std::span<const TensorView> in,
                                              std::span<const TensorView> out) {
   const Tactic gemv{"gemv", 0, nullptr};
@@ -83,7 +99,7 @@ std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Nod
   const int64_t k = x.shape.back();
   const int64_t n = in[1].shape[0];
   const int64_t m = k > 0 ? x.numel() / k : 0;
-  if (m <= 8 || out[0].numel() == 0) return {gemv};
+  if (m <= 8 || out[0].numel() == 0 || has_edges(node)) return {gemv};
   GemmDesc d;
   d.dtype = cuda_dtype(x.dtype);
   d.d_f32 = true;
