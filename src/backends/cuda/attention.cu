@@ -1,8 +1,8 @@
 // scaled_dot_product_attention on CUDA. One kernel, two launch shapes:
 //  - decode (Sq <= 8, "cuda.attention.split_kv"): flash-decoding. The keys are split into
 //    chunks, one block per (batch, kv head, chunk) holding every query row of the kv head's
-//    group (G heads x Sq positions), so each K/V byte is read from memory once; a combine
-//    kernel merges the chunks' partial softmax states.
+//    group (G heads x Sq positions), so each K/V byte is read from memory once; the last
+//    chunk of a group to finish merges the chunks' partial softmax states (one launch).
 //  - prefill ("cuda.attention.tiled"): the same block without splitting, over tiles of query
 //    rows (online softmax, f32 accumulation; no tensor cores yet).
 // K/V tiles come in through 16-byte loads into shared memory (rows padded by 16 bytes so the
@@ -42,6 +42,7 @@ struct Params {
   void* out;
   float* partial_acc;  // [splits, B * Hq * Sq, D]; null when splits == 1
   float* partial_ml;   // [splits, B * Hq * Sq, 2]: running max (log2) and sum
+  unsigned* arrivals;  // per (batch, kv head, row chunk): splits done; zero between launches
   const void* mask;
   int64_t mask_stride[4];
   bool mask_bool;
@@ -308,32 +309,64 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
       }
     }
   }
-}
+  if (p.splits == 1) return;
 
-// Merges the chunks' partial states of one output row per block: weights 2^(m_s - M).
-template <class T>
-__global__ void __launch_bounds__(kAttnThreads) combine_kernel(Params p) {
-  const int64_t row = blockIdx.x;
-  const int64_t row_count = int64_t(p.batch) * p.q_heads * p.q_len;
-  float top = -std::numeric_limits<float>::infinity();
-  for (int s = 0; s < p.splits; ++s)
-    if (p.partial_ml[2 * (s * row_count + row) + 1] > 0.f)
-      top = fmaxf(top, p.partial_ml[2 * (s * row_count + row)]);
-  float total = 0.f;
-  for (int s = 0; s < p.splits; ++s) {
-    int64_t at = s * row_count + row;
-    float l = p.partial_ml[2 * at + 1];
-    if (l > 0.f) total += l * exp2f(p.partial_ml[2 * at] - top);
+  // The last chunk of this (batch, kv head, row chunk) to finish merges the chunks' partial
+  // states, weights 2^(m_s - M), so no second kernel is launched: each block publishes its
+  // partials (fence), counts itself in, and the one that completes the count reads them all
+  // back from L2 (__ldcg: other SMs wrote them) and resets the count for the next launch.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  const int64_t group = (int64_t(b) * p.kv_heads + kvh) * p.row_chunks + chunk;
+  if (tid == 0) last = atomicAdd(&p.arrivals[group], 1u) == unsigned(p.splits - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The chunks' (max, sum) of every row in shared memory (the K/V tile is free now; the
+  // host keeps splits small enough), all loaded at once; then each row's top max and total
+  // weight; then each chunk's weight 2^(m_s - top); then the weighted sum of the partial
+  // outputs, whose loads are independent and go out together.
+  float* chunk_m = reinterpret_cast<float*>(smem + lay.k);
+  float* chunk_l = chunk_m + rows * p.splits;
+  for (int e = tid; e < rows * p.splits; e += kAttnThreads) {
+    int r = e / p.splits, sp = e - r * p.splits, rr = row0 + r;
+    int64_t out_row = (int64_t(b) * p.q_heads + kvh * G + rr % G) * p.q_len + rr / G;
+    int64_t at = sp * row_count + out_row;
+    float l = __ldcg(p.partial_ml + 2 * at + 1);
+    chunk_l[e] = l;
+    chunk_m[e] = l > 0.f ? __ldcg(p.partial_ml + 2 * at) : kNegInf;
   }
-  for (int d = threadIdx.x; d < p.dim; d += kAttnThreads) {
-    float sum = 0.f;
-    for (int s = 0; s < p.splits; ++s) {
-      int64_t at = s * row_count + row;
-      float l = p.partial_ml[2 * at + 1];
-      if (l > 0.f) sum += p.partial_acc[at * p.dim + d] * exp2f(p.partial_ml[2 * at] - top);
+  __syncthreads();
+  for (int r = tid; r < rows; r += kAttnThreads) {
+    float top = kNegInf;
+    for (int sp = 0; sp < p.splits; ++sp) top = fmaxf(top, chunk_m[r * p.splits + sp]);
+    float total = 0.f;
+    for (int sp = 0; sp < p.splits; ++sp) {
+      float l = chunk_l[r * p.splits + sp];
+      if (l > 0.f) total += l * exp2f(chunk_m[r * p.splits + sp] - top);
     }
-    static_cast<T*>(p.out)[row * p.dim + d] = store_as<T>(total > 0.f ? sum / total : 0.f);
+    row_m[r] = top;
+    row_l[r] = total;
   }
+  __syncthreads();
+  for (int e = tid; e < rows * p.splits; e += kAttnThreads) {
+    int r = e / p.splits;
+    chunk_m[e] = chunk_l[e] > 0.f ? exp2f(chunk_m[e] - row_m[r]) : 0.f;  // now the weight
+  }
+  __syncthreads();
+  for (int e = tid; e < rows * D; e += kAttnThreads) {
+    int r = e / D, d = e - r * D, rr = row0 + r;
+    int64_t out_row = (int64_t(b) * p.q_heads + kvh * G + rr % G) * p.q_len + rr / G;
+    const float* weight = chunk_m + r * p.splits;
+    float sum = 0.f;
+#pragma unroll 4
+    for (int sp = 0; sp < p.splits; ++sp)
+      sum = fmaf(weight[sp], __ldcg(p.partial_acc + (sp * row_count + out_row) * D + d), sum);
+    float total = row_l[r];
+    static_cast<T*>(p.out)[out_row * D + d] = store_as<T>(total > 0.f ? sum / total : 0.f);
+  }
+  if (tid == 0) p.arrivals[group] = 0;
 }
 
 // Per-node state: the partial-result buffer of the split-kv path, made on the first (eager)
@@ -341,6 +374,7 @@ __global__ void __launch_bounds__(kAttnThreads) combine_kernel(Params p) {
 struct Workspace {
   void* data = nullptr;
   size_t bytes = 0;
+  size_t groups = 0;  // arrival counts at its start, zeroed when it was made
   ~Workspace() {
     if (data) (void)cudaFree(data);
   }
@@ -425,15 +459,34 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
     per = (per + p.key_tile - 1) / p.key_tile * p.key_tile;
     p.keys_per_split = int(per);
     p.splits = int((p.kv_cap + per - 1) / per);
+    // The merge keeps two floats per (row, chunk) where the K/V tiles were.
+    const int64_t kv_tile_bytes =
+        int64_t(p.key_tile) * (p.k_stride + p.dim_padded) * int64_t(sizeof(T));
+    if (int64_t(p.rows_per_block) * p.splits * 2 * int64_t(sizeof(float)) > kv_tile_bytes) {
+      int64_t most_splits = std::max<int64_t>(
+          1, kv_tile_bytes / (int64_t(p.rows_per_block) * 2 * int64_t(sizeof(float))));
+      per = (p.kv_cap + most_splits - 1) / most_splits;
+      per = (per + p.key_tile - 1) / p.key_tile * p.key_tile;
+      p.keys_per_split = int(per);
+      p.splits = int((p.kv_cap + per - 1) / per);
+    }
   }
   cudaStream_t stream = stream_of(ctx);
   if (p.splits > 1) {
     int64_t rows = int64_t(p.batch) * p.q_heads * p.q_len;
-    size_t need = size_t(p.splits) * size_t(rows) * (size_t(p.dim) + 2) * sizeof(float);
+    // Arrival counts first (one per group of split blocks), then the partials.
+    size_t groups = size_t(base_blocks);
+    size_t counts_bytes = (groups * sizeof(unsigned) + 255) / 256 * 256;
+    size_t need =
+        counts_bytes + size_t(p.splits) * size_t(rows) * (size_t(p.dim) + 2) * sizeof(float);
     auto* ws = ctx.state && *ctx.state ? static_cast<Workspace*>(ctx.state->get()) : nullptr;
-    if (!ws || ws->bytes < need) {
+    if (!ws || ws->bytes < need || ws->groups != groups) {
       auto fresh = std::make_shared<Workspace>();
       check_cuda(cudaMalloc(&fresh->data, need), "scaled_dot_product_attention workspace");
+      // The arrival counts start at zero; every launch leaves them at zero.
+      check_cuda(cudaMemsetAsync(fresh->data, 0, groups * sizeof(unsigned), stream_of(ctx)),
+                 "scaled_dot_product_attention workspace");
+      fresh->groups = groups;
       fresh->bytes = need;
       ws = fresh.get();
       if (ctx.state)
@@ -441,7 +494,8 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
       else
         fail(ErrorKind::internal, "scaled_dot_product_attention needs a kernel state slot");
     }
-    p.partial_acc = static_cast<float*>(ws->data);
+    p.arrivals = static_cast<unsigned*>(ws->data);
+    p.partial_acc = reinterpret_cast<float*>(static_cast<char*>(ws->data) + counts_bytes);
     p.partial_ml = p.partial_acc + size_t(p.splits) * size_t(rows) * size_t(p.dim);
   }
   Layout lay = layout_of<T>(p);
@@ -451,11 +505,6 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
   int64_t blocks = base_blocks * p.splits;
   attention_kernel<T><<<blocks_for(blocks, 1), kAttnThreads, lay.bytes, stream>>>(p);
   check_launch("scaled_dot_product_attention");
-  if (p.splits > 1) {
-    int64_t rows = int64_t(p.batch) * p.q_heads * p.q_len;
-    combine_kernel<T><<<blocks_for(rows, 1), kAttnThreads, 0, stream>>>(p);
-    check_launch("scaled_dot_product_attention (combine)");
-  }
 }
 
 bool fits(const ir::Node&, std::span<const TensorView> in) {

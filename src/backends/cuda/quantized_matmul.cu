@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/device/types.cuh"
@@ -209,78 +210,111 @@ __device__ inline void decode_raw(const Raw& r, int s, Quarter& out) {
   }
 }
 
-constexpr int kGemvWarps = 4;  // output rows per block of 128 threads: small N still fills the GPU
-constexpr int kGemvSteps = 4;  // steps of 8 blocks whose loads are in flight together
+constexpr int kGemvSteps = 4;                   // steps of 8 blocks in flight together
+constexpr int kGemvTile = kGemvSteps * 8 * 32;  // elements of K per tile: 1024
+constexpr int kGemvPadded = 33;                 // floats per block of x in shared memory
 
-// y[i, row] for M <= 8 rows of x. One warp per output row; lane l takes quarter l % 4 of
-// every eighth block, starting at block l / 4, so a step of the warp reads 8 consecutive
-// blocks (160 bytes of Q4_1) and every weight byte is read once, with no shared memory or
-// barrier. The loads of kGemvSteps steps (K = 1024) are issued before any is used, so a
-// SmolLM2 row (K = 576 or 1536) costs one or two memory round trips; x's loads (L1/L2: x is
-// small and was just written) go out beside them. Sums of x q' and of x per quarter are
-// scaled by the block's d and m once.
+// y[i, row] for M <= 8 rows of x, W warps per block (4 when N is small, so that N = 576
+// still fills the GPU; 16 when it is large, so that a block's staged x serves more rows).
+// One warp per output row; lane l takes quarter l % 4 of every eighth block, starting at
+// block l / 4, so a step of the warp reads 8 consecutive blocks (160 bytes of Q4_1) and each
+// weight byte is read once. K goes in tiles of 1024 (32 blocks, the warp's 4 steps): each
+// lane first issues its weight loads of the whole tile into registers, then the block stages
+// x's tile (times g, with a norm) in shared memory while those are in flight, then one
+// barrier, and the products read x from shared memory. A SmolLM2 row (K = 576 or 1536)
+// costs one or two memory round trips, not one per step. Sums of x q' and of x per quarter
+// are scaled by the block's d and m once.
 //
-// Optional prologue and epilogue (quantized_matmul's norm_weight and residual): with g, x is
-// RMS-normalised first: the lanes multiply x g instead of x and also sum x^2, which over the
-// warp covers the row once, and the row's 1/rms scales the result; a residual is added to y.
-template <GgmlType T, int M, class X>
-__global__ void __launch_bounds__(kGemvWarps * 32)
+// Optional prologue and epilogue (quantized_matmul's norm_weight and residual): with g, x g
+// is staged and the threads also sum x^2 (reduced per row over the block in a fixed order),
+// and the row's 1/rms scales the result; a residual is added to y.
+template <GgmlType T, int M, int W, class X>
+__global__ void __launch_bounds__(W * 32)
     gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
                 const X* __restrict__ x, int m, float* __restrict__ y, const X* __restrict__ g,
                 float eps, const float* __restrict__ residual) {
+  __shared__ float xs[M][kGemvTile / 32 * kGemvPadded];
+  __shared__ float partial_squares[W][M];
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t row = int64_t(blockIdx.x) * kGemvWarps + warp;
-  if (row >= n) return;
+  const int64_t row = int64_t(blockIdx.x) * W + warp;
+  const bool live = row < n;  // dead warps still stage x and reach the barriers
   const int s = lane & 3;
   const int64_t blocks = k / 32;
-  const uint8_t* wr = w + row * row_bytes;
+  const uint8_t* wr = w + (live ? row : 0) * row_bytes;
   float acc[M], squares[M];
 #pragma unroll
   for (int i = 0; i < M; ++i) acc[i] = squares[i] = 0.f;
-  for (int64_t first = lane >> 2; first < blocks; first += 8 * kGemvSteps) {
-    Raw raw[kGemvSteps];
+  for (int64_t tile = 0; tile < blocks; tile += kGemvTile / 32) {
+    const int tile_blocks = int(min(int64_t(kGemvTile / 32), blocks - tile));
+    Raw raw[kGemvSteps] = {};
 #pragma unroll
     for (int t = 0; t < kGemvSteps; ++t) {
-      const int64_t b = first + 8 * t;
-      if (b < blocks) raw[t] = load_raw<T>(wr + b * Format<T>::bytes, s);
+      const int b = (lane >> 2) + 8 * t;
+      if (live && b < tile_blocks) raw[t] = load_raw<T>(wr + (tile + b) * Format<T>::bytes, s);
     }
+    __syncthreads();  // the previous tile's readers are done
+    const int len = tile_blocks * 32;
 #pragma unroll
-    for (int t = 0; t < kGemvSteps; ++t) {
-      const int64_t b = first + 8 * t;
-      if (b >= blocks) break;
-      Quarter qt;
-      decode_raw<T>(raw[t], s, qt);
-#pragma unroll
-      for (int i = 0; i < M; ++i) {
-        if (i >= m) break;
-        const X* xb = x + int64_t(i) * k + b * 32;
-        float sxq = 0.f, sx = 0.f;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            float xv = to_float(xb[qt.x_at[h] + j]);
-            if (g) {
-              squares[i] = fmaf(xv, xv, squares[i]);
-              xv *= to_float(g[b * 32 + qt.x_at[h] + j]);
-            }
-            sxq = fmaf(xv, qt.q[4 * h + j], sxq);
-            sx += xv;
-          }
+    for (int i = 0; i < M; ++i) {
+      if (i >= m) break;
+      const X* xr = x + int64_t(i) * k + tile * 32;
+      for (int c = int(threadIdx.x); c < len; c += W * 32) {
+        float v = to_float(xr[c]);
+        if (g) {
+          squares[i] = fmaf(v, v, squares[i]);
+          v *= to_float(g[tile * 32 + c]);
         }
-        acc[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, acc[i]));
+        xs[i][(c / 32) * kGemvPadded + c % 32] = v;
+      }
+    }
+    __syncthreads();
+    if (live) {
+#pragma unroll
+      for (int t = 0; t < kGemvSteps; ++t) {
+        const int b = (lane >> 2) + 8 * t;
+        if (b >= tile_blocks) break;
+        Quarter qt;
+        decode_raw<T>(raw[t], s, qt);
+#pragma unroll
+        for (int i = 0; i < M; ++i) {
+          if (i >= m) break;
+          const float* xb = xs[i] + b * kGemvPadded;
+          float sxq = 0.f, sx = 0.f;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const float xv = xb[qt.x_at[h] + j];
+              sxq = fmaf(xv, qt.q[4 * h + j], sxq);
+              sx += xv;
+            }
+          }
+          acc[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, acc[i]));
+        }
       }
     }
   }
+  if (g) {  // the sum of squares of each row of x, over the whole block
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      float v = squares[i];
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+      if (lane == 0) partial_squares[warp][i] = v;
+    }
+    __syncthreads();
+  }
+  if (!live) return;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    float v = acc[i], ss = squares[i];
+    float v = acc[i];
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-      v += __shfl_xor_sync(0xffffffffu, v, offset);
-      ss += __shfl_xor_sync(0xffffffffu, ss, offset);
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (g) {
+      float ss = 0.f;
+      for (int u = 0; u < W; ++u) ss += partial_squares[u][i];
+      v *= rsqrtf(ss / float(k) + eps);
     }
-    if (g) v *= rsqrtf(ss / float(k) + eps);
     if (lane == 0 && i < m) {
       const int64_t at = int64_t(i) * n + row;
       y[at] = residual ? v + residual[at] : v;
@@ -300,12 +334,24 @@ struct Launch {
   cudaStream_t stream;
 };
 
+// Output rows per block: 4 while that leaves fewer than 8 blocks per SM of an H200 (132 SMs),
+// so small weights still spread over the GPU; 16 beyond, where x staged once per block
+// serves more rows (a 49152-row head reads 7 MB of staged x instead of 28).
+constexpr int64_t kManyRows = 4 * 132 * 8;
+
 template <GgmlType T, int M, class X>
 void launch(const Launch& l) {
-  const int64_t grid = (l.n + kGemvWarps - 1) / kGemvWarps;
-  gemv_kernel<T, M, X><<<dim3(unsigned(grid)), kGemvWarps * 32, 0, l.stream>>>(
-      l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
-      static_cast<const X*>(l.norm_weight), l.eps, l.residual);
+  auto go = [&](auto warps) {
+    constexpr int W = decltype(warps)::value;
+    const int64_t grid = (l.n + W - 1) / W;
+    gemv_kernel<T, M, W, X><<<dim3(unsigned(grid)), W * 32, 0, l.stream>>>(
+        l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
+        static_cast<const X*>(l.norm_weight), l.eps, l.residual);
+  };
+  if (l.n >= kManyRows)
+    go(std::integral_constant<int, 16>{});
+  else
+    go(std::integral_constant<int, 4>{});
 }
 
 template <GgmlType T, class X>
@@ -419,7 +465,7 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
       cuda::check_cuda(cudaMemsetAsync(y, 0, size_t(m * n) * sizeof(float), s), "quantized GEMV");
     return;
   }
-  if ((n + kGemvWarps - 1) / kGemvWarps > int64_t(0x7fffffff))
+  if ((n + 3) / 4 > int64_t(0x7fffffff))
     fail(ErrorKind::shape, "CUDA quantized GEMV: too many output rows");
   const Launch l{static_cast<const uint8_t*>(weight_blocks),
                  n,
