@@ -55,6 +55,10 @@ Tensor irfft(const Tensor& x, int64_t n = 0, std::vector<int64_t> axes = {-1},
 // F = 1 + (T + 2 pad - frame_length) / hop. A copy (Loom has no strided views yet).
 Tensor frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad = 0,
               const std::string& pad_mode = "constant");
+// frames(...) * window in one pass (the op `frames` with its optional window input): f32 x,
+// window f32 [frame_length]. The STFT's framing; the unwindowed frames are never written.
+Tensor windowed_frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad,
+                       const std::string& pad_mode, const Tensor& window);
 // The inverse layout: frames [..., F, L] summed at f * hop -> [..., (F - 1) * hop + L].
 Tensor overlap_add(const Tensor& frames, int64_t hop);
 

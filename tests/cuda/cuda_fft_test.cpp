@@ -34,6 +34,11 @@ const std::vector<Case> kCases = {
     {{8, 9, 10}, {0, 1, 2}},
     {{3, 5, 6, 4}, {0, 1, 3}},
     {{2, 3, 5, 7}, {3, 1}},
+    // Strided real axes (dims after the real axis): complex transforms in the workspace.
+    {{2, 3, 5, 7}, {1}},
+    {{3, 4, 6}, {2, 0}},
+    {{2, 5, 3, 4}, {3, 2, 1}},
+    {{4, 9, 2}, {1}},
     {{16, 64, 64}, {-2, -1}},
 };
 
@@ -96,12 +101,20 @@ TEST(CudaFft, FramesStftAndLogMelMatchCpu) {
   o.n_fft = 400;
   o.hop = 160;
   LogMelOptions mel;
-  std::vector<Tensor> outs = {frames(x, 400, 160, 200, "reflect"), frames(x, 64, 7, 3),
-                              overlap_add(frames(x, 50, 20), 20),  stft(x, o),
-                              log_mel_spectrogram(x, mel),         istft(stft(x, o), o, 16000)};
+  Tensor w = g.placeholder("w", {64});
+  std::vector<Tensor> outs = {frames(x, 400, 160, 200, "reflect"),
+                              frames(x, 64, 7, 3),
+                              windowed_frames(x, 64, 7, 3, "reflect", w),
+                              windowed_frames(x, 64, 30, 40, "constant", w),
+                              overlap_add(frames(x, 50, 20), 20),
+                              stft(x, o),
+                              log_mel_spectrogram(x, mel),
+                              istft(stft(x, o), o, 16000)};
   testing::Tolerance tol = testing::accumulation_tolerance(DType::f32, 4 * 400, 2.0);
-  expect_gpu_matches_cpu(g, outs, {{"x", random_tensor(DType::f32, {4, 16000})}},
-                         "frames, stft, log-mel, istft", tol);
+  expect_gpu_matches_cpu(
+      g, outs,
+      {{"x", random_tensor(DType::f32, {4, 16000})}, {"w", random_tensor(DType::f32, {64})}},
+      "frames, stft, log-mel, istft", tol);
 }
 
 }  // namespace
