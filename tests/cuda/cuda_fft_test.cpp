@@ -34,8 +34,10 @@ const std::vector<Case> kCases = {
     {{8, 9, 10}, {0, 1, 2}},
     {{3, 5, 6, 4}, {0, 1, 3}},
     {{2, 3, 5, 7}, {3, 1}},
-    // Strided real axes (dims after the real axis): complex transforms in the workspace.
+    // Strided real axes (dims after the real axis); an odd block per outer index goes through
+    // complex transforms in the workspace.
     {{2, 3, 5, 7}, {1}},
+    {{3, 5, 3}, {1}},
     {{3, 4, 6}, {2, 0}},
     {{2, 5, 3, 4}, {3, 2, 1}},
     {{4, 9, 2}, {1}},

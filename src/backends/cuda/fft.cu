@@ -51,9 +51,10 @@ struct CufftPlans {
   bool copy_input = false;      // fft / ifft with every axis of length 1
   bool widen_input = false;     // rfft of real length 1: y = (x, 0), before the steps
   bool narrow_scratch = false;  // irfft of real length 1: y = real part of the scratch, after
-  // A real axis with dims after it (strided) goes through complex transforms in the scratch
-  // (see make_plans): rfft widens x into it and crops the half spectrum out of it; irfft
-  // extends the Hermitian half along the real axis before its last (complex) pass.
+  // A strided real axis whose real plan would run at misaligned offsets goes through complex
+  // transforms in the scratch (misaligned_real_steps): rfft widens x into it and crops the half
+  // spectrum out of it; irfft extends the Hermitian half along the real axis before its last
+  // (complex) pass.
   bool complex_real = false;
   int64_t real_length = 0;
   size_t scratch_bytes = 0, work_bytes = 0;
@@ -102,6 +103,15 @@ Step make_step(cufftType type, int direction, Buffer source, Buffer target, cons
                           out_embed.data(), stride, out_dist, type, batch, &s.work_bytes),
       "cufftMakePlanMany64");
   return s;
+}
+
+// Whether a one-axis real plan over `axis` of the real tensor `shape` would run once per outer
+// index at real-data offsets that are not a multiple of two floats (dims follow the axis, dims
+// precede it, and the block the loop steps over is odd).
+bool misaligned_real_steps(const Extents& shape, int axis) {
+  const size_t a = size_t(axis);
+  const int64_t inner = product(shape, a + 1, shape.size());
+  return inner > 1 && product(shape, 0, a) > 1 && (shape[a] * inner) % 2 == 1;
 }
 
 // Runs of neighbouring axes among `axes` (sorted).
@@ -155,11 +165,11 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
     case ops::FftKind::real_forward: {
       if (real_length == 1) {
         plans->widen_input = true;
-      } else if (product(x.shape, size_t(ra) + 1, x.shape.size()) > 1) {
-        // The real axis is strided. cuFFT rejected (error 4 at exec on an H200) a strided
-        // real-to-complex plan executed once per outer index at an offset of an odd number of
-        // floats (rfft over axes (3, 1) of [2, 3, 5, 7]): its real data must be aligned to
-        // cufftComplex. Complex transforms of the widened signal have no such constraint.
+      } else if (misaligned_real_steps(x.shape, ra)) {
+        // cuFFT rejected (error 4 at exec on an H200) a strided real-to-complex plan executed
+        // once per outer index at an offset of an odd number of floats (rfft over axes (3, 1)
+        // of [2, 3, 5, 7]; the same plans at even offsets pass): its real data must be aligned
+        // to cufftComplex. Complex transforms of the widened signal have no such constraint.
         plans->complex_real = true;
         plans->real_axis = ra;
         plans->real_length = real_length;
@@ -186,8 +196,8 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
     }
     case ops::FftKind::real_inverse: {
       plans->real_axis = ra;
-      if (real_length > 1 && product(y.shape, size_t(ra) + 1, y.shape.size()) > 1) {
-        // A strided real axis: complex transforms over y's full shape (see rfft above).
+      if (real_length > 1 && misaligned_real_steps(y.shape, ra)) {
+        // Misaligned strided real steps: complex transforms over y's full shape (see rfft).
         plans->complex_real = true;
         plans->real_length = real_length;
         plans->scratch_shape = y.shape;
