@@ -24,10 +24,11 @@ constexpr DType dtype_of<std::complex<float>>() {
 // ---- complex64 ----------------------------------------------------------------------
 // add, sub, mul and div (ops.h) take two c64 operands too, with broadcasting; abs() of a c64
 // tensor builds "complex_abs".
-Tensor real(const Tensor& x);                        // "real": c64 -> f32
-Tensor imag(const Tensor& x);                        // "imag": c64 -> f32
-Tensor angle(const Tensor& x);                       // "angle": c64 -> f32, atan2(im, re)
-Tensor conj(const Tensor& x);                        // "conj": c64 -> c64
+Tensor real(const Tensor& x);         // "real": c64 -> f32
+Tensor imag(const Tensor& x);         // "imag": c64 -> f32
+Tensor angle(const Tensor& x);        // "angle": c64 -> f32, atan2(im, re)
+Tensor abs_squared(const Tensor& x);  // "complex_abs2": c64 -> f32, re^2 + im^2 (one pass)
+Tensor conj(const Tensor& x);         // "conj": c64 -> c64
 Tensor complex(const Tensor& re, const Tensor& im);  // "complex": f32, f32 (broadcast) -> c64
 
 // ---- Fourier transforms ("fft", "ifft", "rfft", "irfft") ----------------------------

@@ -175,8 +175,7 @@ Tensor log_mel_spectrogram(const Tensor& x, const LogMelOptions& options) {
   Tensor spectrum = frame_major_stft(x, options.stft);
   Tensor magnitude;
   if (options.power == 2.0) {
-    Tensor re = real(spectrum), im = imag(spectrum);
-    magnitude = re * re + im * im;
+    magnitude = abs_squared(spectrum);  // one pass over the complex spectrum
   } else {
     magnitude = abs(spectrum);
   }
