@@ -84,8 +84,8 @@ TEST(CudaFft, ComplexOpsMatchCpu) {
   Tensor a = g.placeholder("a", {64, 1, 33}, DType::c64);
   Tensor b = g.placeholder("b", {5, 1}, DType::c64);
   Tensor re = g.placeholder("re", {3, 1}), im = g.placeholder("im", {1, 1000});
-  std::vector<Tensor> outs = {a + b,   a - b,  a * b,    a / b,   real(a),
-                              imag(a), abs(a), angle(a), conj(a), complex(re, im)};
+  std::vector<Tensor> outs = {a + b,  a - b,    a * b,   a / b,           real(a),       imag(a),
+                              abs(a), angle(a), conj(a), complex(re, im), abs_squared(a)};
   // A few f32 operations per element; the GPU may fuse multiplies and adds.
   expect_gpu_matches_cpu(g, outs,
                          {{"a", random_complex({64, 1, 33}, 0.5f, 2.f)},
