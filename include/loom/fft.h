@@ -24,10 +24,11 @@ constexpr DType dtype_of<std::complex<float>>() {
 // ---- complex64 ----------------------------------------------------------------------
 // add, sub, mul and div (ops.h) take two c64 operands too, with broadcasting; abs() of a c64
 // tensor builds "complex_abs".
-Tensor real(const Tensor& x);                        // "real": c64 -> f32
-Tensor imag(const Tensor& x);                        // "imag": c64 -> f32
-Tensor angle(const Tensor& x);                       // "angle": c64 -> f32, atan2(im, re)
-Tensor conj(const Tensor& x);                        // "conj": c64 -> c64
+Tensor real(const Tensor& x);         // "real": c64 -> f32
+Tensor imag(const Tensor& x);         // "imag": c64 -> f32
+Tensor angle(const Tensor& x);        // "angle": c64 -> f32, atan2(im, re)
+Tensor abs_squared(const Tensor& x);  // "complex_abs2": c64 -> f32, re^2 + im^2 (one pass)
+Tensor conj(const Tensor& x);         // "conj": c64 -> c64
 Tensor complex(const Tensor& re, const Tensor& im);  // "complex": f32, f32 (broadcast) -> c64
 
 // ---- Fourier transforms ("fft", "ifft", "rfft", "irfft") ----------------------------
@@ -55,6 +56,10 @@ Tensor irfft(const Tensor& x, int64_t n = 0, std::vector<int64_t> axes = {-1},
 // F = 1 + (T + 2 pad - frame_length) / hop. A copy (Loom has no strided views yet).
 Tensor frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad = 0,
               const std::string& pad_mode = "constant");
+// frames(...) * window in one pass (the op `frames` with its optional window input): f32 x,
+// window f32 [frame_length]. The STFT's framing; the unwindowed frames are never written.
+Tensor windowed_frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad,
+                       const std::string& pad_mode, const Tensor& window);
 // The inverse layout: frames [..., F, L] summed at f * hop -> [..., (F - 1) * hop + L].
 Tensor overlap_add(const Tensor& frames, int64_t hop);
 

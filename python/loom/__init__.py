@@ -59,6 +59,7 @@ from ._loom import (
     op_schema,
     # ops
     abs,
+    abs_squared,
     add,
     add_node,
     angle,

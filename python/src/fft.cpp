@@ -69,6 +69,8 @@ const char* kNormDoc =
 void bind_fft(nb::module_& m) {
   m.def("real", &real, nb::arg("x"), "The real part of a complex64 tensor (float32).");
   m.def("imag", &imag, nb::arg("x"), "The imaginary part of a complex64 tensor (float32).");
+  m.def("abs_squared", &abs_squared, nb::arg("x"),
+        "|x|^2 = real^2 + imag^2 of a complex64 tensor (float32), in one pass.");
   m.def("angle", &angle, nb::arg("x"), "atan2(imag, real) of a complex64 tensor (float32).");
   m.def("conj", &conj, nb::arg("x"), "The complex conjugate of a complex64 tensor.");
   m.def("complex", &complex, nb::arg("re"), nb::arg("im"),

@@ -122,7 +122,8 @@ def test_complex_ops_match_numpy(rng):
     pa, pb = g.placeholder("a", a.shape, loom.complex64), g.placeholder("b", b.shape, loom.complex64)
     pr, pi = g.placeholder("re", re.shape), g.placeholder("im", im.shape)
     outs = run_graph(g, [pa + pb, pa - pb, pa * pb, pa / pb, loom.real(pa), loom.imag(pa),
-                         loom.abs(pa), loom.angle(pa), loom.conj(pa), loom.complex(pr, pi)],
+                         loom.abs(pa), loom.angle(pa), loom.conj(pa), loom.complex(pr, pi),
+                         loom.abs_squared(pa)],
                      {"a": a, "b": b, "re": re, "im": im})
     a64, b64 = a.astype(np.complex128), b.astype(np.complex128)
     # One to a few f32 operations on operands below 1.5 in magnitude.
@@ -140,6 +141,9 @@ def test_complex_ops_match_numpy(rng):
     assert_close(outs[7], np.angle(a64), what="angle", tolerance=(1e-6, 1e-6))
     assert_complex_close(outs[9], re + 1j * im, (0, 0), "complex")
     assert outs[6].dtype == np.float32
+    # Two rounded products and a rounded sum of non-negative terms: within 2 f32 ulp.
+    assert_close(outs[10], np.abs(a64) ** 2, what="abs_squared", tolerance=(2.5e-7, 0))
+    assert outs[10].dtype == np.float32
 
 
 def test_complex_numpy_round_trip(rng):

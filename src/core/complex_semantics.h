@@ -39,6 +39,15 @@ LOOM_HOST_DEVICE inline complex64 div(complex64 a, complex64 b) {
 LOOM_HOST_DEVICE inline complex64 conj(complex64 a) { return {a.re, -a.im}; }
 // hypotf avoids the overflow of sqrt(re^2 + im^2) near the f32 range.
 LOOM_HOST_DEVICE inline float complex_abs(complex64 a) { return hypotf(a.re, a.im); }
+// re^2 + im^2 rounded after each product and the sum (no fused multiply-add, so that
+// both backends give the same bits).
+LOOM_HOST_DEVICE inline float complex_abs2(complex64 a) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(__fmul_rn(a.re, a.re), __fmul_rn(a.im, a.im));
+#else
+  return a.re * a.re + a.im * a.im;
+#endif
+}
 LOOM_HOST_DEVICE inline float angle(complex64 a) { return atan2f(a.im, a.re); }
 
 }  // namespace loom::scalar

@@ -1,5 +1,5 @@
-// complex64 ops: real, imag, complex_abs, angle, conj and complex(re, im). Arithmetic on
-// complex64 (add, sub, mul, div) is in the elementwise family, whose ops take c64 operands.
+// complex64 ops: real, imag, complex_abs, complex_abs2, angle, conj and complex(re, im). Arithmetic
+// on complex64 (add, sub, mul, div) is in the elementwise family, whose ops take c64 operands.
 #include "ir/op_registry.h"
 #include "loom/fft.h"
 #include "loom/ops.h"
@@ -12,6 +12,7 @@ namespace loom {
 Tensor real(const Tensor& x) { return graph_of(x).add_node1("real", {x}); }
 Tensor imag(const Tensor& x) { return graph_of(x).add_node1("imag", {x}); }
 Tensor angle(const Tensor& x) { return graph_of(x).add_node1("angle", {x}); }
+Tensor abs_squared(const Tensor& x) { return graph_of(x).add_node1("complex_abs2", {x}); }
 Tensor conj(const Tensor& x) { return graph_of(x).add_node1("conj", {x}); }
 Tensor complex(const Tensor& re, const Tensor& im) {
   return graph_of(re).add_node1("complex", {re, im});
@@ -44,6 +45,7 @@ void register_complex_ops(ir::OpRegistry& r) {
   for (const ToReal& op :
        {ToReal{"real", "The real part of x."}, ToReal{"imag", "The imaginary part of x."},
         ToReal{"complex_abs", "|x| = hypot(re, im) (abs() of a c64 tensor)."},
+        ToReal{"complex_abs2", "|x|^2 = re^2 + im^2 in f32 (a power spectrum)."},
         ToReal{"angle", "The argument of x, atan2(im, re), in [-pi, pi]."}})
     r.add({.name = op.name,
            .doc = op.doc,

@@ -54,6 +54,14 @@ Tensor frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad,
           {"frame_length", frame_length}, {"hop", hop}, {"pad", pad}, {"pad_mode", pad_mode}});
 }
 
+Tensor windowed_frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad,
+                       const std::string& pad_mode, const Tensor& window) {
+  return graph_of(x).add_node1(
+      "frames", {x, window},
+      Attributes{
+          {"frame_length", frame_length}, {"hop", hop}, {"pad", pad}, {"pad_mode", pad_mode}});
+}
+
 Tensor overlap_add(const Tensor& frames, int64_t hop) {
   return graph_of(frames).add_node1("overlap_add", {frames}, Attributes{{"hop", hop}});
 }
@@ -141,6 +149,13 @@ std::vector<TensorType> infer_frames(const InferContext& ctx) {
     shape.push_back(Dim::unknown());
   }
   shape.push_back(Dim(length));
+  if (ctx.inputs.size() == 2) {
+    const TensorType& w = ctx.input(1);
+    if (x.dtype != DType::f32 || w.dtype != DType::f32)
+      ctx.fail(ErrorKind::dtype, "a window needs an f32 signal and an f32 window");
+    if (w.shape.size() != 1 || (w.shape[0].is_static() && w.shape[0].value() != length))
+      ctx.fail(ErrorKind::shape, "the window must have shape [" + std::to_string(length) + "]");
+  }
   return {{x.dtype, shape}};
 }
 
@@ -210,8 +225,11 @@ void register_fft_ops(ir::OpRegistry& r) {
                            "constant (zeros) or reflect (mirrored, edge not repeated)");
   pad_mode.allowed = {std::string("constant"), std::string("reflect")};
   r.add({.name = "frames",
-         .doc = "Overlapping windows of the last axis, [..., T] -> [..., F, frame_length].",
-         .inputs = {input("x", "signal", {DType::f32, DType::c64})},
+         .doc = "Overlapping windows of the last axis, [..., T] -> [..., F, frame_length], "
+                "each times the window if one is given.",
+         .inputs = {input("x", "signal", {DType::f32, DType::c64}),
+                    optional_input("window", "f32 [frame_length] multiplying every frame (f32 x)",
+                                   {DType::f32})},
          .attrs = {positive(required_attr("frame_length", AttrType::integer, "samples a frame")),
                    positive(required_attr("hop", AttrType::integer, "samples between frames")),
                    at_least(attr("pad", AttrType::integer, int64_t(0),

@@ -81,15 +81,22 @@ std::vector<float> window_values(WindowKind kind, int64_t length) {
   return w;
 }
 
-Tensor stft(const Tensor& x, const StftOptions& options) {
+// The STFT in frame-major layout [..., frames, n_fft / 2 + 1]: windowed frames (one pass that
+// pads, cuts and multiplies; the unwindowed frames are never written), then rfft of each.
+static Tensor frame_major_stft(const Tensor& x, const StftOptions& options) {
   const StftGeometry g = geometry(options);
   if (x.dtype() != DType::f32)
     fail(ErrorKind::dtype,
          std::string("stft: expected an f32 signal, got ") + dtype_name(x.dtype()));
   Graph graph = graph_of(x);
-  Tensor windows = frames(x, g.n_fft, g.hop, options.center ? g.n_fft / 2 : 0, options.pad_mode);
-  windows = windows * vector_constant(graph, padded_window(options, g), {g.n_fft});
-  Tensor spectrum = rfft(windows, {-1}, options.normalized ? FftNorm::ortho : FftNorm::backward);
+  Tensor windows =
+      windowed_frames(x, g.n_fft, g.hop, options.center ? g.n_fft / 2 : 0, options.pad_mode,
+                      vector_constant(graph, padded_window(options, g), {g.n_fft}));
+  return rfft(windows, {-1}, options.normalized ? FftNorm::ortho : FftNorm::backward);
+}
+
+Tensor stft(const Tensor& x, const StftOptions& options) {
+  Tensor spectrum = frame_major_stft(x, options);
   return transpose(spectrum, swap_last_two(int(spectrum.shape().size())));
 }
 
@@ -163,17 +170,18 @@ Tensor log_mel_spectrogram(const Tensor& x, const LogMelOptions& options) {
     fail(ErrorKind::value, "log_mel_spectrogram: power must be 1 or 2");
   if (!(options.floor > 0)) fail(ErrorKind::value, "log_mel_spectrogram: floor must be > 0");
   Graph graph = graph_of(x);
-  Tensor spectrum = stft(x, options.stft);
+  // The spectrum stays frame-major [..., F, bins]: the filter bank's matmul reads it
+  // transposed (transpose_b), so the large complex spectrum is never transposed.
+  Tensor spectrum = frame_major_stft(x, options.stft);
   Tensor magnitude;
   if (options.power == 2.0) {
-    Tensor re = real(spectrum), im = imag(spectrum);
-    magnitude = re * re + im * im;
+    magnitude = abs_squared(spectrum);  // one pass over the complex spectrum
   } else {
     magnitude = abs(spectrum);
   }
   const int64_t bins = options.stft.n_fft / 2 + 1;
   Tensor filters = vector_constant(graph, mel_filter_bank(options), {options.n_mels, bins});
-  Tensor mel = matmul(filters, magnitude);
+  Tensor mel = matmul(filters, magnitude, false, true);
   Tensor logged = log(maximum(mel, graph.constant(options.floor, DType::f32)));
   return options.log10 ? logged * (1.0 / std::log(10.0)) : logged;
 }

@@ -34,6 +34,13 @@ const std::vector<Case> kCases = {
     {{8, 9, 10}, {0, 1, 2}},
     {{3, 5, 6, 4}, {0, 1, 3}},
     {{2, 3, 5, 7}, {3, 1}},
+    // Strided real axes (dims after the real axis); an odd block per outer index goes through
+    // complex transforms in the workspace.
+    {{2, 3, 5, 7}, {1}},
+    {{3, 5, 3}, {1}},
+    {{3, 4, 6}, {2, 0}},
+    {{2, 5, 3, 4}, {3, 2, 1}},
+    {{4, 9, 2}, {1}},
     {{16, 64, 64}, {-2, -1}},
 };
 
@@ -77,8 +84,8 @@ TEST(CudaFft, ComplexOpsMatchCpu) {
   Tensor a = g.placeholder("a", {64, 1, 33}, DType::c64);
   Tensor b = g.placeholder("b", {5, 1}, DType::c64);
   Tensor re = g.placeholder("re", {3, 1}), im = g.placeholder("im", {1, 1000});
-  std::vector<Tensor> outs = {a + b,   a - b,  a * b,    a / b,   real(a),
-                              imag(a), abs(a), angle(a), conj(a), complex(re, im)};
+  std::vector<Tensor> outs = {a + b,  a - b,    a * b,   a / b,           real(a),       imag(a),
+                              abs(a), angle(a), conj(a), complex(re, im), abs_squared(a)};
   // A few f32 operations per element; the GPU may fuse multiplies and adds.
   expect_gpu_matches_cpu(g, outs,
                          {{"a", random_complex({64, 1, 33}, 0.5f, 2.f)},
@@ -96,12 +103,20 @@ TEST(CudaFft, FramesStftAndLogMelMatchCpu) {
   o.n_fft = 400;
   o.hop = 160;
   LogMelOptions mel;
-  std::vector<Tensor> outs = {frames(x, 400, 160, 200, "reflect"), frames(x, 64, 7, 3),
-                              overlap_add(frames(x, 50, 20), 20),  stft(x, o),
-                              log_mel_spectrogram(x, mel),         istft(stft(x, o), o, 16000)};
+  Tensor w = g.placeholder("w", {64});
+  std::vector<Tensor> outs = {frames(x, 400, 160, 200, "reflect"),
+                              frames(x, 64, 7, 3),
+                              windowed_frames(x, 64, 7, 3, "reflect", w),
+                              windowed_frames(x, 64, 30, 40, "constant", w),
+                              overlap_add(frames(x, 50, 20), 20),
+                              stft(x, o),
+                              log_mel_spectrogram(x, mel),
+                              istft(stft(x, o), o, 16000)};
   testing::Tolerance tol = testing::accumulation_tolerance(DType::f32, 4 * 400, 2.0);
-  expect_gpu_matches_cpu(g, outs, {{"x", random_tensor(DType::f32, {4, 16000})}},
-                         "frames, stft, log-mel, istft", tol);
+  expect_gpu_matches_cpu(
+      g, outs,
+      {{"x", random_tensor(DType::f32, {4, 16000})}, {"w", random_tensor(DType::f32, {64})}},
+      "frames, stft, log-mel, istft", tol);
 }
 
 }  // namespace

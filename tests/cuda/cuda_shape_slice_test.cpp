@@ -33,6 +33,12 @@ TEST(CudaShape, TransposeBroadcastConcatSplit) {
       expect_gpu_matches_cpu(g, {transpose(x, {1, 0})}, {{"x", random_data(dtype, {64, 96})}},
                              "transpose 2-D " + d);
     }
+    {  // the last two dims swapped through a shared-memory tile; edges not multiples of 32
+      Graph g;
+      Tensor x = g.placeholder("x", {3, 70, 45}, dtype);
+      expect_gpu_matches_cpu(g, {transpose(x, {0, 2, 1}), transpose(x, {-3, -1, -2})},
+                             {{"x", random_data(dtype, {3, 70, 45})}}, "transpose last two " + d);
+    }
     {
       Graph g;
       Tensor x = g.placeholder("x", {3, 1, 5}, dtype);

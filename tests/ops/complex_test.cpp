@@ -36,13 +36,14 @@ TEST(Complex, UnaryOps) {
     TensorData x = random_complex(shape, -4.f, 4.f);
     Graph g;
     Tensor p = g.placeholder("x", to_shape(shape), DType::c64);
-    auto out = testing::run_once(g, {real(p), imag(p), abs(p), angle(p), conj(p)}, {{"x", x}});
+    auto out = testing::run_once(g, {real(p), imag(p), abs(p), angle(p), conj(p), abs_squared(p)},
+                                 {{"x", x}});
     std::vector<cdouble> v = complex_values(x);
-    std::vector<double> re, im, mag, arg;
+    std::vector<double> re, im, mag, arg, power;
     std::vector<cdouble> cj;
     for (const cdouble& z : v) {
       re.push_back(z.real()), im.push_back(z.imag()), mag.push_back(std::abs(z));
-      arg.push_back(std::arg(z)), cj.push_back(std::conj(z));
+      arg.push_back(std::arg(z)), cj.push_back(std::conj(z)), power.push_back(std::norm(z));
     }
     EXPECT_EQ(out[0].dtype(), DType::f32);
     EXPECT_EQ(out[2].dtype(), DType::f32);
@@ -53,6 +54,8 @@ TEST(Complex, UnaryOps) {
     // atan2f is correctly rounded to a few ulp; near +-pi an ulp is 2.4e-7.
     expect_close(out[3], arg, {1e-6, 1e-6}, "angle");
     expect_close(out[4], interleaved(cj), {0, 0}, "conj");
+    // Two rounded products and a rounded sum of non-negative terms: within 2 f32 ulp.
+    expect_close(out[5], power, {2.5e-7, 0}, "abs_squared");
   }
 }
 

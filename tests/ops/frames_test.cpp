@@ -28,8 +28,11 @@ TEST(Frames, MatchTheDefinition) {
     TensorData x = random_tensor(DType::f32, c.shape);
     Graph g;
     Tensor p = g.placeholder("x", to_shape(c.shape));
+    TensorData w = random_tensor(DType::f32, {c.length});
     Tensor y = frames(p, c.length, c.hop, c.pad, c.mode);
-    TensorData got = testing::run_once(g, {y}, {{"x", x}}).at(0);
+    Tensor yw = windowed_frames(p, c.length, c.hop, c.pad, c.mode, g.placeholder("w", {c.length}));
+    std::vector<TensorData> outs = testing::run_once(g, {y, yw}, {{"x", x}, {"w", w}});
+    const TensorData& got = outs.at(0);
     const int64_t t = c.shape.back(), rows = numel(c.shape) / t;
     const int64_t count = 1 + (t + 2 * c.pad - c.length) / c.hop;
     ASSERT_EQ(got.shape().back(), c.length);
@@ -47,6 +50,11 @@ TEST(Frames, MatchTheDefinition) {
         }
     expect_close(got, want, {0, 0},
                  "frames " + std::to_string(c.length) + "/" + std::to_string(c.hop));
+    // With a window: one f32 product per sample, so within half an f32 ulp of the exact one.
+    std::vector<double> wv = to_doubles(w);
+    for (size_t i = 0; i < want.size(); ++i) want[i] *= wv[i % size_t(c.length)];
+    expect_close(outs.at(1), want, {6e-8, 0},
+                 "windowed frames " + std::to_string(c.length) + "/" + std::to_string(c.hop));
   }
 }
 
@@ -83,6 +91,14 @@ TEST(Frames, Errors) {
   expect_error([&] { overlap_add(x, 0); }, ErrorKind::value, {"overlap_add", "hop"});
   expect_error([&] { overlap_add(g.placeholder("v", {5}), 1); }, ErrorKind::shape,
                {"overlap_add", "rank"});
+  expect_error([&] { windowed_frames(x, 4, 1, 0, "constant", g.placeholder("w3", {3})); },
+               ErrorKind::shape, {"frames", "window"});
+  expect_error(
+      [&] {
+        windowed_frames(g.placeholder("c", {10}, DType::c64), 4, 1, 0, "constant",
+                        g.placeholder("w4", {4}));
+      },
+      ErrorKind::dtype, {"frames", "window"});
   Tensor i = g.placeholder("i", {4}, DType::i32);
   expect_error([&] { frames(i, 2, 1); }, ErrorKind::dtype, {"frames", "i32"});
 }

@@ -40,6 +40,7 @@ void add_unary(Backend& b, const char* op) {
 float real_part(complex64 x) { return x.re; }
 float imag_part(complex64 x) { return x.im; }
 float magnitude(complex64 x) { return scalar::complex_abs(x); }
+float power(complex64 x) { return scalar::complex_abs2(x); }
 float argument(complex64 x) { return scalar::angle(x); }
 complex64 conjugate(complex64 x) { return scalar::conj(x); }
 
@@ -49,6 +50,7 @@ void register_complex_kernels(Backend& b) {
   add_unary<float, real_part>(b, "real");
   add_unary<float, imag_part>(b, "imag");
   add_unary<float, magnitude>(b, "complex_abs");
+  add_unary<float, power>(b, "complex_abs2");
   add_unary<float, argument>(b, "angle");
   add_unary<complex64, conjugate>(b, "conj");
   b.add_kernel("complex", Kernel{"cpu.complex", run_complex});

@@ -1,6 +1,7 @@
 // CPU kernels of frames (overlapping windows of the last axis, with constant or reflect
 // padding) and overlap_add (its adjoint: frames summed back into a signal).
 #include <cstring>
+#include <type_traits>
 
 #include "backends/backend.h"
 #include "backends/cpu/dispatch.h"
@@ -10,9 +11,10 @@ namespace loom::cpu {
 
 namespace {
 
+// `window` (f32 only, or null) multiplies each frame as it is written.
 template <class T>
 void copy_frames(const T* x, T* y, int64_t rows, int64_t t, int64_t frames,
-                 const ops::FramesParams& p) {
+                 const ops::FramesParams& p, const float* window) {
   const int64_t length = p.frame_length;
   parallel_for(rows * frames, std::max<int64_t>(1, kParallelGrain / length), [&](int64_t rf) {
     const int64_t r = rf / frames, f = rf % frames;
@@ -34,6 +36,9 @@ void copy_frames(const T* x, T* y, int64_t rows, int64_t t, int64_t frames,
       const int64_t s = p.source(start + k, t);
       dst[k] = s < 0 ? T{} : src[s];
     }
+    if constexpr (std::is_same_v<T, float>)
+      if (window)
+        for (k = 0; k < length; ++k) dst[k] *= window[k];
   });
 }
 
@@ -47,9 +52,10 @@ void run_frames(KernelContext&, const ir::Node& node, std::span<const TensorView
   const int64_t frames = y.shape[y.shape.size() - 2];
   const int64_t rows = y.numel() / (frames * p.frame_length);
   if (x.dtype == DType::c64)
-    copy_frames(x.as<const uint64_t>(), y.as<uint64_t>(), rows, t, frames, p);
+    copy_frames(x.as<const uint64_t>(), y.as<uint64_t>(), rows, t, frames, p, nullptr);
   else
-    copy_frames(x.as<const float>(), y.as<float>(), rows, t, frames, p);
+    copy_frames(x.as<const float>(), y.as<float>(), rows, t, frames, p,
+                in.size() > 1 ? in[1].as<const float>() : nullptr);
 }
 
 // Each output sample gathers the frames that cover it, so rows run in parallel without

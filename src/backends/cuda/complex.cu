@@ -19,6 +19,9 @@ struct ImagF {
 struct AbsF {
   __device__ float operator()(complex64 x) const { return scalar::complex_abs(x); }
 };
+struct Abs2F {
+  __device__ float operator()(complex64 x) const { return scalar::complex_abs2(x); }
+};
 struct AngleF {
   __device__ float operator()(complex64 x) const { return scalar::angle(x); }
 };
@@ -65,6 +68,7 @@ void register_complex_kernels(Backend& b) {
   add_unary<float, RealF>(b, "real");
   add_unary<float, ImagF>(b, "imag");
   add_unary<float, AbsF>(b, "complex_abs");
+  add_unary<float, Abs2F>(b, "complex_abs2");
   add_unary<float, AngleF>(b, "angle");
   add_unary<complex64, ConjF>(b, "conj");
   b.add_kernel("complex", Kernel{"cuda.complex", run_complex});

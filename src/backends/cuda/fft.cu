@@ -51,6 +51,12 @@ struct CufftPlans {
   bool copy_input = false;      // fft / ifft with every axis of length 1
   bool widen_input = false;     // rfft of real length 1: y = (x, 0), before the steps
   bool narrow_scratch = false;  // irfft of real length 1: y = real part of the scratch, after
+  // A strided real axis whose real plan would run at misaligned offsets goes through complex
+  // transforms in the scratch (misaligned_real_steps): rfft widens x into it and crops the half
+  // spectrum out of it; irfft extends the Hermitian half along the real axis before its last
+  // (complex) pass.
+  bool complex_real = false;
+  int64_t real_length = 0;
   size_t scratch_bytes = 0, work_bytes = 0;
   double scale = 1.0;
   int64_t out_floats = 0;
@@ -97,6 +103,15 @@ Step make_step(cufftType type, int direction, Buffer source, Buffer target, cons
                           out_embed.data(), stride, out_dist, type, batch, &s.work_bytes),
       "cufftMakePlanMany64");
   return s;
+}
+
+// Whether a one-axis real plan over `axis` of the real tensor `shape` would run once per outer
+// index at real-data offsets that are not a multiple of two floats (dims follow the axis, dims
+// precede it, and the block the loop steps over is odd).
+bool misaligned_real_steps(const Extents& shape, int axis) {
+  const size_t a = size_t(axis);
+  const int64_t inner = product(shape, a + 1, shape.size());
+  return inner > 1 && product(shape, 0, a) > 1 && (shape[a] * inner) % 2 == 1;
 }
 
 // Runs of neighbouring axes among `axes` (sorted).
@@ -150,6 +165,20 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
     case ops::FftKind::real_forward: {
       if (real_length == 1) {
         plans->widen_input = true;
+      } else if (misaligned_real_steps(x.shape, ra)) {
+        // cuFFT rejected (error 4 at exec on an H200) a strided real-to-complex plan executed
+        // once per outer index at an offset of an odd number of floats (rfft over axes (3, 1)
+        // of [2, 3, 5, 7]; the same plans at even offsets pass): its real data must be aligned
+        // to cufftComplex. Complex transforms of the widened signal have no such constraint.
+        plans->complex_real = true;
+        plans->real_axis = ra;
+        plans->real_length = real_length;
+        plans->scratch_shape = x.shape;
+        plans->scratch_bytes = storage_bytes(DType::c64, x.numel());
+        for (auto [first, last] : runs_of(axes))
+          steps.push_back(make_step(CUFFT_C2C, CUFFT_FORWARD, Buffer::scratch, Buffer::scratch,
+                                    x.shape, x.shape, first, last));
+        break;
       } else {
         auto runs = runs_of(axes);
         if (runs.size() == 1 && runs[0].second == ra) {  // one plan over every axis
@@ -167,6 +196,19 @@ std::shared_ptr<CufftPlans> make_plans(const ir::Node& node, const TensorView& x
     }
     case ops::FftKind::real_inverse: {
       plans->real_axis = ra;
+      if (real_length > 1 && misaligned_real_steps(y.shape, ra)) {
+        // Misaligned strided real steps: complex transforms over y's full shape (see rfft).
+        plans->complex_real = true;
+        plans->real_length = real_length;
+        plans->scratch_shape = y.shape;
+        plans->scratch_bytes = storage_bytes(DType::c64, y.numel());
+        for (auto [first, last] : runs_of(others))
+          steps.push_back(make_step(CUFFT_C2C, CUFFT_INVERSE, Buffer::scratch, Buffer::scratch,
+                                    y.shape, y.shape, first, last));
+        steps.push_back(make_step(CUFFT_C2C, CUFFT_INVERSE, Buffer::scratch, Buffer::scratch,
+                                  y.shape, y.shape, ra, ra));
+        break;
+      }
       plans->scratch_shape = x.shape;
       plans->scratch_shape[size_t(ra)] = y.shape[size_t(ra)] / 2 + 1;
       plans->scratch_bytes = storage_bytes(DType::c64, numel(plans->scratch_shape));
@@ -201,6 +243,21 @@ __global__ void crop_pad_kernel(const float2* __restrict__ x, float2* __restrict
     int64_t in_i = i % inner, rest = i / inner;
     int64_t k = rest % half, o = rest / half;
     y[i] = k < m ? x[(o * m + k) * inner + in_i] : make_float2(0.f, 0.f);
+  }
+}
+
+// irfft over a strided real axis: the rest of the full spectrum [outer, n, inner] from its
+// first n/2 + 1 frequencies, X[n - k] = conj(X[k]) along the real axis (the other axes are
+// already inverse-transformed, so each line along it is the spectrum of a real signal).
+__global__ void hermitian_fill_kernel(float2* __restrict__ data, int64_t total, int64_t n,
+                                      int64_t half, int64_t inner) {
+  const int64_t upper = n - half;  // frequencies half .. n - 1
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    int64_t in_i = i % inner, rest = i / inner;
+    int64_t k = half + rest % upper, o = rest / upper;
+    float2 v = data[(o * n + (n - k)) * inner + in_i];
+    data[(o * n + k) * inner + in_i] = make_float2(v.x, -v.y);
   }
 }
 
@@ -249,6 +306,57 @@ void exec(const Step& s, char* source, char* target, cudaStream_t stream) {
   }
 }
 
+void run_scale(const CufftPlans& plans, TensorView& y, cudaStream_t stream) {
+  if (plans.scale == 1.0) return;
+  scale_kernel<<<std::min(blocks_for(plans.out_floats, kThreads), 65536u), kThreads, 0, stream>>>(
+      static_cast<float*>(y.data), plans.out_floats, float(plans.scale));
+  check_launch("fft (scale)");
+}
+
+// rfft / irfft over a strided real axis, through complex transforms in the scratch.
+void run_complex_real(const CufftPlans& plans, const TensorView& x, TensorView& y, char* scratch,
+                      char* work, cudaStream_t stream) {
+  auto* full = reinterpret_cast<float2*>(scratch);
+  const size_t axis = size_t(plans.real_axis);
+  const int64_t n = plans.real_length, half = n / 2 + 1;
+  const int64_t inner = product(plans.scratch_shape, axis + 1, plans.scratch_shape.size());
+  const int64_t total = numel(plans.scratch_shape);
+  const unsigned blocks = std::min(blocks_for(total, kThreads), 65536u);
+  if (x.dtype == DType::f32) {  // rfft: widen, transform, crop to the half spectrum
+    widen_kernel<<<blocks, kThreads, 0, stream>>>(x.as<const float>(), full, total);
+    check_launch("fft (widen)");
+  } else {  // irfft: the first n/2 + 1 frequencies (cropped or zero-padded), zeros after
+    const int64_t m = x.shape[axis];
+    crop_pad_kernel<<<blocks, kThreads, 0, stream>>>(x.as<const float2>(), full, total, m, n,
+                                                     inner);
+    check_launch("fft (irfft input copy)");  // frequencies past n/2 + 1: the fill replaces them
+  }
+  const size_t last = plans.steps.size() - (x.dtype == DType::f32 ? 0 : 1);
+  for (size_t i = 0; i < plans.steps.size(); ++i) {
+    const Step& s = plans.steps[i];
+    if (i == last) {
+      const int64_t fill = total / n * (n - half);
+      if (fill > 0) {
+        hermitian_fill_kernel<<<std::min(blocks_for(fill, kThreads), 65536u), kThreads, 0,
+                                stream>>>(full, fill, n, half, inner);
+        check_launch("fft (Hermitian fill)");
+      }
+    }
+    check_cufft(cufftSetWorkArea(s.handle, work), "cufftSetWorkArea");
+    exec(s, scratch, scratch, stream);
+  }
+  if (x.dtype == DType::f32) {
+    const int64_t out = y.numel();
+    crop_pad_kernel<<<std::min(blocks_for(out, kThreads), 65536u), kThreads, 0, stream>>>(
+        full, y.as<float2>(), out, n, half, inner);
+    check_launch("fft (crop)");
+  } else {
+    narrow_kernel<<<blocks, kThreads, 0, stream>>>(full, y.as<float>(), total);
+    check_launch("fft (narrow)");
+  }
+  run_scale(plans, y, stream);
+}
+
 void run_plans(const CufftPlans& plans, const TensorView& x, TensorView& y, void* workspace,
                size_t workspace_bytes, cudaStream_t stream) {
   if (y.numel() == 0) return;
@@ -256,6 +364,10 @@ void run_plans(const CufftPlans& plans, const TensorView& x, TensorView& y, void
     fail(ErrorKind::internal, "fft: workspace smaller than the cuFFT plans need");
   char* scratch = static_cast<char*>(workspace);
   char* work = scratch + (plans.scratch_bytes + 255) / 256 * 256;
+  if (plans.complex_real) {
+    run_complex_real(plans, x, y, scratch, work, stream);
+    return;
+  }
   if (plans.scratch_bytes) {
     const size_t axis = size_t(plans.real_axis);
     const int64_t m = x.shape[axis], half = plans.scratch_shape[axis];
@@ -288,11 +400,7 @@ void run_plans(const CufftPlans& plans, const TensorView& x, TensorView& y, void
                                                    y.as<float>(), n);
     check_launch("fft (narrow)");
   }
-  if (plans.scale != 1.0) {
-    scale_kernel<<<std::min(blocks_for(plans.out_floats, kThreads), 65536u), kThreads, 0, stream>>>(
-        static_cast<float*>(y.data), plans.out_floats, float(plans.scale));
-    check_launch("fft (scale)");
-  }
+  run_scale(plans, y, stream);
 }
 
 void run_fft(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,

@@ -29,6 +29,31 @@ __global__ void frames_kernel(const T* __restrict__ x, T* __restrict__ y, int64_
   }
 }
 
+// The STFT's framing: one block per (row, frame) reads the signal at f * hop (a strided view
+// of it; reflect or constant padding resolved per sample) and writes the frame times the
+// window, so the unwindowed frames are never materialised.
+__global__ void windowed_frames_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                       float* __restrict__ y, int64_t t, int64_t frames,
+                                       int64_t length, int64_t hop, int64_t pad, bool reflect) {
+  const int64_t rf = blockIdx.x;
+  const int64_t r = rf / frames, f = rf % frames;
+  const float* src = x + r * t;
+  float* dst = y + rf * length;
+  const int64_t start = f * hop - pad;
+  for (int64_t k = threadIdx.x; k < length; k += blockDim.x) {
+    int64_t s = start + k;
+    float v;
+    if (s >= 0 && s < t) {
+      v = src[s];
+    } else if (reflect) {
+      v = src[s < 0 ? -s : 2 * (t - 1) - s];
+    } else {
+      v = 0.f;
+    }
+    dst[k] = v * w[k];
+  }
+}
+
 void run_frames(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                 std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -37,6 +62,16 @@ void run_frames(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   if (total == 0) return;
   const ops::FramesParams p = ops::FramesParams::decode(node);
   const int64_t frames = y.shape[y.shape.size() - 2];
+  if (in.size() > 1) {  // with a window (f32)
+    const int64_t blocks = total / p.frame_length;
+    if (blocks > 0x7fffffff) fail(ErrorKind::unsupported, "frames: more than 2^31 frames");
+    const unsigned threads = p.frame_length >= 256 ? 256u : 128u;
+    windowed_frames_kernel<<<unsigned(blocks), threads, 0, stream_of(ctx)>>>(
+        x.as<const float>(), in[1].as<const float>(), y.as<float>(), x.shape.back(), frames,
+        p.frame_length, p.hop, p.pad, p.reflect);
+    check_launch("frames (windowed)");
+    return;
+  }
   auto launch = [&](auto tag) {
     using T = decltype(tag);
     frames_kernel<T>
