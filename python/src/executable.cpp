@@ -363,7 +363,8 @@ void bind_executable(nb::module_& m) {
           },
           nb::arg("feeds") = nb::none(),
           "One run (assigns included, outputs dropped) with every step timed on its own\n"
-          "(host clock around the call and a synchronisation). Returns [{'node', 'op',\n"
+          "(CUDA events around its kernels on a GPU, the host clock on the CPU).\n"
+          "Returns [{'node', 'op',\n"
           "'kernel', 'ms'}] in program order; view() shows the latest profile.")
       .def(
           "view",
