@@ -1,10 +1,15 @@
 // `loom compile IN -o PACKAGE`: compiles a saved graph (loom.Graph.save, loom::save_graph) or
 // a GGUF model's decode step into a package, or re-targets a package to another device;
 // `loom view IN -o graph.html`: the viewer page of any of these (a graph or model compiled
-// with every pass's snapshot), with --profile a profiled run on random feeds.
+// with every pass's snapshot), with --profile a profiled run on random feeds;
+// `loom package-bench IN`: a package's load time against compile time, and the first run
+// after each against steady state (docs/performance.md).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <random>
 
 #include "commands.h"
@@ -94,6 +99,85 @@ Feeds random_feeds(const Executable& exe, const std::map<std::string, int64_t>& 
   return feeds;
 }
 
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The first run's time, then the median of `repetitions` more (steady state).
+std::pair<double, double> first_and_steady(Executable& exe, const Feeds& feeds,
+                                           int64_t repetitions) {
+  std::vector<TensorData> outputs;
+  auto start = std::chrono::steady_clock::now();
+  exe.run(feeds, outputs);
+  double first = ms_since(start);
+  std::vector<double> times;
+  for (int64_t i = 0; i < repetitions; ++i) {
+    start = std::chrono::steady_clock::now();
+    exe.run(feeds, outputs);
+    times.push_back(ms_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  return {first, times[times.size() / 2]};
+}
+
+struct BenchArgs {
+  Common common;
+  std::string package;  // empty: a temporary file beside the system's temporary directory
+  int64_t repetitions = 5;
+};
+
+// Compile (graph built from the input first, timed apart), save, load, and runs after each.
+// Feeds are random (integers 0); the same feeds go to both executables.
+void package_bench(const BenchArgs& args) {
+  using clock = std::chrono::steady_clock;
+  const Common& c = args.common;
+  if (!is_gguf(c.input) && is_compiled_package(c.input))
+    fail(ErrorKind::value, "package-bench: give a GGUF model or a saved graph, not a package");
+  Device device = Device::parse(c.device);
+  auto start = clock::now();
+  SavedGraph saved =
+      is_gguf(c.input) ? model_decode_graph(c.input, c.context) : load_graph(c.input);
+  double build_ms = ms_since(start);
+  CompileOptions options;
+  options.device = device;
+  options.outputs = saved.outputs;
+  options.time_tactics = !c.no_timing;
+  start = clock::now();
+  Executable compiled = compile(saved.graph, options);
+  double compile_ms = ms_since(start);
+  Feeds feeds = random_feeds(compiled, parse_bindings(c.bindings));
+  auto [compiled_first, compiled_steady] = first_and_steady(compiled, feeds, args.repetitions);
+
+  std::string package =
+      args.package.empty()
+          ? (std::filesystem::temp_directory_path() / "loom-bench.loompkg").string()
+          : args.package;
+  start = clock::now();
+  save(compiled, package);
+  double save_ms = ms_since(start);
+  uint64_t package_bytes = std::filesystem::file_size(package);
+  start = clock::now();
+  CompileOptions load_options;  // what a package does not fix
+  load_options.time_tactics = options.time_tactics;
+  Executable loaded = load(package, device, load_options);
+  double load_ms = ms_since(start);
+  auto [loaded_first, loaded_steady] = first_and_steady(loaded, feeds, args.repetitions);
+  if (args.package.empty()) std::remove(package.c_str());
+
+  fmt::print("{} on {} ({})\n", c.input, compiled.device().str(), device_identity(device));
+  fmt::print("| | ms |\n|---|---|\n");
+  fmt::print("| building the graph from the input | {:.1f} |\n", build_ms);
+  fmt::print("| compile (passes, lowering, tactics, one plan) | {:.1f} |\n", compile_ms);
+  fmt::print("| save ({:.1f} MB) | {:.1f} |\n", double(package_bytes) / 1e6, save_ms);
+  fmt::print("| load of the package | {:.1f} |\n", load_ms);
+  fmt::print("| first run after compile / steady (median of {}) | {:.2f} / {:.2f} |\n",
+             args.repetitions, compiled_first, compiled_steady);
+  fmt::print("| first run after load / steady (median of {}) | {:.2f} / {:.2f} |\n",
+             args.repetitions, loaded_first, loaded_steady);
+  fmt::print("load: {}\n", loaded.package_note());
+}
+
 }  // namespace
 
 void add_package_commands(CLI::App& app) {
@@ -124,6 +208,28 @@ void add_package_commands(CLI::App& app) {
                  exe.package_note().empty() ? "" : " (" + exe.package_note() + ")");
     } catch (const Error& e) {
       fmt::print(stderr, "loom compile: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  });
+
+  static BenchArgs bench_args;
+  auto* bench = app.add_subcommand(
+      "package-bench", "Time compile against saving and loading a package, and the runs after");
+  bench->add_option("input", bench_args.common.input, "A GGUF model or a saved graph")->required();
+  bench->add_option("--context", bench_args.common.context, "A GGUF model's KV cache positions")
+      ->check(positive_integer(int64_t(1) << 24));
+  bench->add_option("--device", bench_args.common.device, "cpu, cuda or cuda:N");
+  bench->add_option("--bind", bench_args.common.bindings, "Sizes of the symbolic dims (seq=8)");
+  bench->add_option("-o,--output", bench_args.package, "Keep the package here");
+  bench->add_option("-r,--repetitions", bench_args.repetitions, "Steady-state runs to time")
+      ->check(positive_integer(int64_t(1000)));
+  bench->add_flag("--no-time-tactics", bench_args.common.no_timing,
+                  "Take the first kernel instead of timing the candidates");
+  bench->callback([] {
+    try {
+      package_bench(bench_args);
+    } catch (const Error& e) {
+      fmt::print(stderr, "loom package-bench: {}\n", e.what());
       throw CLI::RuntimeError(1);
     }
   });

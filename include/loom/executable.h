@@ -139,9 +139,11 @@ class Executable {
   size_t unshared_intermediate_bytes() const;
   // Plans kept for the symbol bindings seen so far (see CompileOptions::max_cached_plans).
   size_t cached_plans() const;
-  // One ordinary run (assigns included; the outputs are dropped) whose steps run one at a
-  // time, eagerly, each timed by the host clock around the call and a synchronisation (on
-  // every device); returns each step's time in program order. The viewer shows the latest.
+  // One ordinary run (assigns included; the outputs are dropped), eager (never a replayed
+  // CUDA graph), with each step timed: on CUDA by a pair of events recorded on the
+  // executable's stream around the step's kernels (device time, read after the run's one
+  // synchronisation), on the CPU by the host clock around the step. Returns each step's time
+  // in program order. The viewer shows the latest.
   std::vector<NodeTime> profile(const Feeds& feeds);
   // For an executable made by loom::load: how its kernels were chosen ("tactics from the
   // package", or why they were chosen again). Empty for compile().

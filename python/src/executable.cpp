@@ -363,8 +363,9 @@ void bind_executable(nb::module_& m) {
           },
           nb::arg("feeds") = nb::none(),
           "One run (assigns included, outputs dropped) with every step timed on its own\n"
-          "(host clock around the call and a synchronisation). Returns [{'node', 'op',\n"
-          "'kernel', 'ms'}] in program order; view() shows the latest profile.")
+          "(CUDA events around its kernels on a GPU, the host clock on the CPU).\n"
+          "Returns [{'node', 'op', 'kernel', 'ms'}] in program order; view() shows the\n"
+          "latest profile.")
       .def(
           "view",
           [](const PyExecutable& self, const std::string& path, const std::string& title) {

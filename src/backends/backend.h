@@ -184,8 +184,8 @@ class DeviceScope {
 
 // The backend for a device; throws loom::Error(device) when it is not available.
 Backend& backend_for(Device device);
-// What identifies the device's kind in a tactic cache: "cpu", or the GPU's name
-// ("cuda NVIDIA H200").
+// What identifies the device's kind in a tactic cache and a package: "cpu", or the GPU's name
+// and the CUDA driver's version ("cuda NVIDIA H200 (driver 12080)").
 std::string device_identity(Device device);
 
 // The kernels a device kind's backend registers, made without the device (no GPU needed),

@@ -35,7 +35,10 @@ Backend& backend_for(Device device) {
 
 std::string device_identity(Device device) {
 #ifdef LOOM_WITH_CUDA
-  if (device.kind == DeviceKind::cuda) return "cuda " + cuda::device_name(device.index);
+  // The driver too: a package or a cached tactic timed under another driver is chosen again.
+  if (device.kind == DeviceKind::cuda)
+    return "cuda " + cuda::device_name(device.index) + " (driver " +
+           std::to_string(cuda::driver_version()) + ")";
 #endif
   return device.kind == DeviceKind::cpu ? "cpu" : device.str();
 }

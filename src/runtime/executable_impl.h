@@ -3,6 +3,7 @@
 // (src/compiler/compile.cpp), which fills it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,7 +68,10 @@ struct Executable::Impl {
   // run.cpp
   void copy_feeds(runtime::Plan& plan, const Feeds& feeds);
   void run_steps(runtime::Plan& plan);
-  void launch(std::vector<runtime::Step>& steps);
+  // Runs each step's kernel in order; `hook` (profile.cpp) is called before (false) and
+  // after (true) each one.
+  using StepHook = std::function<void(runtime::Step&, bool after)>;
+  void launch(std::vector<runtime::Step>& steps, const StepHook* hook = nullptr);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
 };
 

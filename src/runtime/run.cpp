@@ -38,8 +38,9 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
   }
 }
 
-void Executable::Impl::launch(std::vector<Step>& steps) {
+void Executable::Impl::launch(std::vector<Step>& steps, const StepHook* hook) {
   for (auto& step : steps) {
+    if (hook) (*hook)(step, false);
     KernelContext ctx{*backend,     stream,         &step.state,
                       &step.tactic, step.workspace, step.tactic.workspace_bytes,
                       &kernel_cache};
@@ -50,6 +51,7 @@ void Executable::Impl::launch(std::vector<Step>& steps) {
       throw Error(e.kind(), step.node->op_name() + " (%" + std::to_string(step.node->id) +
                                 ", kernel " + step.kernel->name + "): " + e.what());
     }
+    if (hook) (*hook)(step, true);
   }
 }
 

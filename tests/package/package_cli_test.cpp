@@ -67,6 +67,19 @@ TEST(PackageCli, CompileASavedGraphThenViewIt) {
   EXPECT_EQ(page.find("src=\"http"), std::string::npos);
   EXPECT_EQ(page.find("<link"), std::string::npos);
 
+  // package-bench: compile against load; the loaded copy kept its plan; a package as input
+  // is refused.
+  std::string kept = temp_path("bench");
+  ASSERT_EQ(testing::run_cli("package-bench " + graph + " --bind n=4 -r 2 -o " + kept, &out), 0)
+      << out;
+  EXPECT_NE(out.find("| load of the package |"), std::string::npos) << out;
+  EXPECT_NE(out.find("first run after load / steady (median of 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("kernels and tactics from the package"), std::string::npos) << out;
+  EXPECT_TRUE(is_compiled_package(kept));
+  std::remove(kept.c_str());
+  EXPECT_NE(testing::run_cli("package-bench " + pkg, &out), 0);
+  EXPECT_NE(out.find("not a package"), std::string::npos) << out;
+
   // A damaged package fails with the reader's message.
   std::string bytes = read_text(pkg);
   std::ofstream(pkg, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);

@@ -299,6 +299,35 @@ void CudaBackend::synchronize(void* stream) {
       [&] { return "work on " + device().str() + " (reported at stream synchronisation)"; });
 }
 
+void* CudaBackend::create_event() {
+  DeviceGuard guard(index_);
+  cudaEvent_t event = nullptr;
+  check_cuda(cudaEventCreate(&event), [] { return std::string("creating a timing event"); });
+  return event;
+}
+
+void CudaBackend::destroy_event(void* event) noexcept {
+  if (!event) return;
+  DeviceGuard guard(index_, std::nothrow);
+  cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void CudaBackend::record_event(void* event, void* stream) {
+  DeviceGuard guard(index_);
+  check_cuda(cudaEventRecord(static_cast<cudaEvent_t>(event),
+                             stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread),
+             [] { return std::string("recording a timing event"); });
+}
+
+double CudaBackend::elapsed_ms(void* start, void* end) {
+  DeviceGuard guard(index_);
+  float ms = 0;
+  check_cuda(
+      cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)),
+      [] { return std::string("reading a timing event"); });
+  return ms;
+}
+
 CudaBackend::Workspace CudaBackend::workspace(cudaStream_t stream) {
   std::lock_guard lock(mutex_);
   auto it = workspaces_.find(stream);

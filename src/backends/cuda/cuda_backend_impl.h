@@ -12,10 +12,11 @@
 #include <mutex>
 
 #include "backends/backend.h"
+#include "backends/event_timer.h"
 
 namespace loom::cuda {
 
-class CudaBackend final : public Backend {
+class CudaBackend final : public Backend, public EventTimer {
  public:
   explicit CudaBackend(int index);
   ~CudaBackend() override;
@@ -35,6 +36,11 @@ class CudaBackend final : public Backend {
   bool begin_capture(void* stream) override;
   std::shared_ptr<void> end_capture(void* stream) override;
   void replay(const std::shared_ptr<void>& graph, void* stream) override;
+
+  void* create_event() override;
+  void destroy_event(void* event) noexcept override;
+  void record_event(void* event, void* stream) override;
+  double elapsed_ms(void* start, void* end) override;
 
   // Makes this backend's GPU current on the calling thread and leaves it so (cheap when it
   // already is); every other entry point restores the caller's device when it returns.

@@ -11,4 +11,10 @@ std::string device_name(int index) {
   return prop.name;
 }
 
+int driver_version() {
+  int version = 0;
+  check_cuda(cudaDriverGetVersion(&version), "cudaDriverGetVersion");
+  return version;
+}
+
 }  // namespace loom::cuda
