@@ -21,8 +21,9 @@ std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
     using clock = std::chrono::steady_clock;
     for (auto& step : steps) {
       auto start = clock::now();
-      KernelContext ctx{*impl.backend, impl.stream,    &step.state,
-                        &step.tactic,  step.workspace, step.tactic.workspace_bytes};
+      KernelContext ctx{*impl.backend,      impl.stream,    &step.state,
+                        &step.tactic,       step.workspace, step.tactic.workspace_bytes,
+                        &impl.kernel_cache, &impl.callables};
       step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
       impl.backend->synchronize(impl.stream);
       double ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
