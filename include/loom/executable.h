@@ -65,8 +65,13 @@ struct NodeTime {
   double ms = 0;
 };
 
+class Executable;
+
 struct CompileOptions {
   Device device = Device::cpu();
+  // Executables bound to the symbols of the graph's `call` nodes (loom/call.h); a symbol left
+  // out may be bound later with Executable::bind, before a run reaches its call.
+  std::map<std::string, std::shared_ptr<Executable>> callables;
   // The values run() returns, in order. Assignments to variables are always kept.
   std::vector<Tensor> outputs;
   // Passes to skip, by name (see loom::pass_names()).
@@ -145,6 +150,17 @@ class Executable {
   // synchronisation), on the CPU by the host clock around the step. Returns each step's time
   // in program order. The viewer shows the latest.
   std::vector<NodeTime> profile(const Feeds& feeds);
+  // Binds `callee` to the symbol of this executable's `call` nodes (null unbinds), without
+  // recompiling: runs that follow call it. Waits for a run in progress, so each run sees the
+  // old callee or the new one wholly. Throws loom::Error when the graph has no call of that
+  // name, or the callee's signature (its placeholders in the order made, and its one output)
+  // does not fit the call's inputs and declared output, is on another device, assigns
+  // variables, calls callables itself, or is this executable.
+  void bind(const std::string& symbol, std::shared_ptr<Executable> callee);
+  // The symbols of the graph's calls, and what each is bound to (null when unbound).
+  std::map<std::string, std::shared_ptr<Executable>> callables() const;
+  // The executable as a callable: "(x f32[1, seq, 64], ...) -> f32[1, seq, 8]".
+  std::string signature() const;
   // For an executable made by loom::load: how its kernels were chosen ("tactics from the
   // package", or why they were chosen again). Empty for compile().
   std::string package_note() const;

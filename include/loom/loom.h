@@ -3,6 +3,7 @@
 
 #include "loom/attention.h"
 #include "loom/attributes.h"
+#include "loom/call.h"
 #include "loom/device.h"
 #include "loom/dtype.h"
 #include "loom/error.h"

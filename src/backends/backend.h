@@ -46,6 +46,10 @@ struct Tactic {
   std::shared_ptr<const void> data;  // what the kernel needs to run it (an algorithm)
 };
 
+namespace runtime {
+struct CallTable;
+}
+
 struct KernelContext {
   Backend& backend;
   void* stream = nullptr;  // cudaStream_t on CUDA
@@ -59,6 +63,9 @@ struct KernelContext {
   // CompileOptions::kernel_cache of the executable (kernels that compile code at run time);
   // null outside a plan.
   const std::string* kernel_cache = nullptr;
+  // The executable's bound callables (the call kernel, src/runtime/call.cpp); null outside
+  // a plan.
+  const runtime::CallTable* callables = nullptr;
 };
 
 using KernelFn = std::function<void(KernelContext&, const ir::Node&, std::span<const TensorView>,

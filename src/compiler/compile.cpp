@@ -122,12 +122,15 @@ Executable compile(const Graph& graph, CompileOptions options) {
       fail(ErrorKind::value, "compile: '" + t.op() + "' has no value to return");
     impl->program->outputs().push_back({remap.at(t.node()), t.output()});
   }
+  record_call_signature(*impl);
   compiler::declare_variables(*impl, options);
   compiler::check_pass_names(options);
   compiler::run_passes(*impl->program, options, impl->dumps);
   compiler::prepare_runtime(*impl, options);
   plan_ahead(*impl, options);
-  return make_executable(std::move(impl));
+  Executable exe = make_executable(std::move(impl));
+  for (const auto& [symbol, callee] : options.callables) exe.bind(symbol, callee);
+  return exe;
 }
 
 }  // namespace loom

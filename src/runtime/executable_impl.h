@@ -3,11 +3,13 @@
 // (src/compiler/compile.cpp), which fills it.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,28 @@
 #include "runtime/tactic_cache.h"
 
 namespace loom {
+
+namespace runtime {
+// What the call kernel looks up: the executable bound to each call symbol.
+struct CallTable {
+  std::map<std::string, std::shared_ptr<Executable>> bound;
+};
+
+// An executable as a callable: its placeholders in the order the graph made them, its
+// outputs, and whether it may be called (no state writes, no calls of its own).
+struct CallSignature {
+  std::vector<std::pair<std::string, ir::TensorType>> inputs;
+  std::vector<ir::TensorType> outputs;
+  bool writes_state = false;
+  bool has_calls = false;
+};
+
+// The types at one call node: its inputs and its declared output.
+struct CallSite {
+  std::vector<ir::TensorType> inputs;
+  ir::TensorType output;
+};
+}  // namespace runtime
 
 struct Executable::Impl {
   Device device;
@@ -48,6 +72,14 @@ struct Executable::Impl {
   std::map<std::vector<int64_t>, std::map<int, runtime::TacticChoice>> preset_tactics;
   std::string package_note;
   std::vector<NodeTime> last_profile;  // Executable::profile
+  // Callables (src/runtime/call.cpp). A captured CUDA graph holds the callees' kernels and
+  // arenas: bind() bumps bindings_version, and evicting a plan bumps plans_generation, and a
+  // plan's graph records both (its callables_stamp) and is dropped when they change.
+  runtime::CallSignature signature;
+  std::map<std::string, std::vector<runtime::CallSite>> call_sites;
+  runtime::CallTable callables;
+  uint64_t bindings_version = 0;
+  std::atomic<uint64_t> plans_generation{0};
   // Held by every member of Executable: runs, plans and stats belong to one thread at a time.
   std::mutex mutex;
 
@@ -73,7 +105,18 @@ struct Executable::Impl {
   using StepHook = std::function<void(runtime::Step&, bool after)>;
   void launch(std::vector<runtime::Step>& steps, const StepHook* hook = nullptr);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
+  // call.cpp: runs this executable as a callee on the caller's stream, inside the caller's
+  // run (and CUDA capture): feeds copied into its arena, its steps, its output copied into
+  // `out`; nothing synchronised and, once planned, nothing allocated on the device.
+  void run_inline(void* caller_stream, const Feeds& feeds, std::span<TensorView> out);
+  // call.cpp: the callables' part of a plan's CUDA graph stamp.
+  void callables_stamp(std::vector<uint64_t>& stamp) const;
+  bool callables_stamp_matches(const std::vector<uint64_t>& stamp) const;
 };
+
+// call.cpp: the executable's signature as a callable and its call sites, from the program as
+// built (before the passes), with its outputs recorded.
+void record_call_signature(Executable::Impl& impl);
 
 // Wraps a filled state (compile, load).
 Executable make_executable(std::unique_ptr<Executable::Impl> impl);

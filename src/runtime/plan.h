@@ -66,6 +66,7 @@ struct Plan {
   int capture_attempts = 0;
   int next_capture_run = 1;
   std::shared_ptr<void> graph;
+  std::vector<uint64_t> callables_stamp;  // Impl::callables_stamp when `graph` was captured
   // For the plan cache's eviction: runs of this plan (halved now and then, so that a binding
   // that was hot long ago cools down) and the executable's run count at its last run.
   uint64_t uses = 0;

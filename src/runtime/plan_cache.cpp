@@ -46,6 +46,7 @@ runtime::Plan& Executable::Impl::plan_for(const std::vector<int64_t>& key) {
         evicted_uses.erase(evicted_uses.begin());
       evicted_uses[victim->first] = victim->second->uses;
       plans.erase(victim);
+      ++plans_generation;  // a caller's captured graph may hold the evicted arena
     }
     // A binding planned again resumes its count, so one that recurs between many cold ones
     // outlives them even when it was evicted once.

@@ -41,9 +41,9 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
 void Executable::Impl::launch(std::vector<Step>& steps, const StepHook* hook) {
   for (auto& step : steps) {
     if (hook) (*hook)(step, false);
-    KernelContext ctx{*backend,     stream,         &step.state,
-                      &step.tactic, step.workspace, step.tactic.workspace_bytes,
-                      &kernel_cache};
+    KernelContext ctx{*backend,      stream,         &step.state,
+                      &step.tactic,  step.workspace, step.tactic.workspace_bytes,
+                      &kernel_cache, &callables};
     try {
       step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
     } catch (const Error& e) {
@@ -85,6 +85,13 @@ static bool try_capture(Backend& backend, void* stream, Plan& plan,
 void Executable::Impl::run_steps(Plan& plan) {
   bool use_graphs = cuda_graphs && backend->supports_graphs();
   stats.replayed_graph = false;
+  if (plan.graph && !call_sites.empty() && !callables_stamp_matches(plan.callables_stamp)) {
+    // A callee was rebound or replanned: the graph holds its old kernels and arena. This run
+    // is eager (a new callee plans and builds its kernels' state), the next one captures.
+    plan.graph = nullptr;
+    plan.capture_attempts = 0;
+    plan.next_capture_run = plan.runs + 1;
+  }
   if (use_graphs && plan.graph) {
     backend->replay(plan.graph, stream);
     stats.replayed_graph = true;
@@ -92,6 +99,7 @@ void Executable::Impl::run_steps(Plan& plan) {
              plan.capture_attempts < runtime::kMaxCaptureAttempts) {
     // Kernels have built their per-node state on an eager run; capture now.
     ++plan.capture_attempts;
+    if (!call_sites.empty()) callables_stamp(plan.callables_stamp);
     if (try_capture(*backend, stream, plan, [&] { launch(plan.steps); })) {
       backend->replay(plan.graph, stream);
       stats.replayed_graph = true;
