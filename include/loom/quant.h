@@ -147,11 +147,13 @@ void cuda_ggml_dequantize(uint32_t ggml_type, const void* blocks, int64_t count,
 // accumulation without activation quantization. `stream` is a cudaStream_t (null: the
 // per-thread default stream); the call returns once the kernel is queued.
 // Optional edges (device pointers, null when absent): norm_weight [K] in x's dtype makes x
-// rms_norm(x, norm_weight, norm_eps) first; residual (f32, y's shape) is added to y.
+// rms_norm(x, norm_weight, norm_eps) first; gate_blocks (same format and shape as the weight)
+// makes y = silu(x Gᵀ) * (x Wᵀ); residual (f32, y's shape) is added to y last.
 struct GemvEdges {
   const void* norm_weight = nullptr;
   float norm_eps = 0.f;
   const float* residual = nullptr;
+  const void* gate_blocks = nullptr;
 };
 void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weight_bytes, int64_t n,
                     int64_t k, const void* x, DType x_dtype, int64_t m, float* y,

@@ -86,13 +86,19 @@ std::vector<ir::TensorType> infer_quantized_matmul(const ir::InferContext& ctx) 
     for (size_t d = 0; d < out.size(); ++d)
       if (!(r.shape[d] == out[d])) ctx.fail(ErrorKind::shape, "residual must have y's shape");
   }
+  if (ctx.attrs.get_or<bool>("has_gate_blocks", false)) {
+    const ir::TensorType& gate = ctx.input(next++);
+    if (!(gate == blocks)) ctx.fail(ErrorKind::shape, "gate_blocks must match the blocks");
+  }
   return {{DType::f32, out}};
 }
 
 void check_quantized_matmul_flags(const std::string& op, Attributes& attrs,
                                   const std::vector<bool>& present) {
   set_presence_flags(op, attrs, present, 2,
-                     {{"has_norm_weight", "norm_weight"}, {"has_residual", "residual"}});
+                     {{"has_norm_weight", "norm_weight"},
+                      {"has_residual", "residual"},
+                      {"has_gate_blocks", "gate_blocks"}});
 }
 
 }  // namespace
@@ -111,7 +117,7 @@ void register_quant_ops(ir::OpRegistry& r) {
          .foldable = false});
   r.add({.name = "quantized_matmul",
          .doc = "x [..., K] times the transpose of GGUF-block weights [N, K]: f32 [..., N]; "
-                "optionally x RMS-normalised first and a residual added (the "
+                "optionally x RMS-normalised first, a SwiGLU gate and a residual added (the "
                 "fuse_quantized_matmul_norm_residual pass sets these).",
          .inputs = {input("x", "activations [..., K]", kFloatDTypes),
                     input("blocks", "u8 [N, row_bytes]: the weight's rows as GGUF blocks",
@@ -120,7 +126,11 @@ void register_quant_ops(ir::OpRegistry& r) {
                                    "[K] in x's dtype: x is replaced by rms_norm(x, norm_weight, "
                                    "norm_eps) over its last axis",
                                    kFloatDTypes),
-                    optional_input("residual", "f32 [..., N]: added to y", {DType::f32})},
+                    optional_input("residual", "f32 [..., N]: added to y", {DType::f32}),
+                    optional_input("gate_blocks",
+                                   "u8 [N, row_bytes] in the same format: y becomes "
+                                   "silu(x Gᵀ) * (x Wᵀ), the SwiGLU of a gated MLP",
+                                   {DType::u8})},
          .attrs = {format,
                    attr("int8_activations", AttrType::boolean, true,
                         "CPU: round x to int8 per block of 32 for integer dot products (Q4_0, "
@@ -131,7 +141,9 @@ void register_quant_ops(ir::OpRegistry& r) {
                    optional_attr("has_norm_weight", AttrType::boolean,
                                  "a norm_weight input is given (set from the inputs)"),
                    optional_attr("has_residual", AttrType::boolean,
-                                 "a residual input is given (set from the inputs)")},
+                                 "a residual input is given (set from the inputs)"),
+                   optional_attr("has_gate_blocks", AttrType::boolean,
+                                 "a gate_blocks input is given (set from the inputs)")},
          .outputs = {output("y", "f32 [..., N]")},
          .infer = infer_quantized_matmul,
          .check_attrs = check_quantized_matmul_flags,

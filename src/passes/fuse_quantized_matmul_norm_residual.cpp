@@ -2,6 +2,8 @@
 // (its optional norm_weight and residual inputs):
 //   quantized_matmul(rms_norm(x, g, eps), W)  ->  quantized_matmul(x, W, norm_weight = g)
 //   add(quantized_matmul(h, W), r)            ->  quantized_matmul(h, W, residual = r)
+// and a gated MLP's SwiGLU, mul(silu(quantized_matmul(x, G)), quantized_matmul(x, W)),
+// into the second matmul (gate_blocks = G): one GEMV computes both rows and the product.
 // In a decode step each is a kernel of a few microseconds on a vector of a few thousand
 // elements, as long as the GEMV itself; the GEMV reads x anyway, and the scale of the norm
 // is a factor on each output (y = rsqrt(mean(x^2) + eps) * sum_k x_k g_k W_nk), so both
@@ -10,7 +12,10 @@
 //
 // On a GPU only rows of x that the GEMV takes (M <= 8, known at compile) are fused: with
 // more rows the dequantize-and-GEMM tactic is faster and has no prologue.
+#include <cstddef>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "ir/op_registry.h"
 #include "ir/use_lists.h"
@@ -41,17 +46,30 @@ bool rows_fit(const ir::Node& qmm, const PassContext& ctx) {
   return rows <= kGemvMaxRows;
 }
 
+// The optional inputs in declared order; a node's inputs hold the given ones in this order.
+constexpr const char* kOptional[] = {"has_norm_weight", "has_residual", "has_gate_blocks"};
+
 // The declared slots of a quantized_matmul's inputs: x, blocks, then the optional ones given.
 void set_slots(ir::Node& qmm) {
-  const bool norm = qmm.attrs.get_or<bool>("has_norm_weight", false);
-  const bool residual = qmm.attrs.get_or<bool>("has_residual", false);
+  std::vector<int> slots{0, 1};
+  for (int i = 0; i < 3; ++i)
+    if (qmm.attrs.get_or<bool>(kOptional[i], false)) slots.push_back(2 + i);
   qmm.input_slots.clear();
-  if (residual && !norm) qmm.input_slots = {0, 1, 3};
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i] != int(i)) qmm.input_slots = slots;
+}
+
+// Where the optional input number `which` (0 norm, 1 residual, 2 gate) goes among the inputs.
+size_t insert_position(const ir::Node& qmm, int which) {
+  size_t at = 2;
+  for (int i = 0; i < which; ++i) at += qmm.attrs.get_or<bool>(kOptional[i], false);
+  return at;
 }
 
 bool plain(const ir::Node& qmm) {
-  return !qmm.attrs.get_or<bool>("has_norm_weight", false) &&
-         !qmm.attrs.get_or<bool>("has_residual", false);
+  for (const char* flag : kOptional)
+    if (qmm.attrs.get_or<bool>(flag, false)) return false;
+  return true;
 }
 
 void fuse_norms(ir::Program& program, const PassContext& ctx) {
@@ -75,7 +93,7 @@ void fuse_norms(ir::Program& program, const PassContext& ctx) {
     const double eps = norm->attrs.get<double>("eps");
     for (ir::Node* u : users) {
       u->inputs[0] = x;
-      u->inputs.insert(u->inputs.begin() + 2, weight);
+      u->inputs.insert(u->inputs.begin() + 2, weight);  // nothing else is given yet
       u->attrs.set("norm_eps", eps);
       u->attrs.set("has_norm_weight", true);
       set_slots(*u);
@@ -107,7 +125,7 @@ void fuse_residuals(ir::Program& program, const PassContext& ctx) {
       if (!(residual.node->type(residual.output) == qmm->type()) || !(add->type() == qmm->type()))
         continue;
       if (position.at(residual.node) > position.at(qmm)) continue;
-      qmm->inputs.push_back(residual);
+      qmm->inputs.insert(qmm->inputs.begin() + ptrdiff_t(insert_position(*qmm, 1)), residual);
       qmm->attrs.set("has_residual", true);
       set_slots(*qmm);
       program.replace_uses({add, 0}, {qmm, 0});
@@ -118,10 +136,70 @@ void fuse_residuals(ir::Program& program, const PassContext& ctx) {
   for (const auto* n : fused) program.erase(n);
 }
 
+// mul(silu(A), B) with A and B quantized_matmuls of the same x (and norm), format and
+// weight shape, B after A: B takes A's blocks as its gate_blocks and computes the product;
+// A, silu and mul go. (B is the later node, so every input it now reads is defined before it.)
+void fuse_gates(ir::Program& program, const PassContext& ctx) {
+  const ir::OpDef& mul_op = ir::OpRegistry::instance().at("mul");
+  const ir::OpDef& silu_op = ir::OpRegistry::instance().at("silu");
+  const ir::OpDef& qmm_op = ir::OpRegistry::instance().at("quantized_matmul");
+  const ir::UseLists uses(program);
+  std::unordered_map<const ir::Node*, size_t> position;
+  for (const auto& node : program.nodes()) position.emplace(node.get(), position.size());
+  auto single_use = [&](const ir::Node* n) {
+    return uses.users(n).size() == 1 && !is_output(program, n);
+  };
+  std::vector<const ir::Node*> fused;
+  for (const auto& node : program.nodes()) {
+    ir::Node* mul = node.get();
+    if (mul->op != &mul_op || mul->inputs.size() != 2) continue;
+    for (int side = 0; side < 2; ++side) {
+      ir::Node* silu = mul->inputs[size_t(side)].node;
+      ir::Node* up = mul->inputs[size_t(1 - side)].node;
+      if (silu->op != &silu_op || up->op != &qmm_op || silu == up || !single_use(silu) ||
+          !single_use(up))
+        continue;
+      ir::Node* gate = silu->inputs[0].node;
+      if (gate->op != &qmm_op || gate == up || !single_use(gate)) continue;
+      // Same x (and norm weight), format, activation rounding and weight shape; no other
+      // edge yet; the product's type is the matmul's.
+      const bool norm = gate->attrs.get_or<bool>("has_norm_weight", false);
+      if (gate->inputs[0] != up->inputs[0] ||
+          norm != up->attrs.get_or<bool>("has_norm_weight", false) ||
+          (norm && (gate->inputs[2] != up->inputs[2] ||
+                    gate->attrs.get<double>("norm_eps") != up->attrs.get<double>("norm_eps"))) ||
+          gate->attrs.get<std::string>("format") != up->attrs.get<std::string>("format") ||
+          gate->attrs.get_or<bool>("int8_activations", true) !=
+              up->attrs.get_or<bool>("int8_activations", true) ||
+          gate->attrs.get_or<bool>("has_residual", false) ||
+          up->attrs.get_or<bool>("has_residual", false) ||
+          up->attrs.get_or<bool>("has_gate_blocks", false) ||
+          gate->attrs.get_or<bool>("has_gate_blocks", false))
+        continue;
+      const ir::Value gate_blocks = gate->inputs[1];
+      if (!(gate_blocks.node->type(gate_blocks.output) ==
+            up->inputs[1].node->type(up->inputs[1].output)) ||
+          !(mul->type() == up->type()) || !(silu->type() == gate->type()) ||
+          position.at(gate) > position.at(up) || !rows_fit(*up, ctx))
+        continue;
+      up->inputs.insert(up->inputs.begin() + ptrdiff_t(insert_position(*up, 2)), gate_blocks);
+      up->attrs.set("has_gate_blocks", true);
+      set_slots(*up);
+      program.replace_uses({mul, 0}, {up, 0});
+      fused.push_back(mul);
+      fused.push_back(silu);
+      fused.push_back(gate);
+      break;
+    }
+  }
+  for (const auto* n : fused) program.erase(n);
+}
+
 }  // namespace
 
 void fuse_quantized_matmul_norm_residual(ir::Program& program, const PassContext& ctx) {
   fuse_norms(program, ctx);
+  fuse_gates(program, ctx);
   fuse_residuals(program, ctx);
 }
 

@@ -178,11 +178,11 @@ TEST(CudaQuantizedGemv, ManyRowsThroughTheExpandedGemmMatchTheCpu) {
   }
 }
 
-// The GEMV with the norm prologue and residual epilogue the pass folds in (a transformer's
-// rms_norm -> q/k/v and o-projection + residual), against the unfused graph on the CPU with
-// exact float products. The GPU sums x^2 in f32 instead of double and does not round the
-// normalised x to its dtype: well inside 1e-4 of these magnitudes. With 20 rows of x the
-// pass leaves the graph alone on the GPU (the dequantize-and-GEMM tactic has no prologue).
+// The GEMV with the norm prologue, SwiGLU and residual epilogues the pass folds in (a
+// transformer's rms_norm -> q/k/v, o-projection + residual, silu(gate) * up), against the unfused
+// graph on the CPU with exact float products. The GPU sums x^2 in f32 instead of double and does
+// not round the normalised x to its dtype: well inside 1e-4 of these magnitudes. With 20 rows of x
+// the pass leaves the graph alone on the GPU (the dequantize-and-GEMM tactic has no prologue).
 TEST(CudaQuantizedGemv, FoldedNormAndResidualMatchTheCpu) {
   LOOM_REQUIRE_CUDA();
   std::mt19937 gen(5);
@@ -201,6 +201,16 @@ TEST(CudaQuantizedGemv, FoldedNormAndResidualMatchTheCpu) {
                                       io::ggml_type_traits(type).name, false));
     }
     outs[1] = outs[1] + r;
+    {  // SwiGLU: one GEMV computes the gate and up rows
+      std::vector<Tensor> pair;
+      for (int i = 0; i < 2; ++i) {
+        const std::vector<uint8_t> bytes = random_blocks(GgmlType::Q4_1, n, k, gen);
+        pair.push_back(quantized_matmul(
+            h, g.constant(TensorData::from_vector(bytes, {n, int64_t(bytes.size()) / n})), "Q4_1",
+            false));
+      }
+      outs.push_back(silu(pair[0]) * pair[1]);
+    }
     const Feeds feeds{{"x", testing::random_tensor(DType::f32, {rows, k})},
                       {"r", testing::random_tensor(DType::f32, {rows, n})}};
     CompileOptions on_cpu;
@@ -213,6 +223,7 @@ TEST(CudaQuantizedGemv, FoldedNormAndResidualMatchTheCpu) {
     Executable gpu = compile(g, on_gpu);
     const std::string dump = gpu.dump();
     EXPECT_EQ(dump.find("rms_norm") == std::string::npos, rows <= 8) << dump;
+    EXPECT_EQ(dump.find("has_gate_blocks=true") != std::string::npos, rows <= 8) << dump;
     for (int run = 0; run < 3; ++run) {  // eager, captured, replayed
       std::vector<TensorData> got = gpu.run(feeds);
       for (size_t i = 0; i < outs.size(); ++i)

@@ -130,8 +130,9 @@ TEST(QuantOps, PassTurnsMatmulOfDequantizedWeightIntoQuantizedMatmul) {
   }
 }
 
-// rms_norm -> three quantized_matmuls (q, k, v) and add(quantized_matmul, residual), as in a
-// transformer block: the pass folds the norm into each matmul and the add into the last one,
+// rms_norm -> three quantized_matmuls (q, k, v), add(quantized_matmul, residual) and
+// silu(gate) * up, as in a transformer block: the pass folds the norm into each matmul, the
+// add into its matmul and the gate into the up matmul,
 // and on the CPU the result is the same to the bit (the same norm arithmetic, then the same
 // product, then the same f32 add). A norm with another user stays.
 TEST(QuantOps, NormAndResidualFoldIntoQuantizedMatmul) {
@@ -148,6 +149,10 @@ TEST(QuantOps, NormAndResidualFoldIntoQuantizedMatmul) {
         outs.push_back(quantized_matmul(h, g.constant(random_blocks(type, n, k)),
                                         io::ggml_type_traits(type).name));
       outs[2] = outs[2] + r;
+      // A gated MLP's SwiGLU: folds into the up matmul, which computes both rows.
+      Tensor gate = quantized_matmul(h, g.constant(random_blocks(GgmlType::Q4_1, n, k)), "Q4_1");
+      Tensor up = quantized_matmul(h, g.constant(random_blocks(GgmlType::Q4_1, n, k)), "Q4_1");
+      outs.push_back(silu(gate) * up);
       if (other_user) outs.push_back(h * 2.0);
       const Feeds feeds{{"x", loom::testing::random_tensor(DType::f32, {rows, k})},
                         {"r", loom::testing::random_tensor(DType::f32, {rows, n})}};
@@ -161,9 +166,11 @@ TEST(QuantOps, NormAndResidualFoldIntoQuantizedMatmul) {
         const bool norm_fused = enabled && !other_user;
         EXPECT_EQ(dump.find("rms_norm") == std::string::npos, norm_fused) << dump;
         EXPECT_EQ(dump.find("has_residual=true") != std::string::npos, enabled) << dump;
+        EXPECT_EQ(dump.find("has_gate_blocks=true") != std::string::npos, enabled) << dump;
+        EXPECT_EQ(dump.find("silu") == std::string::npos, enabled) << dump;
         for (const TensorData& t : exe.run(feeds)) results[enabled].push_back(t.to_floats());
       }
-      for (size_t i = 0; i < 3; ++i)
+      for (size_t i = 0; i < 4; ++i)
         EXPECT_EQ(results[1][i], results[0][i]) << "output " << i << " rows " << rows;
     }
   }

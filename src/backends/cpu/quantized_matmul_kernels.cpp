@@ -1,4 +1,5 @@
 // CPU kernels of the ops in src/ops/quant_ops.cpp over the GGUF-block kernel.
+#include <cmath>
 #include <cstddef>
 #include <span>
 #include <vector>
@@ -20,7 +21,8 @@ uint32_t ggml_type_of(const ir::Node& node) {
 }
 
 // With a norm_weight, x is normalised first into a temporary (the same arithmetic as the
-// rms_norm kernel, so fusing changes no bit); a residual is added to y afterwards.
+// rms_norm kernel, so fusing changes no bit); with gate_blocks, y = silu(x Gᵀ) * (x Wᵀ); a
+// residual is added to y last.
 void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const TensorView> in,
                           std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -34,6 +36,10 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
       node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
   const TensorView* residual =
       node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
+  const TensorView* gate_blocks =
+      node.attrs.get_or<bool>("has_gate_blocks", false) ? &in[next++] : nullptr;
+  std::vector<float> gate;
+  if (gate_blocks) gate.assign(size_t(out[0].numel()), 0.f);
   if (k == 0) {
     for (int64_t i = 0; i < out[0].numel(); ++i) y[i] = 0.f;
   } else {

@@ -227,12 +227,14 @@ constexpr int kGemvPadded = 33;                 // floats per block of x in shar
 //
 // Optional prologue and epilogue (quantized_matmul's norm_weight and residual): with g, x g
 // is staged and the threads also sum x^2 (reduced per row over the block in a fixed order),
-// and the row's 1/rms scales the result; a residual is added to y.
+// and the row's 1/rms scales the result; with gate weights G (same format and shape) the warp
+// computes the row of both from the same x and writes silu(x G^T) * (x W^T); a residual is
+// added to y last.
 template <GgmlType T, int M, int W, class X>
 __global__ void __launch_bounds__(W * 32)
     gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
                 const X* __restrict__ x, int m, float* __restrict__ y, const X* __restrict__ g,
-                float eps, const float* __restrict__ residual) {
+                float eps, const float* __restrict__ residual, const uint8_t* __restrict__ gate_w) {
   __shared__ float xs[M][kGemvTile / 32 * kGemvPadded];
   __shared__ float partial_squares[W][M];
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -241,16 +243,20 @@ __global__ void __launch_bounds__(W * 32)
   const int s = lane & 3;
   const int64_t blocks = k / 32;
   const uint8_t* wr = w + (live ? row : 0) * row_bytes;
-  float acc[M], squares[M];
+  const uint8_t* gr = gate_w ? gate_w + (live ? row : 0) * row_bytes : nullptr;
+  float acc[M], gate_acc[M], squares[M];
 #pragma unroll
-  for (int i = 0; i < M; ++i) acc[i] = squares[i] = 0.f;
+  for (int i = 0; i < M; ++i) acc[i] = gate_acc[i] = squares[i] = 0.f;
   for (int64_t tile = 0; tile < blocks; tile += kGemvTile / 32) {
     const int tile_blocks = int(min(int64_t(kGemvTile / 32), blocks - tile));
-    Raw raw[kGemvSteps] = {};
+    Raw raw[kGemvSteps] = {}, gate_raw[kGemvSteps] = {};
 #pragma unroll
     for (int t = 0; t < kGemvSteps; ++t) {
       const int b = (lane >> 2) + 8 * t;
-      if (live && b < tile_blocks) raw[t] = load_raw<T>(wr + (tile + b) * Format<T>::bytes, s);
+      if (live && b < tile_blocks) {
+        raw[t] = load_raw<T>(wr + (tile + b) * Format<T>::bytes, s);
+        if (gr) gate_raw[t] = load_raw<T>(gr + (tile + b) * Format<T>::bytes, s);
+      }
     }
     __syncthreads();  // the previous tile's readers are done
     const int len = tile_blocks * 32;
@@ -273,23 +279,26 @@ __global__ void __launch_bounds__(W * 32)
       for (int t = 0; t < kGemvSteps; ++t) {
         const int b = (lane >> 2) + 8 * t;
         if (b >= tile_blocks) break;
-        Quarter qt;
+        Quarter qt, gq;
         decode_raw<T>(raw[t], s, qt);
+        if (gr) decode_raw<T>(gate_raw[t], s, gq);
 #pragma unroll
         for (int i = 0; i < M; ++i) {
           if (i >= m) break;
           const float* xb = xs[i] + b * kGemvPadded;
-          float sxq = 0.f, sx = 0.f;
+          float sxq = 0.f, sx = 0.f, sxg = 0.f;
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
               const float xv = xb[qt.x_at[h] + j];
               sxq = fmaf(xv, qt.q[4 * h + j], sxq);
+              if (gr) sxg = fmaf(xv, gq.q[4 * h + j], sxg);
               sx += xv;
             }
           }
           acc[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, acc[i]));
+          if (gr) gate_acc[i] = fmaf(gq.d, sxg, fmaf(gq.m, sx, gate_acc[i]));
         }
       }
     }
@@ -307,14 +316,20 @@ __global__ void __launch_bounds__(W * 32)
   if (!live) return;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    float v = acc[i];
+    float v = acc[i], gv = gate_acc[i];
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    for (int offset = 16; offset > 0; offset /= 2) {
+      v += __shfl_xor_sync(0xffffffffu, v, offset);
+      if (gr) gv += __shfl_xor_sync(0xffffffffu, gv, offset);
+    }
     if (g) {
       float ss = 0.f;
       for (int u = 0; u < W; ++u) ss += partial_squares[u][i];
-      v *= rsqrtf(ss / float(k) + eps);
+      const float scale = rsqrtf(ss / float(k) + eps);
+      v *= scale;
+      gv *= scale;
     }
+    if (gr) v *= gv / (1.f + expf(-gv));
     if (lane == 0 && i < m) {
       const int64_t at = int64_t(i) * n + row;
       y[at] = residual ? v + residual[at] : v;
@@ -331,6 +346,7 @@ struct Launch {
   const void* norm_weight;
   float eps;
   const float* residual;
+  const uint8_t* gate_w;
   cudaStream_t stream;
 };
 
@@ -346,7 +362,7 @@ void launch(const Launch& l) {
     const int64_t grid = (l.n + W - 1) / W;
     gemv_kernel<T, M, W, X><<<dim3(unsigned(grid)), W * 32, 0, l.stream>>>(
         l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
-        static_cast<const X*>(l.norm_weight), l.eps, l.residual);
+        static_cast<const X*>(l.norm_weight), l.eps, l.residual, l.gate_w);
   };
   if (l.n >= kManyRows)
     go(std::integral_constant<int, 16>{});
@@ -477,6 +493,7 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
                  edges.norm_weight,
                  edges.norm_eps,
                  edges.residual,
+                 static_cast<const uint8_t*>(edges.gate_blocks),
                  s};
   switch (GgmlType(ggml_type)) {
     case GgmlType::Q4_0:

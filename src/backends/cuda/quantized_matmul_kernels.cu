@@ -45,6 +45,8 @@ void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorV
       node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
   const TensorView* residual =
       node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
+  const TensorView* gate_blocks =
+      node.attrs.get_or<bool>("has_gate_blocks", false) ? &in[next++] : nullptr;
   const size_t x_row_bytes = storage_bytes(x.dtype, k);
   for (int64_t r = 0; r < m; r += 8) {
     const int64_t rows = std::min<int64_t>(8, m - r);
@@ -54,6 +56,7 @@ void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorV
       edges.norm_eps = float(node.attrs.get<double>("norm_eps"));
     }
     if (residual) edges.residual = residual->as<const float>() + r * n;
+    if (gate_blocks) edges.gate_blocks = gate_blocks->data;
     quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
                           static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
                           y + r * n, stream, edges);
@@ -62,7 +65,8 @@ void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorV
 
 bool has_edges(const ir::Node& node) {
   return node.attrs.get_or<bool>("has_norm_weight", false) ||
-         node.attrs.get_or<bool>("has_residual", false);
+         node.attrs.get_or<bool>("has_residual", false) ||
+         node.attrs.get_or<bool>("has_gate_blocks", false);
 }
 
 void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
