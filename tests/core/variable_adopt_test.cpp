@@ -251,8 +251,12 @@ TEST(VariableMemory, CompileHoldsA256MiBWeightOnce) {
         second.run({});
       }
       int64_t grown = resident_bytes() - before;
+      // The arenas hold intermediates (assigned: read(w) + 1, 256 MiB), not weights.
+      int64_t arenas = int64_t(exe.arena_bytes());
+      if (std::string(kind) == "two executables") arenas += int64_t(second.arena_bytes());
       int64_t copies = std::string(kind) == "assigned" ? 2 : 1;
-      EXPECT_LT(grown, copies * 256 * kMiB + 48 * kMiB) << grown / kMiB << " MiB";
+      EXPECT_LT(grown, copies * 256 * kMiB + arenas + 48 * kMiB)
+          << grown / kMiB << " MiB, arenas " << arenas / kMiB << " MiB";
     }
   }
 }
