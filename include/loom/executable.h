@@ -18,8 +18,15 @@ namespace loom {
 // Named persistent tensors on one device; several executables may share one store.
 // Thread-safe: every member locks the store, and Executable::run holds that lock for the
 // whole run, so executables sharing a store run one at a time while others run freely.
-// References returned by get() stay valid, but read the data only while no run is going on
-// (hold lock() to be sure).
+// References returned by get() stay valid until the variable's buffer is replaced (adopt(),
+// or the copy-on-write of set() and make_writable()), but read the data only while no run is
+// going on (hold lock() to be sure).
+//
+// Ownership: a value is either the store's own buffer or shared bytes that the store never
+// writes: a buffer adopted without a copy (a memory-mapped weight, a NumPy array) or, on the
+// CPU, the graph's initial value. A shared value is copied on the first write (set(), or
+// compiling an executable that assigns the variable), so a weight that is only read lives
+// once per device however many graphs, executables and stores hold it.
 class VariableStore {
  public:
   // Throws loom::Error(device) when the device is not there (variable_store.cpp).
@@ -32,10 +39,29 @@ class VariableStore {
   // Throws loom::Error(value) for an unknown name.
   const TensorData& get(const std::string& name) const;
   // Replaces the value (copied to the store's device); the shape and dtype must match the
-  // existing one, and the variable's buffer stays where it is.
+  // existing one. An owned buffer stays where it is; a shared one is replaced by an owned
+  // copy (copy-on-write; executables' plans are made again at their next run).
   void set(const std::string& name, const TensorData& value);
-  // Adds a variable (copied to the store's device) if absent.
+  // Adds a variable if absent: on the CPU, a contiguous CPU value is shared (the store never
+  // writes it; see above), else copied to the store's device.
   void declare(const std::string& name, const TensorData& initial);
+  // Adds or replaces a variable with `value` itself, without a copy: the buffer (and the
+  // owner its Buffer keeps alive, such as a memory mapping) stays alive with the store, and
+  // is never written (read-only memory is fine). `value` must be contiguous and on the
+  // store's device; an existing variable keeps its shape and dtype. Executables' plans that
+  // read the old value are made again at their next run.
+  void adopt(const std::string& name, const TensorData& value);
+  // True when the variable's bytes are shared (adopted or the graph's), not the store's own.
+  bool is_shared(const std::string& name) const;
+  // Makes a shared value the store's own (one copy); nothing when it already is. compile()
+  // calls it for every variable the executable writes.
+  void make_writable(const std::string& name);
+  // Counts replacements of variable buffers: a plan made at another generation holds stale
+  // addresses (Executable::run compares it).
+  uint64_t generation() const {
+    auto held = lock();
+    return generation_;
+  }
   std::vector<std::string> names() const;
   // Excludes runs of executables using this store while held (recursive: a thread holding
   // it may call the members above).
@@ -44,8 +70,16 @@ class VariableStore {
   }
 
  private:
+  struct Entry {
+    TensorData value;
+    bool shared = false;
+  };
+  Entry& entry(const std::string& name);
+  const Entry& entry(const std::string& name) const;
+
   Device device_;
-  std::map<std::string, TensorData> values_;
+  std::map<std::string, Entry> values_;
+  uint64_t generation_ = 0;
   mutable std::recursive_mutex mutex_;
 };
 

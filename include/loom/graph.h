@@ -55,7 +55,13 @@ class Graph {
   Tensor constant(TensorData value);
   Tensor constant(double value, DType dtype = DType::f32);
   // A named persistent tensor (weights, KV caches); the result reads its current value.
+  // The graph keeps `initial` without a copy, and so does a CPU VariableStore, which never
+  // writes it (an assign works on the store's own copy): do not write to its buffer later.
   Tensor variable(const std::string& name, TensorData initial);
+  // A variable without a value: a VariableStore supplies it (VariableStore::adopt or
+  // declare, before compile() or before the first run); running without it is a
+  // loom::Error naming the variable.
+  Tensor variable(const std::string& name, Extents shape, DType dtype);
   // Reads a variable's value (same as the tensor `variable` returned).
   Tensor read(const Tensor& variable);
   // Stores `value` into the variable at the end of the run; an assign is always kept.

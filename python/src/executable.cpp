@@ -162,8 +162,10 @@ nb::object variable_value(VariableStore& store, const std::string& name, const s
   TensorData value;
   {
     RunLock lock;
+    // A copy is a snapshot; without one the array sees later runs' updates in place, and
+    // may be written, so shared bytes (adopted, or the graph's) become the store's own first.
+    if (!copy) store.make_writable(name);
     value = store.get(name);
-    // A copy is a snapshot; without one the array sees later runs' updates in place.
     if (copy) value = value.clone();
   }
   return tensor_data_to_py(value, kind);
@@ -243,6 +245,30 @@ void bind_executable(nb::module_& m) {
             s.declare(name, data);
           },
           nb::arg("name"), nb::arg("initial").none(), "Adds a variable (copied) if it is absent.")
+      .def(
+          "adopt",
+          [](VariableStore& s, const std::string& name, nb::handle value) {
+            // Read-only memory (a numpy.memmap in mode "r") is shared too: the store never
+            // writes an adopted value.
+            TensorData data =
+                tensor_data_from_py(value, std::nullopt, "variable '" + name + "'", true);
+            RunLock lock;
+            s.adopt(name, data);
+          },
+          nb::arg("name"), nb::arg("value"),
+          "Adds or replaces a variable with `value` itself, without a copy (a NumPy array, a\n"
+          "memory-mapped numpy.memmap, a torch tensor on the store's device): it stays alive\n"
+          "with the store and is never written; the first write (store[name] = ..., or\n"
+          "compiling a graph that assigns it) makes the store's own copy.")
+      .def(
+          "is_shared",
+          [](const VariableStore& s, const std::string& name) {
+            RunLock lock;
+            return s.is_shared(name);
+          },
+          nb::arg("name"),
+          "True while the variable's bytes are shared (adopted, or the graph's initial value)\n"
+          "rather than the store's own copy.")
       .def(
           "__contains__",
           [](const VariableStore& s, const std::string& name) {

@@ -309,22 +309,37 @@ void bind_graph(nb::module_& m) {
           "A constant from a number (float32 unless `dtype`) or an array (copied).")
       .def(
           "variable",
-          [](Graph& g, const std::string& name, nb::handle initial, nb::handle dtype) {
+          [](Graph& g, const std::string& name, nb::handle initial, nb::handle dtype,
+             nb::handle shape) {
             std::optional<DType> want;
+            if (!dtype.is_none()) want = dtype_from_py(dtype);
+            if (initial.is_none()) {
+              // No value: a VariableStore supplies it (adopt, declare) before the first run.
+              if (shape.is_none())
+                fail(ErrorKind::value, "variable '" + name +
+                                           "': give an initial value, or shape= (and dtype=) "
+                                           "for a value the store supplies");
+              Extents dims;
+              for (nb::handle d : nb::borrow<nb::sequence>(shape))
+                dims.push_back(nb::cast<int64_t>(d));
+              return g.variable(name, std::move(dims), want.value_or(DType::f32));
+            }
+            if (!shape.is_none())
+              fail(ErrorKind::value, "variable '" + name + "': give initial or shape, not both");
             nb::object source = nb::borrow(initial);
-            if (!dtype.is_none()) {
-              want = dtype_from_py(dtype);
-              if (!nb::isinstance<TensorData>(initial)) {
-                source = numpy_module().attr("asarray")(initial,
-                                                        nb::arg("dtype") = numpy_dtype_of(*want));
-              }
+            if (want && !nb::isinstance<TensorData>(initial)) {
+              source =
+                  numpy_module().attr("asarray")(initial, nb::arg("dtype") = numpy_dtype_of(*want));
             }
             TensorData data = tensor_data_from_py(source, want, "variable '" + name + "'");
             return g.variable(name, data.clone());
           },
-          nb::arg("name"), nb::arg("initial").none(), nb::arg("dtype") = nb::none(),
-          "A named persistent tensor (weights, KV caches) with its initial value (copied);\n"
-          "the result reads its current value.")
+          nb::arg("name"), nb::arg("initial").none() = nb::none(), nb::arg("dtype") = nb::none(),
+          nb::arg("shape") = nb::none(),
+          "A named persistent tensor (weights, KV caches) with its initial value (copied once;\n"
+          "the graph and a CPU store share that copy), or, with shape= and dtype= and no\n"
+          "initial value, one that a VariableStore supplies (VariableStore.adopt or declare)\n"
+          "before the first run. The result reads the variable's current value.")
       .def("read", &Graph::read, nb::arg("variable"), "Reads a variable's current value.")
       .def("assign", &Graph::assign, nb::arg("variable"), nb::arg("value"),
            "Stores `value` into the variable at the end of each run.")

@@ -38,6 +38,12 @@ void check_kernels_exist(const Executable::Impl& impl) {
 // Plans made now: the only binding of a graph without symbols, and CompileOptions::plan_for.
 void plan_ahead(Executable::Impl& impl, const CompileOptions& options) {
   auto store_lock = impl.variables->lock();
+  // Variables the store does not hold yet (Graph::variable(name, shape, dtype)) are supplied
+  // before the first run, which plans then.
+  if (!impl.ready_variables(false)) {
+    impl.stats = RunStats{};
+    return;
+  }
   if (impl.symbols.empty()) impl.plan_for({});
   for (const auto& binding : options.plan_for) {
     std::string symbols;
@@ -75,14 +81,26 @@ void declare_variables(Executable::Impl& impl, const CompileOptions& options) {
                                 impl.variables->device().str() + ", the executable on " +
                                 impl.device.str());
   for (const auto& n : impl.program->nodes()) {
-    if (n->is(ir::OpRole::variable))
+    // A variable without an initial value gets its value from the store (checked at plan).
+    if (n->is(ir::OpRole::variable) && n->attrs.has("initial"))
       impl.variables->declare(n->name, n->attrs.get<TensorData>("initial"));
     if (n->is(ir::OpRole::placeholder)) impl.graph_placeholders.insert(n->name);
   }
 }
 
+// The variable a value is, through read and other aliasing ops; null for other values.
+static const ir::Node* variable_behind(ir::Value v) {
+  const ir::Node* n = v.node;
+  while (n->op->aliases_input >= 0) n = n->inputs.at(size_t(n->op->aliases_input)).node;
+  return n->is(ir::OpRole::variable) ? n : nullptr;
+}
+
 void prepare_runtime(Executable::Impl& impl, const CompileOptions& options) {
   for (const auto& n : impl.program->nodes()) {
+    if (n->is(ir::OpRole::variable)) impl.variable_nodes.push_back(n.get());
+    if (n->op->writes_state())
+      if (const ir::Node* var = variable_behind(n->inputs.at(0)))
+        impl.written_variables.insert(var->name);
     if (n->is(ir::OpRole::placeholder)) {
       impl.placeholders.push_back(n.get());
       for (const auto& d : n->type().shape)

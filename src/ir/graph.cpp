@@ -207,6 +207,18 @@ Tensor Graph::variable(const std::string& name, TensorData initial) {
   return append_node(def, {}, {}, {{"initial", initial.contiguous()}}, name).at(0);
 }
 
+Tensor Graph::variable(const std::string& name, Extents shape, DType dtype) {
+  if (name.empty()) fail(ErrorKind::value, "variable: name must not be empty");
+  if (program_->find_variable(name))
+    fail(ErrorKind::value, "variable: a variable named '" + name + "' already exists");
+  for (auto e : shape)
+    if (e < 0)
+      fail(ErrorKind::shape, "variable '" + name + "': negative dim in " + to_string(shape));
+  numel(shape);  // throws on overflow
+  const ir::OpDef& def = ir::OpRegistry::instance().at("variable");
+  return append_node(def, {}, {}, {{"shape", to_shape(shape)}, {"dtype", dtype}}, name).at(0);
+}
+
 static void expect_variable(const Tensor& v, const char* what) {
   if (!v.defined() || !v.node()->is(ir::OpRole::variable))
     fail(ErrorKind::value, std::string(what) + ": expected a tensor made by Graph::variable");

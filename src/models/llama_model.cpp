@@ -31,10 +31,31 @@ TensorData narrow(const TensorData& f32, DType dtype) {
 
 }  // namespace
 
+// The file's bytes of a tensor as a TensorData: the mapping itself (kept alive by `mapping`)
+// where the weight is used as it is, else a copy. On the CPU kernels read it in place (they
+// use unaligned loads; GGUF aligns tensors to 32 bytes by default, and a file that does not
+// gets copies); another device's store uploads it.
+static TensorData file_bytes(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
+                             Extents shape, const std::shared_ptr<void>& mapping, Device device) {
+  std::span<const std::byte> bytes = file.tensor_bytes(info);
+  auto at = reinterpret_cast<uintptr_t>(bytes.data());
+  if (mapping && (device.kind != DeviceKind::cpu || at % 32 == 0)) {
+    // Never written: the store copies a variable before its first write (VariableStore).
+    Strides strides = contiguous_strides(shape);
+    return TensorData::wrap(const_cast<std::byte*>(bytes.data()), dtype, std::move(shape),
+                            std::move(strides), Device::cpu(), mapping);
+  }
+  TensorData copy = TensorData::empty(dtype, std::move(shape));
+  std::memcpy(copy.data(), bytes.data(), bytes.size());
+  return copy;
+}
+
 // The weight as the graph gets it: its GGUF blocks as they are when `keep_blocks` and the
-// device has quantized kernels for the format, else expanded once to `dtype`.
+// device has quantized kernels for the format, else expanded once to `dtype` (f32 and f16
+// tensors of that dtype as they are).
 LlamaWeight load_llama_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
-                              bool keep_blocks, Device device) {
+                              bool keep_blocks, Device device,
+                              const std::shared_ptr<void>& mapping) {
   const quant::GgufFormat* format = find_gguf_format(uint32_t(info.type));
   bool kernel_exists = format && info.traits->is_quantized &&
                        (device.kind == DeviceKind::cpu || format->block_size == 32);
@@ -42,11 +63,11 @@ LlamaWeight load_llama_weight(const io::GgufFile& file, const io::GgufTensorInfo
     const int64_t rows = info.shape[0];
     const int64_t row_bytes =
         info.shape[1] / info.traits->block_size * info.traits->bytes_per_block;
-    TensorData blocks = TensorData::empty(DType::u8, {rows, row_bytes});
-    std::span<const std::byte> bytes = file.tensor_bytes(info);
-    std::memcpy(blocks.data(), bytes.data(), bytes.size());
-    return {blocks, format->name};
+    return {file_bytes(file, info, DType::u8, {rows, row_bytes}, mapping, device), format->name};
   }
+  if ((info.type == io::GgmlType::F32 && dtype == DType::f32) ||
+      (info.type == io::GgmlType::F16 && dtype == DType::f16))
+    return {file_bytes(file, info, dtype, info.shape, mapping, device), ""};
   TensorData f32 = TensorData::empty(DType::f32, info.shape);
   io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel,
                       static_cast<float*>(f32.data()));
@@ -63,7 +84,9 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   };
   LlamaModel m;
-  io::GgufFile file = io::GgufFile::open(gguf_path);
+  // Shared: CPU weights read the mapping itself, which lives as long as they do.
+  auto mapped = std::make_shared<io::GgufFile>(io::GgufFile::open(gguf_path));
+  const io::GgufFile& file = *mapped;
   m.config_ = LlamaConfig::from_gguf(file);
   m.device_ = options.device;
   if (options.context <= 0) fail(ErrorKind::value, "context must be positive");
@@ -78,7 +101,8 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
       options.device.kind == DeviceKind::cpu || any_quantized ? DType::f32 : DType::f16);
   std::map<std::string, LlamaWeight> weights;
   for (const auto& info : file.tensors()) {
-    LlamaWeight w = load_llama_weight(file, info, m.dtype_, options.quantized, options.device);
+    LlamaWeight w =
+        load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
     m.quantized_weights_ += w.format.empty() ? 0 : 1;
     m.weight_bytes_ += int64_t(w.data.nbytes());
     weights.emplace(info.name, std::move(w));

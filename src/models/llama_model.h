@@ -39,9 +39,12 @@ struct LlamaLoadOptions {
 
 // One weight of a GGUF file as build_llama_graph takes it: its blocks as they are when
 // `keep_blocks` and `device` has quantized kernels for the format (2-D weights only), else
-// expanded once to `dtype`.
+// expanded once to `dtype`. With `mapping` (an owner that keeps `file`'s mapping alive), CPU
+// weights used as they are (blocks, f32/f16 tensors of `dtype`) read the mapping without a
+// copy; never write to them (a VariableStore copies before its first write).
 LlamaWeight load_llama_weight(const io::GgufFile& file, const io::GgufTensorInfo& info, DType dtype,
-                              bool keep_blocks, Device device);
+                              bool keep_blocks, Device device,
+                              const std::shared_ptr<void>& mapping = nullptr);
 
 class LlamaModel {
  public:

@@ -17,6 +17,28 @@ static std::vector<TensorType> infer_tensor_attr(const InferContext& ctx, const 
   return {{t.dtype(), to_shape(t.shape())}};
 }
 
+// From the initial value, or from shape and dtype for a variable whose value a store
+// supplies (Graph::variable(name, shape, dtype)).
+static std::vector<TensorType> infer_variable(const InferContext& ctx) {
+  if (ctx.attrs.has("initial")) {
+    // A package saves a store-supplied variable with its value and keeps shape and dtype.
+    auto types = infer_tensor_attr(ctx, "initial");
+    if (ctx.attrs.has("dtype") && ctx.attrs.get<DType>("dtype") != types[0].dtype)
+      ctx.fail(ErrorKind::dtype, "initial's dtype differs from the dtype attribute");
+    if (ctx.attrs.has("shape") && ctx.attrs.get<Shape>("shape") != types[0].shape)
+      ctx.fail(ErrorKind::shape, "initial's shape differs from the shape attribute");
+    return types;
+  }
+  if (!ctx.attrs.has("shape") || !ctx.attrs.has("dtype"))
+    ctx.fail(ErrorKind::value, "needs initial, or shape and dtype");
+  const Shape& shape = ctx.attrs.get<Shape>("shape");
+  for (const auto& d : shape)
+    if (!d.is_static() || d.value() < 0)
+      ctx.fail(ErrorKind::shape,
+               "a variable's shape is static and non-negative, not " + to_string(shape));
+  return {{ctx.attrs.get<DType>("dtype"), shape}};
+}
+
 static std::vector<TensorType> infer_assign(const InferContext& ctx) {
   const TensorType& var = ctx.input(0);
   const TensorType& value = ctx.input(1);
@@ -50,9 +72,12 @@ void register_source_ops(ir::OpRegistry& r) {
   r.add({.name = "variable",
          .doc = "A named persistent tensor in the VariableStore (Graph::variable).",
          .role = ir::OpRole::variable,
-         .attrs = {required_attr("initial", AttrType::tensor, "the value before any assign")},
+         .attrs = {optional_attr("initial", AttrType::tensor, "the value before any assign"),
+                   optional_attr("shape", AttrType::shape,
+                                 "without initial: the shape (the store supplies the value)"),
+                   optional_attr("dtype", AttrType::dtype, "without initial: the dtype")},
          .outputs = {output("v", "the variable")},
-         .infer = [](const InferContext& c) { return infer_tensor_attr(c, "initial"); },
+         .infer = infer_variable,
          .foldable = false,
          .is_source = true});
   r.add({.name = "read",

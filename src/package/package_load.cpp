@@ -84,7 +84,7 @@ std::unique_ptr<ir::Node> rebuild_node(const package::PackedNode& p,
   Attributes attrs = p.attrs;
   ir::check_attributes(p.op, def->attrs, attrs);
   if (def->check_attrs) def->check_attrs(p.op, attrs, present);
-  if (def->is(ir::OpRole::variable) && !attrs.get<TensorData>("initial").defined())
+  if (def->is(ir::OpRole::variable) && !attrs.get_or<TensorData>("initial", TensorData()).defined())
     fail(ErrorKind::value, "a variable without a value");
   if (def->is(ir::OpRole::constant) && !attrs.get<TensorData>("value").defined())
     fail(ErrorKind::value, "a constant without a value");

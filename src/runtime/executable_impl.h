@@ -53,6 +53,11 @@ struct Executable::Impl {
   std::vector<const ir::Node*> placeholders;        // those still needed after the passes
   std::map<const ir::Node*, TensorData> constants;  // uploaded to the device
   std::vector<std::string> symbols;                 // every symbol of the placeholders, in order
+  std::vector<const ir::Node*> variable_nodes;      // after the passes
+  std::set<std::string> written_variables;          // targets of assigns and in-place updates
+  // The store's generation the plans were made at: plans hold variables' addresses, so a
+  // replaced variable buffer (adopt, copy-on-write) drops them (and their CUDA graphs).
+  uint64_t store_generation = 0;
   std::vector<int64_t> bound;  // this run's size of each symbol (reused: no allocation)
   std::map<std::vector<int64_t>, std::unique_ptr<runtime::Plan>> plans;
   runtime::Plan* last_plan = nullptr;
@@ -90,6 +95,10 @@ struct Executable::Impl {
     plans.clear();
   }
 
+  // plan_cache.cpp: checks that the store holds every variable, with the node's shape and
+  // dtype (loom::Error(value) naming a missing one when `require_all`, else false), and
+  // gives each variable this executable writes a buffer of the store's own.
+  bool ready_variables(bool require_all);
   // bind_feeds.cpp: checks the feeds and returns the size of each symbol.
   const std::vector<int64_t>& bind(const Feeds& feeds);
   // lower.cpp: concrete types, the memory plan and one kernel call per node.

@@ -5,6 +5,7 @@
 // and go, and a binding hot long ago cools down.
 #include <algorithm>
 
+#include "loom/error.h"
 #include "runtime/executable_impl.h"
 
 namespace loom {
@@ -18,14 +19,53 @@ size_t plan_bytes(const runtime::Plan& plan) { return plan.arena ? plan.arena->b
 
 }  // namespace
 
+bool Executable::Impl::ready_variables(bool require_all) {
+  auto held = variables->lock();
+  bool all = true;
+  for (const ir::Node* n : variable_nodes) {
+    const ir::TensorType& type = n->type();
+    if (!variables->has(n->name)) {
+      if (!require_all) {
+        all = false;
+        continue;
+      }
+      fail(ErrorKind::value, "variable '" + n->name + "' (" + dtype_name(type.dtype) + " " +
+                                 to_string(type.shape) +
+                                 ") has no value: declare, set or adopt it in the executable's "
+                                 "VariableStore before running");
+    }
+    const TensorData& value = variables->get(n->name);
+    if (value.dtype() != type.dtype)
+      fail(ErrorKind::dtype, "variable '" + n->name + "' is " + dtype_name(type.dtype) +
+                                 " in the graph, " + dtype_name(value.dtype()) + " in the store");
+    if (to_shape(value.shape()) != type.shape)
+      fail(ErrorKind::shape, "variable '" + n->name + "' has shape " + to_string(type.shape) +
+                                 " in the graph, " + to_string(value.shape()) + " in the store");
+    if (written_variables.count(n->name)) variables->make_writable(n->name);
+  }
+  return all;
+}
+
 runtime::Plan& Executable::Impl::plan_for(const std::vector<int64_t>& key) {
   ++run_count;
+  // Plans read variables at the addresses they had when made (a captured CUDA graph too).
+  const uint64_t generation = variables->generation();
+  if (generation != store_generation) {
+    plans.clear();
+    last_plan = nullptr;
+  }
   if (run_count % kUseHalfLife == 0)
     for (auto& [k, p] : plans) p->uses /= 2;
   if (run_count % kUseHalfLife == 0)
     for (auto& [k, uses] : evicted_uses) uses /= 2;
   auto it = plans.find(key);
   if (it == plans.end()) {
+    ready_variables(true);
+    if (variables->generation() != generation) {
+      plans.clear();
+      last_plan = nullptr;
+    }
+    store_generation = variables->generation();
     SymbolBinding binding;
     for (size_t i = 0; i < symbols.size(); ++i) binding[symbols[i]] = key[i];
     std::unique_ptr<runtime::Plan> made = make_plan(binding);

@@ -1,3 +1,6 @@
+// The variable store: named values on one device, owned or shared (see executable.h).
+#include <utility>
+
 #include "backends/backend.h"
 #include "loom/error.h"
 #include "loom/executable.h"
@@ -14,7 +17,7 @@ VariableStore::VariableStore(Device device) : device_(device) {
   }
 }
 
-const TensorData& VariableStore::get(const std::string& name) const {
+const VariableStore::Entry& VariableStore::entry(const std::string& name) const {
   auto held = lock();
   auto it = values_.find(name);
   if (it == values_.end()) {
@@ -26,19 +29,40 @@ const TensorData& VariableStore::get(const std::string& name) const {
   return it->second;
 }
 
-void VariableStore::set(const std::string& name, const TensorData& value) {
-  auto held = lock();
-  const TensorData& current = get(name);
+VariableStore::Entry& VariableStore::entry(const std::string& name) {
+  return const_cast<Entry&>(std::as_const(*this).entry(name));
+}
+
+const TensorData& VariableStore::get(const std::string& name) const { return entry(name).value; }
+
+bool VariableStore::is_shared(const std::string& name) const { return entry(name).shared; }
+
+static void check_same_type(const std::string& name, const TensorData& current,
+                            const TensorData& value, const char* what) {
   if (!value.defined()) fail(ErrorKind::value, "variable '" + name + "': empty value");
   if (value.dtype() != current.dtype())
-    fail(ErrorKind::dtype, "variable '" + name + "' is " + dtype_name(current.dtype()) +
-                               ", the new value is " + dtype_name(value.dtype()));
+    fail(ErrorKind::dtype, "variable '" + name + "' is " + dtype_name(current.dtype()) + ", " +
+                               what + " is " + dtype_name(value.dtype()));
   if (value.shape() != current.shape())
     fail(ErrorKind::shape, "variable '" + name + "' has shape " + to_string(current.shape()) +
-                               ", the new value " + to_string(value.shape()));
+                               ", " + what + " " + to_string(value.shape()));
+}
+
+void VariableStore::set(const std::string& name, const TensorData& value) {
+  auto held = lock();
+  Entry& e = entry(name);
+  check_same_type(name, e.value, value, "the new value");
+  if (e.shared) {
+    // Copy-on-write: the shared bytes are never written (they may be read-only memory).
+    TensorData copy = value.to(device_);
+    if (copy.buffer() == value.buffer()) copy = value.clone();
+    e = {std::move(copy), false};
+    ++generation_;
+    return;
+  }
   TensorData src = value.contiguous();
   Backend& b = backend_for(device_ == Device::cpu() ? src.device() : device_);
-  b.copy(current.data(), device_, src.data(), src.device(), src.nbytes(), nullptr);
+  b.copy(e.value.data(), device_, src.data(), src.device(), src.nbytes(), nullptr);
   b.synchronize(nullptr);
 }
 
@@ -46,7 +70,7 @@ void VariableStore::declare(const std::string& name, const TensorData& initial) 
   auto held = lock();
   auto it = values_.find(name);
   if (it != values_.end()) {
-    const TensorData& existing = it->second;
+    const TensorData& existing = it->second.value;
     if (existing.dtype() != initial.dtype())
       fail(ErrorKind::dtype, "variable '" + name + "' already exists in the store as " +
                                  dtype_name(existing.dtype()) + ", not " +
@@ -57,9 +81,44 @@ void VariableStore::declare(const std::string& name, const TensorData& initial) 
                                  to_string(initial.shape()));
     return;
   }
-  TensorData copy = initial.to(device_);
-  if (copy.buffer() == initial.buffer()) copy = initial.clone();
-  values_.emplace(name, std::move(copy));
+  if (!initial.defined()) fail(ErrorKind::value, "variable '" + name + "': empty initial value");
+  // Shared where it already lies in the right form; copied otherwise (another device, or a
+  // strided view whose contiguous() is a copy anyway).
+  TensorData value = initial.to(device_);
+  bool shared = value.buffer() == initial.buffer();
+  values_.emplace(name, Entry{std::move(value), shared});
+}
+
+void VariableStore::adopt(const std::string& name, const TensorData& value) {
+  auto held = lock();
+  if (!value.defined()) fail(ErrorKind::value, "adopt: variable '" + name + "': empty value");
+  if (value.device() != device_)
+    fail(ErrorKind::device, "adopt: variable '" + name + "' lies on " + value.device().str() +
+                                ", the store on " + device_.str() + " (adopt takes no copy)");
+  if (!value.is_contiguous())
+    fail(ErrorKind::value, "adopt: variable '" + name + "' is a strided view " +
+                               to_string(value.shape()) + " with strides " +
+                               to_string(value.strides()) + "; adopt takes contiguous data");
+  auto it = values_.find(name);
+  if (it != values_.end()) {
+    check_same_type(name, it->second.value, value, "the adopted value");
+    it->second = {value, true};
+  } else {
+    values_.emplace(name, Entry{value, true});
+  }
+  ++generation_;
+}
+
+void VariableStore::make_writable(const std::string& name) {
+  auto held = lock();
+  Entry& e = entry(name);
+  if (!e.shared) return;
+  TensorData copy = TensorData::empty(e.value.dtype(), e.value.shape(), device_);
+  Backend& b = backend_for(device_);
+  b.copy(copy.data(), device_, e.value.data(), device_, e.value.nbytes(), nullptr);
+  b.synchronize(nullptr);
+  e = {std::move(copy), false};
+  ++generation_;
 }
 
 std::vector<std::string> VariableStore::names() const {
