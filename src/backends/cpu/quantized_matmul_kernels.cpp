@@ -55,6 +55,14 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
     options.quantize_activations = node.attrs.get_or<bool>("int8_activations", true);
     quant::ggml_matmul(ggml_type_of(node), blocks.data, int64_t(blocks.nbytes()), n, k, xs, x.dtype,
                        m, y, options);
+    if (gate_blocks)
+      quant::ggml_matmul(ggml_type_of(node), gate_blocks->data, int64_t(gate_blocks->nbytes()), n,
+                         k, xs, x.dtype, m, gate.data(), options);
+  }
+  // SwiGLU as the unfused silu and mul kernels compute it, so fusing changes no bit.
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const float g = gate[i];
+    y[i] = (g / (1.0f + std::exp(-g))) * y[i];
   }
   if (residual) {
     const float* r = residual->as<const float>();
