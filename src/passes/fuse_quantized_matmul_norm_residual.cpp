@@ -3,7 +3,7 @@
 //   quantized_matmul(rms_norm(x, g, eps), W)  ->  quantized_matmul(x, W, norm_weight = g)
 //   add(quantized_matmul(h, W), r)            ->  quantized_matmul(h, W, residual = r)
 // and a gated MLP's SwiGLU, mul(silu(quantized_matmul(x, G)), quantized_matmul(x, W)),
-// into the second matmul (gate_blocks = G): one GEMV computes both rows and the product.
+// into one matmul (gate_blocks = G): one GEMV computes both rows and the product.
 // In a decode step each is a kernel of a few microseconds on a vector of a few thousand
 // elements, as long as the GEMV itself; the GEMV reads x anyway, and the scale of the norm
 // is a factor on each output (y = rsqrt(mean(x^2) + eps) * sum_k x_k g_k W_nk), so both
@@ -137,8 +137,8 @@ void fuse_residuals(ir::Program& program, const PassContext& ctx) {
 }
 
 // mul(silu(A), B) with A and B quantized_matmuls of the same x (and norm), format and
-// weight shape, B after A: B takes A's blocks as its gate_blocks and computes the product;
-// A, silu and mul go. (B is the later node, so every input it now reads is defined before it.)
+// weight shape: the later of A and B becomes quantized_matmul(x, B's blocks, gate_blocks =
+// A's blocks) and computes the product; the other, silu and mul go.
 void fuse_gates(ir::Program& program, const PassContext& ctx) {
   const ir::OpDef& mul_op = ir::OpRegistry::instance().at("mul");
   const ir::OpDef& silu_op = ir::OpRegistry::instance().at("silu");
@@ -176,19 +176,23 @@ void fuse_gates(ir::Program& program, const PassContext& ctx) {
           up->attrs.get_or<bool>("has_gate_blocks", false) ||
           gate->attrs.get_or<bool>("has_gate_blocks", false))
         continue;
-      const ir::Value gate_blocks = gate->inputs[1];
-      if (!(gate_blocks.node->type(gate_blocks.output) ==
-            up->inputs[1].node->type(up->inputs[1].output)) ||
-          !(mul->type() == up->type()) || !(silu->type() == gate->type()) ||
-          position.at(gate) > position.at(up) || !rows_fit(*up, ctx))
+      const ir::Value gate_blocks = gate->inputs[1], up_blocks = up->inputs[1];
+      if (!(gate_blocks.node->type(gate_blocks.output) == up_blocks.node->type(up_blocks.output)) ||
+          !(mul->type() == up->type()) || !(silu->type() == gate->type()) || !rows_fit(*up, ctx))
         continue;
-      up->inputs.insert(up->inputs.begin() + ptrdiff_t(insert_position(*up, 2)), gate_blocks);
-      up->attrs.set("has_gate_blocks", true);
-      set_slots(*up);
-      program.replace_uses({mul, 0}, {up, 0});
+      // The later of the two becomes the fused node (every input it reads is then defined
+      // before it); the builder may make either first (operand order of `silu(g) * u`).
+      const bool gate_later = position.at(gate) > position.at(up);
+      ir::Node* target = gate_later ? gate : up;
+      target->inputs[1] = up_blocks;
+      target->inputs.insert(target->inputs.begin() + ptrdiff_t(insert_position(*target, 2)),
+                            gate_blocks);
+      target->attrs.set("has_gate_blocks", true);
+      set_slots(*target);
+      program.replace_uses({mul, 0}, {target, 0});
       fused.push_back(mul);
       fused.push_back(silu);
-      fused.push_back(gate);
+      fused.push_back(gate_later ? up : gate);
       break;
     }
   }
