@@ -8,6 +8,7 @@
 #include "io/ggml_dequantize.h"
 #include "loom/error.h"
 #include "loom/quant.h"
+#include "ops/quant_params.h"
 
 namespace loom::cpu {
 
@@ -31,13 +32,10 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
   const int64_t m = k > 0 ? x.numel() / k : 0;
   const int64_t n = blocks.shape[0];
   float* y = out[0].as<float>();
-  size_t next = 2;
-  const TensorView* norm_weight =
-      node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
-  const TensorView* residual =
-      node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
-  const TensorView* gate_blocks =
-      node.attrs.get_or<bool>("has_gate_blocks", false) ? &in[next++] : nullptr;
+  const ops::QuantizedMatmulParams p = ops::QuantizedMatmulParams::decode(node, in);
+  const TensorView* norm_weight = p.norm_weight;
+  const TensorView* residual = p.residual;
+  const TensorView* gate_blocks = p.gate_blocks;
   std::vector<float> gate;
   if (gate_blocks) gate.assign(size_t(out[0].numel()), 0.f);
   if (k == 0) {
@@ -47,12 +45,11 @@ void run_quantized_matmul(KernelContext&, const ir::Node& node, std::span<const 
     std::vector<std::byte> normalized;
     if (norm_weight) {
       normalized.resize(x.nbytes());
-      rms_norm_rows(x.dtype, x.data, norm_weight->data, normalized.data(), m, k,
-                    float(node.attrs.get<double>("norm_eps")));
+      rms_norm_rows(x.dtype, x.data, norm_weight->data, normalized.data(), m, k, float(p.norm_eps));
       xs = normalized.data();
     }
     quant::GemmOptions options;
-    options.quantize_activations = node.attrs.get_or<bool>("int8_activations", true);
+    options.quantize_activations = p.int8_activations;
     quant::ggml_matmul(ggml_type_of(node), blocks.data, int64_t(blocks.nbytes()), n, k, xs, x.dtype,
                        m, y, options);
     if (gate_blocks)

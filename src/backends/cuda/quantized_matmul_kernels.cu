@@ -14,6 +14,7 @@
 #include "io/ggml_types.h"
 #include "loom/error.h"
 #include "loom/quant.h"
+#include "ops/quant_params.h"
 
 namespace loom::cuda {
 
@@ -40,33 +41,21 @@ void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorV
               int64_t m, int64_t n, int64_t k) {
   const TensorView& x = in[0];
   const TensorView& blocks = in[1];
-  size_t next = 2;
-  const TensorView* norm_weight =
-      node.attrs.get_or<bool>("has_norm_weight", false) ? &in[next++] : nullptr;
-  const TensorView* residual =
-      node.attrs.get_or<bool>("has_residual", false) ? &in[next++] : nullptr;
-  const TensorView* gate_blocks =
-      node.attrs.get_or<bool>("has_gate_blocks", false) ? &in[next++] : nullptr;
+  const ops::QuantizedMatmulParams p = ops::QuantizedMatmulParams::decode(node, in);
   const size_t x_row_bytes = storage_bytes(x.dtype, k);
   for (int64_t r = 0; r < m; r += 8) {
     const int64_t rows = std::min<int64_t>(8, m - r);
     quant::GemvEdges edges;
-    if (norm_weight) {
-      edges.norm_weight = norm_weight->data;
-      edges.norm_eps = float(node.attrs.get<double>("norm_eps"));
+    if (p.norm_weight) {
+      edges.norm_weight = p.norm_weight->data;
+      edges.norm_eps = float(p.norm_eps);
     }
-    if (residual) edges.residual = residual->as<const float>() + r * n;
-    if (gate_blocks) edges.gate_blocks = gate_blocks->data;
+    if (p.residual) edges.residual = p.residual->as<const float>() + r * n;
+    if (p.gate_blocks) edges.gate_blocks = p.gate_blocks->data;
     quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
                           static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
                           y + r * n, stream, edges);
   }
-}
-
-bool has_edges(const ir::Node& node) {
-  return node.attrs.get_or<bool>("has_norm_weight", false) ||
-         node.attrs.get_or<bool>("has_residual", false) ||
-         node.attrs.get_or<bool>("has_gate_blocks", false);
 }
 
 void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
@@ -103,7 +92,8 @@ std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Nod
   const int64_t k = x.shape.back();
   const int64_t n = in[1].shape[0];
   const int64_t m = k > 0 ? x.numel() / k : 0;
-  if (m <= 8 || out[0].numel() == 0 || has_edges(node)) return {gemv};
+  if (m <= 8 || out[0].numel() == 0 || ops::QuantizedMatmulParams::decode(node, in).has_edges())
+    return {gemv};
   GemmDesc d;
   d.dtype = cuda_dtype(x.dtype);
   d.d_f32 = true;
