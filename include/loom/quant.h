@@ -154,6 +154,9 @@ struct GemvEdges {
   float norm_eps = 0.f;
   const float* residual = nullptr;
   const void* gate_blocks = nullptr;
+  // No kernel of the run writes the weight or gate blocks: the GEMV may load them before the
+  // previous kernel has finished (programmatic dependent launch on Hopper).
+  bool weights_invariant = false;
 };
 void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weight_bytes, int64_t n,
                     int64_t k, const void* x, DType x_dtype, int64_t m, float* y,

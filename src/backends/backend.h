@@ -66,6 +66,12 @@ struct KernelContext {
   // The executable's bound callables (the call kernel, src/runtime/call.cpp); null outside
   // a plan.
   const runtime::CallTable* callables = nullptr;
+  // Bit i set: no step of this run writes input i (a constant, or a variable that no assign
+  // or in-place update targets), so a kernel may read it before waiting for the previous
+  // kernel to finish (CUDA's programmatic dependent launch, src/backends/cuda/device/pdl.cuh).
+  uint64_t invariant_inputs = 0;
+
+  bool input_invariant(int i) const { return i >= 0 && i < 64 && (invariant_inputs >> i & 1u); }
 };
 
 using KernelFn = std::function<void(KernelContext&, const ir::Node&, std::span<const TensorView>,

@@ -270,7 +270,15 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     if (saved_any && !tactic_cache_path.empty()) runtime::save_tactic_cache(tactic_cache_path);
   }
 
-  // 7. Steps, feeds and outputs.
+  // 7. Steps, feeds and outputs. An input is invariant when its storage is a constant or a
+  // variable that no step of the run writes.
+  std::set<const ir::Node*> written;
+  for (const auto& node : nodes)
+    if (node->op->writes_state()) written.insert(root(node->inputs.at(0)).node);
+  auto invariant = [&](ir::Value v) {
+    const ir::Node* r = root(v).node;
+    return r->is(ir::OpRole::constant) || (r->is(ir::OpRole::variable) && !written.count(r));
+  };
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (n->is(ir::OpRole::placeholder)) {
@@ -285,6 +293,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     const runtime::Candidate& chosen = pend->second.candidates[pend->second.chosen];
     step.kernel = chosen.kernel;
     step.tactic = chosen.tactic;
+    for (size_t i = 0; i < n->inputs.size() && i < 64; ++i)
+      if (invariant(n->inputs[i])) step.invariant_inputs |= uint64_t(1) << i;
     step.measured_ms = pend->second.ms;
     step.tried = pend->second.tried;
     if (auto ws = workspace_index.find(n); ws != workspace_index.end())

@@ -23,6 +23,7 @@ struct Step {
   std::vector<TensorView> outputs;
   std::shared_ptr<void> state;  // the kernel's per-node cache
   size_t bytes_written = 0;
+  uint64_t invariant_inputs = 0;  // KernelContext::invariant_inputs
 };
 
 // One value of the arena (the memory plan), kept for packages and the viewer.

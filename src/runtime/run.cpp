@@ -43,7 +43,7 @@ void Executable::Impl::launch(std::vector<Step>& steps, const StepHook* hook) {
     if (hook) (*hook)(step, false);
     KernelContext ctx{*backend,      stream,         &step.state,
                       &step.tactic,  step.workspace, step.tactic.workspace_bytes,
-                      &kernel_cache, &callables};
+                      &kernel_cache, &callables,     step.invariant_inputs};
     try {
       step.kernel->run(ctx, *step.node, step.inputs, step.outputs);
     } catch (const Error& e) {

@@ -18,6 +18,7 @@
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/pdl.cuh"
 #include "backends/cuda/device/types.cuh"
 
 namespace loom::cuda {
@@ -33,6 +34,7 @@ constexpr int kMaxBlockRows = 64;
 constexpr size_t kMaxSharedBytes = 48 * 1024;  // the default limit, no opt-in needed
 constexpr int kMaxDim = 512;
 constexpr int64_t kDecodeMaxQueries = 8;
+constexpr int kMinKeysPerSplit = 16;
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct Params {
@@ -133,6 +135,17 @@ __device__ __forceinline__ float dot_row(const float* q, const T* k, int n) {
   return sum;
 }
 
+// 16 bytes global -> shared without passing through registers, so a tile's loads are in
+// flight while the block does other work; cp_async_wait_all waits for this thread's copies.
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+  const unsigned at = unsigned(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(at), "l"(global) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
 __device__ __forceinline__ int valid_keys(const Params& p, int b) {
   if (!p.kv_len) return p.kv_cap;
   int at = p.kv_len_per_batch ? b : 0;
@@ -163,6 +176,9 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
   T* vs = reinterpret_cast<T*>(smem + lay.v);
   const float kNegInf = -std::numeric_limits<float>::infinity();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  // Everything below reads what earlier kernels wrote (q, the cache, kv_len).
+  pdl_wait();
+  pdl_release();
 
   int64_t blk = blockIdx.x;
   const int chunk = int(blk % p.row_chunks);
@@ -176,10 +192,44 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
 
   const int keys = valid_keys(p, b);
   const int shift = keys - p.q_len;  // query s sits at key position s + shift
-  int k_begin = split * p.keys_per_split;
-  int k_end = min(keys, k_begin + p.keys_per_split);
+  // The splits share the keys in use, not the capacity: kv_len is known only here, and a
+  // decode step at 100 keys of a 2048-key cache would otherwise give them all to split 0.
+  // Chunks of at least kMinKeysPerSplit keys, so short contexts use fewer splits.
+  int per_split = p.keys_per_split;
+  if (p.splits > 1) {
+    per_split = (keys + p.splits - 1) / p.splits;
+    per_split = max(kMinKeysPerSplit,
+                    (per_split + kMinKeysPerSplit - 1) / kMinKeysPerSplit * kMinKeysPerSplit);
+  }
+  int k_begin = split * per_split;
+  int k_end = min(keys, k_begin + per_split);
   if (p.causal) k_end = min(k_end, (row0 + rows - 1) / G + shift + 1);
   if (p.window > 0) k_begin = int(max(int64_t(k_begin), int64_t(row0 / G + shift) - p.window + 1));
+
+  const int64_t kv_base = (int64_t(b) * p.kv_heads + kvh) * p.kv_cap * D;
+  const T* kg = static_cast<const T*>(p.k) + kv_base;
+  const T* vg = static_cast<const T*>(p.v) + kv_base;
+  // A K/V tile into shared memory: asynchronous copies when rows are 16-byte vectors (the
+  // first tile's are in flight while q is staged), else plain loads.
+  auto load_tile = [&](int j0, int n) {
+    if (p.vec16) {
+      constexpr int kV = kVec<T>;
+      const int per_row = D / kV;
+      for (int e = tid; e < n * per_row; e += kAttnThreads) {
+        int j = e / per_row, c = (e - j * per_row) * kV;
+        int64_t from = int64_t(j0 + j) * D + c;
+        cp_async16(ks + j * p.k_stride + c, kg + from);
+        cp_async16(vs + j * Dp + c, vg + from);
+      }
+    } else {
+      for (int e = tid; e < n * D; e += kAttnThreads) {
+        int j = e / D, d = e - j * D;
+        ks[j * p.k_stride + d] = kg[int64_t(j0 + j) * D + d];
+        vs[j * Dp + d] = vg[int64_t(j0 + j) * D + d];
+      }
+    }
+  };
+  if (k_begin < k_end) load_tile(k_begin, min(Tk, k_end - k_begin));
 
   // q rows, scaled into the log2 domain and zero-padded to Dp.
   const T* q = static_cast<const T*>(p.q);
@@ -201,31 +251,12 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
   float acc[kAccPerThread];
 #pragma unroll
   for (int i = 0; i < kAccPerThread; ++i) acc[i] = 0.f;
-  __syncthreads();
+  if (k_begin >= k_end) __syncthreads();  // no tile: the row state must still be seen
 
-  const int64_t kv_base = (int64_t(b) * p.kv_heads + kvh) * p.kv_cap * D;
-  const T* kg = static_cast<const T*>(p.k) + kv_base;
-  const T* vg = static_cast<const T*>(p.v) + kv_base;
   for (int j0 = k_begin; j0 < k_end; j0 += Tk) {
     const int n = min(Tk, k_end - j0);
-    if (p.vec16) {
-      constexpr int kV = kVec<T>;
-      const int per_row = D / kV;
-      for (int e = tid; e < n * per_row; e += kAttnThreads) {
-        int j = e / per_row, c = (e - j * per_row) * kV;
-        int64_t from = int64_t(j0 + j) * D + c;
-        *reinterpret_cast<uint4*>(ks + j * p.k_stride + c) =
-            __ldg(reinterpret_cast<const uint4*>(kg + from));
-        *reinterpret_cast<uint4*>(vs + j * Dp + c) =
-            __ldg(reinterpret_cast<const uint4*>(vg + from));
-      }
-    } else {
-      for (int e = tid; e < n * D; e += kAttnThreads) {
-        int j = e / D, d = e - j * D;
-        ks[j * p.k_stride + d] = kg[int64_t(j0 + j) * D + d];
-        vs[j * Dp + d] = vg[int64_t(j0 + j) * D + d];
-      }
-    }
+    if (j0 != k_begin) load_tile(j0, n);  // the first was issued before q was staged
+    cp_async_wait_all();
     __syncthreads();
 
     for (int e = tid; e < rows * Tk; e += kAttnThreads) {
@@ -503,7 +534,9 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
     fail(ErrorKind::internal, "scaled_dot_product_attention: tile of " + std::to_string(lay.bytes) +
                                   " bytes of shared memory");
   int64_t blocks = base_blocks * p.splits;
-  attention_kernel<T><<<blocks_for(blocks, 1), kAttnThreads, lay.bytes, stream>>>(p);
+  check_cuda(launch_pdl(attention_kernel<T>, dim3(blocks_for(blocks, 1)), dim3(kAttnThreads),
+                        lay.bytes, stream, p),
+             "scaled_dot_product_attention launch");
   check_launch("scaled_dot_product_attention");
 }
 

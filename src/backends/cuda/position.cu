@@ -6,6 +6,7 @@
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/pdl.cuh"
 #include "backends/cuda/device/types.cuh"
 #include "core/scalar_semantics.h"
 #include "ops/position_params.h"
@@ -42,6 +43,8 @@ template <class T>
 __global__ void rope_kernel(const T* __restrict__ x, T* __restrict__ y, const void* offset_ptr,
                             bool offset_i64, int64_t rows, int64_t positions, int64_t features,
                             int64_t dims, double log_base, double scale, bool interleaved) {
+  pdl_wait();  // x and the offset come from earlier kernels
+  pdl_release();
   int64_t half = dims / 2, rest = features - dims;
   int64_t per_row = half + rest;
   int64_t total = rows * per_row, stride = int64_t(gridDim.x) * blockDim.x;
@@ -89,9 +92,11 @@ void run_rope(KernelContext& ctx, const ir::Node& node, std::span<const TensorVi
   if (work == 0) return;
   dispatch_float(x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    rope_kernel<T><<<std::min(blocks_for(work, kThreads), 65536u), kThreads, 0, stream_of(ctx)>>>(
-        x.as<const T>(), out[0].as<T>(), offset.data, offset.dtype == DType::i64, rows, positions,
-        features, dims, std::log(base), scale, interleaved);
+    check_cuda(launch_pdl(rope_kernel<T>, dim3(std::min(blocks_for(work, kThreads), 65536u)),
+                          dim3(kThreads), 0, stream_of(ctx), x.as<const T>(), out[0].as<T>(),
+                          offset.data, offset.dtype == DType::i64, rows, positions, features, dims,
+                          std::log(base), scale, interleaved),
+               "rope launch");
   });
   check_launch("rope");
 }

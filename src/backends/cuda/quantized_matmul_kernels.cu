@@ -37,8 +37,9 @@ struct DequantGemm {
 };
 
 // Groups of up to 8 rows of x, each a GEMV launch; norm and residual go along per row.
-void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorView> in, float* y,
-              int64_t m, int64_t n, int64_t k) {
+void run_gemv(const KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+              float* y, int64_t m, int64_t n, int64_t k) {
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
   const TensorView& x = in[0];
   const TensorView& blocks = in[1];
   const ops::QuantizedMatmulParams p = ops::QuantizedMatmulParams::decode(node, in);
@@ -52,6 +53,9 @@ void run_gemv(cudaStream_t stream, const ir::Node& node, std::span<const TensorV
     }
     if (p.residual) edges.residual = p.residual->as<const float>() + r * n;
     if (p.gate_blocks) edges.gate_blocks = p.gate_blocks->data;
+    edges.weights_invariant =
+        ctx.input_invariant(1) &&
+        (!p.gate_blocks || ctx.input_invariant(node.find_input("gate_blocks")));
     quant::cuda_ggml_gemv(format_of(node)->ggml_type, blocks.data, int64_t(blocks.nbytes()), n, k,
                           static_cast<const char*>(x.data) + size_t(r) * x_row_bytes, x.dtype, rows,
                           y + r * n, stream, edges);
@@ -77,7 +81,7 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
                 ctx.workspace_bytes - t.weight_bytes, stream, "quantized_matmul", nullptr, t.algo);
     return;
   }
-  run_gemv(stream, node, in, y, m, n, k);
+  run_gemv(ctx, node, in, y, m, n, k);
 }
 
 // GEMV always; for M > 8 first cuBLASLt's candidates over the expanded weight (the first

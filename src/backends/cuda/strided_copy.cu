@@ -3,6 +3,7 @@
 
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/device/launch.cuh"
+#include "backends/cuda/device/pdl.cuh"
 #include "backends/cuda/device/types.cuh"
 #include "backends/cuda/strided_copy.h"
 
@@ -34,6 +35,8 @@ __device__ __forceinline__ int64_t device_offset(const DeviceStarts& s) {
 template <class T>
 __global__ void strided_copy_kernel(T* __restrict__ dst, const T* __restrict__ src, int64_t n,
                                     StridedIndexer<2> ix, DeviceStarts starts, bool starts_on_dst) {
+  pdl_wait();  // src and the starts come from earlier kernels
+  pdl_release();
   int64_t base = starts.count ? device_offset(starts) : 0;
   if (starts_on_dst) {
     dst += base;
@@ -87,8 +90,10 @@ void strided_copy(void* dst, const void* src, size_t element_bytes, const Extent
   }
   dispatch_bytes(unit, [&](auto tag) {
     using T = decltype(tag);
-    strided_copy_kernel<T><<<std::min(blocks_for(n, kThreads), 65536u), kThreads, 0, stream>>>(
-        static_cast<T*>(dst), static_cast<const T*>(src), n, ix, s, starts_on_dst);
+    check_cuda(launch_pdl(strided_copy_kernel<T>, dim3(std::min(blocks_for(n, kThreads), 65536u)),
+                          dim3(kThreads), 0, stream, static_cast<T*>(dst),
+                          static_cast<const T*>(src), n, ix, s, starts_on_dst),
+               what);
   });
   check_launch(what);
 }
