@@ -21,6 +21,9 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_flag("--exact-matmul", exact,
                "CPU: multiply quantized weights by f32 activations (slower; the default rounds "
                "activations to int8 per block of 32 for integer dot products, as llama.cpp does)");
+  cmd.add_option("--disable-pass", disabled_passes,
+                 "leave out a compiler pass by name (repeatable), e.g. fuse_qkv_rope to measure "
+                 "what it gains (the passes are listed in DESIGN.md)");
 }
 
 std::string ModelFlags::model_path() const {
@@ -34,6 +37,7 @@ models::LlamaLoadOptions ModelFlags::load_options(bool quiet) const {
   o.context = context;
   o.quantized = !dense;
   o.int8_activations = !exact;
+  o.disabled_passes = disabled_passes;
   if (!dtype.empty()) {
     DType d = dtype_from_name(dtype);
     if (d != DType::f32 && d != DType::f16 && d != DType::bf16)

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "loom/loom.h"
 #include "models/llama_model.h"
@@ -17,6 +18,7 @@ struct ModelFlags {
   std::string dtype;   // empty: the device's default
   bool dense = false;  // expand quantized weights instead of keeping their blocks
   bool exact = false;  // f32 products with quantized weights (no int8 activations)
+  std::vector<std::string> disabled_passes;
 
   void add_to(CLI::App& cmd);
   // Parses the device and dtype and fills load options, with progress lines on stderr.

@@ -16,6 +16,7 @@ const std::vector<Pass>& all_passes() {
       {"dead_code", eliminate_dead_code},
       {"fuse_matmul_bias", fuse_matmul_bias},
       {"fuse_quantized_matmul_norm_residual", fuse_quantized_matmul_norm_residual},
+      {"fuse_qkv_rope", fuse_qkv_rope},
       {"fuse_elementwise", fuse_elementwise},
       {"inplace_state", update_state_in_place},
   };

@@ -128,6 +128,7 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
     co.device = m.device_;
     co.outputs = {lg.logits, lg.next_token};
     co.variables = m.store_;
+    co.disabled_passes = {options.disabled_passes.begin(), options.disabled_passes.end()};
     return std::make_shared<Executable>(compile(lg.graph, co));
   };
   m.prefill_ = compile_for(Dim("seq"));

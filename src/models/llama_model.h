@@ -33,6 +33,9 @@ struct LlamaLoadOptions {
   // Activations, the KV cache and dense weights. Default: f32, except f16 on CUDA when
   // every weight is dense (quantized_matmul gives f32, so f32 saves a cast per projection).
   std::optional<DType> dtype;
+  // Compiler passes to leave out by name (CompileOptions::disabled_passes), e.g. to measure
+  // what a fusion gains.
+  std::vector<std::string> disabled_passes;
   // Called with a line of progress text while loading and compiling.
   std::function<void(const std::string&)> progress;
 };

@@ -29,6 +29,7 @@ void eliminate_dead_code(ir::Program& program, const PassContext& ctx);
 void fuse_matmul_bias(ir::Program& program, const PassContext& ctx);
 void fuse_quantized_matmul(ir::Program& program, const PassContext& ctx);
 void fuse_quantized_matmul_norm_residual(ir::Program& program, const PassContext& ctx);
+void fuse_qkv_rope(ir::Program& program, const PassContext& ctx);
 void transposes_as_reshapes(ir::Program& program, const PassContext& ctx);
 void fuse_elementwise(ir::Program& program, const PassContext& ctx);
 void update_state_in_place(ir::Program& program, const PassContext& ctx);

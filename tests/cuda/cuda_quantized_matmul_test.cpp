@@ -234,6 +234,64 @@ TEST(CudaQuantizedGemv, FoldedNormAndResidualMatchTheCpu) {
   }
 }
 
+// SmolLM2's attention projections in one launch (fuse_qkv_rope): q and k rotated in the
+// GEMV's epilogue, against the CPU's unfused matmuls and ropes. Weights are variables (read
+// before the previous kernel finishes, under programmatic dependent launch).
+TEST(CudaQuantizedGemv, QkvProjectionsAndRopeInOneLaunchMatchTheCpu) {
+  LOOM_REQUIRE_CUDA();
+  std::mt19937 gen(11);
+  const int64_t k = 576, head_dim = 64, q_heads = 9, kv_heads = 3;
+  for (int64_t rows : {1, 3}) {
+    for (bool interleaved : {false, true}) {
+      for (DType offset_dtype : {DType::i32, DType::i64}) {
+        Graph g;
+        Tensor x = g.placeholder("x", Shape{rows, 1, k});
+        Tensor pos = g.placeholder("pos", Shape{1}, offset_dtype);
+        Tensor gamma = g.constant(testing::random_tensor(DType::f32, {k}));
+        Tensor h = rms_norm(x, gamma, 1e-5);
+        auto heads = [&](const std::string& name, int64_t n_heads) {
+          const std::vector<uint8_t> bytes =
+              random_blocks(GgmlType::Q4_1, n_heads * head_dim, k, gen);
+          Tensor w = g.variable(
+              name, TensorData::from_vector(
+                        bytes, {n_heads * head_dim, int64_t(bytes.size()) / (n_heads * head_dim)}));
+          Tensor y = quantized_matmul(h, w, "Q4_1", false);
+          return transpose(reshape(y, {rows, 1, n_heads, head_dim}), {0, 2, 1, 3});
+        };
+        const RopeOptions options{.interleaved = interleaved, .dims = interleaved ? 0 : 32};
+        Tensor q = rope(heads("wq", q_heads), pos, options);
+        Tensor kk = rope(heads("wk", kv_heads), pos, options);
+        Tensor v = heads("wv", kv_heads);
+        const std::vector<Tensor> outs{q * 1.0, kk * 1.0, v * 1.0};
+        TensorData position = offset_dtype == DType::i32
+                                  ? TensorData::from_vector(std::vector<int32_t>{1234}, {1})
+                                  : TensorData::from_vector(std::vector<int64_t>{1234}, {1});
+        const Feeds feeds{{"x", testing::random_tensor(DType::f32, {rows, 1, k})},
+                          {"pos", position}};
+        CompileOptions on_cpu;
+        on_cpu.outputs = outs;
+        on_cpu.disabled_passes = {"fuse_qkv_rope"};
+        std::vector<TensorData> want = compile(g, on_cpu).run(feeds);
+        CompileOptions on_gpu;
+        on_gpu.device = testing::gpu();
+        on_gpu.outputs = outs;
+        Executable gpu = compile(g, on_gpu);
+        const std::string dump = gpu.dump();
+        EXPECT_NE(dump.find("quantized_qkv_rope"), std::string::npos) << dump;
+        EXPECT_EQ(dump.find(" = rope("), std::string::npos) << dump;
+        for (int run = 0; run < 3; ++run) {  // eager, captured, replayed
+          std::vector<TensorData> got = gpu.run(feeds);
+          for (size_t i = 0; i < outs.size(); ++i)
+            testing::expect_close(got[i].to_host(), testing::to_doubles(want[i]),
+                                  testing::Tolerance{1e-4, 1e-4},
+                                  "output " + std::to_string(i) + " rows " + std::to_string(rows) +
+                                      " interleaved " + std::to_string(interleaved));
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaQuantizedGemv, RejectsWhatItCannotRun) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU";
   float dummy = 0;

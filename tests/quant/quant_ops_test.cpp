@@ -181,6 +181,52 @@ TEST(QuantOps, NormAndResidualFoldIntoQuantizedMatmul) {
   }
 }
 
+// An attention layer's decode projections: q and k roped, v not, all from one normalised x.
+// The fused node must change no bit on the CPU (it calls the same kernels), and it is made
+// only where each rope's rows are one position.
+TEST(QuantOps, QkvProjectionsAndRopeFuseIntoOneNode) {
+  const int64_t k = 64, head_dim = 16, q_heads = 4, kv_heads = 2;
+  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0}) {
+    for (bool interleaved : {false, true}) {
+      for (int64_t seq : {1, 3}) {
+        Graph g;
+        Tensor x = g.placeholder("x", Shape{1, seq, k});
+        Tensor pos = g.placeholder("pos", Shape{1}, DType::i32);
+        Tensor gamma = g.constant(loom::testing::random_tensor(DType::f32, {k}));
+        Tensor h = rms_norm(x, gamma, 1e-5);
+        const std::string format = io::ggml_type_traits(type).name;
+        auto heads = [&](const std::string& name, int64_t n_heads) {
+          Tensor w = g.variable(name, random_blocks(type, n_heads * head_dim, k));
+          Tensor y = quantized_matmul(h, w, format);
+          return transpose(reshape(y, {1, seq, n_heads, head_dim}), {0, 2, 1, 3});
+        };
+        const RopeOptions options{.base = 10000.0, .interleaved = interleaved, .dims = 8};
+        Tensor q = rope(heads("wq", q_heads), pos, options);
+        Tensor kk = rope(heads("wk", kv_heads), pos, options);
+        Tensor v = heads("wv", kv_heads);
+        const Feeds feeds{{"x", loom::testing::random_tensor(DType::f32, {1, seq, k})},
+                          {"pos", TensorData::from_vector(std::vector<int32_t>{7}, {1})}};
+        std::vector<std::vector<float>> results[2];
+        for (bool enabled : {true, false}) {
+          CompileOptions compile_options;
+          compile_options.outputs = {q * 1.5, kk * 1.5, v * 1.5};
+          if (!enabled) compile_options.disabled_passes = {"fuse_qkv_rope"};
+          Executable exe = compile(g, compile_options);
+          const std::string dump = exe.dump();
+          const bool fused = enabled && seq == 1;
+          EXPECT_EQ(dump.find("quantized_qkv_rope") != std::string::npos, fused) << dump;
+          EXPECT_EQ(dump.find("quantized_matmul") == std::string::npos, fused) << dump;
+          EXPECT_EQ(dump.find(" = rope(") == std::string::npos, fused) << dump;
+          for (const TensorData& t : exe.run(feeds)) results[enabled].push_back(t.to_floats());
+        }
+        for (size_t i = 0; i < 3; ++i)
+          EXPECT_EQ(results[1][i], results[0][i])
+              << format << " output " << i << " seq " << seq << " interleaved " << interleaved;
+      }
+    }
+  }
+}
+
 TEST(QuantOps, InferenceRejectsBadBlocks) {
   const TensorData blocks = random_blocks(GgmlType::Q4_0, 4, 64);  // rows of 36 bytes
   auto kind_of = [](auto&& f) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "backends/backend.h"
+#include "ops/position_params.h"
 
 namespace loom::cpu {
 
@@ -12,7 +13,11 @@ namespace loom::cpu {
 
 // rms_norm over the last axis of `rows` rows of d elements (dtype f32, f16 or bf16), as the
 // rms_norm kernel computes it; for kernels that take the norm as a prologue.
-void rms_norm_rows(DType dtype, const void* x, const void* weight, void* y, int64_t rows,
-                   int64_t d, float eps);
+void rms_norm_rows(DType dtype, const void* x, const void* weight, void* y, int64_t rows, int64_t d,
+                   float eps);
+
+// rope over x [..., S, D] in place, rows at positions offset + s, as the rope kernel computes
+// it; for kernels that rotate their own outputs.
+void rope_in_place(TensorView& x, int64_t offset, const ops::RopeParams& p);
 
 }  // namespace loom::cpu

@@ -89,6 +89,13 @@ void run_rope(KernelContext&, const ir::Node& node, std::span<const TensorView> 
 
 }  // namespace
 
+void rope_in_place(TensorView& x, int64_t offset, const ops::RopeParams& p) {
+  dispatch_float(x.dtype, [&](auto tag) {
+    rope_rows<decltype(tag)>(x, x, offset, p.base, p.scale, p.rotated(x.shape.back()),
+                             p.interleaved);
+  });
+}
+
 void register_position_kernels(Backend& b) {
   b.add_kernel("arange", Kernel{"cpu.arange", run_arange, nullptr});
   b.add_kernel("rope", Kernel{"cpu.rope", run_rope, nullptr});

@@ -14,7 +14,10 @@
 #include <utility>
 
 #include "backends/cuda/cuda_error.h"
+#include "backends/cuda/device/pdl.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "backends/cuda/qkv_rope.h"
+#include "core/scalar_semantics.h"
 #include "io/ggml_types.h"
 #include "loom/error.h"
 #include "loom/quant.h"
@@ -230,23 +233,37 @@ constexpr int kGemvPadded = 33;                 // floats per block of x in shar
 // and the row's 1/rms scales the result; with gate weights G (same format and shape) the warp
 // computes the row of both from the same x and writes silu(x G^T) * (x W^T); a residual is
 // added to y last.
+//
+// Launched as a programmatic dependent launch (device/pdl.cuh): with early_weights (no kernel
+// of the run writes W or G), the first tile's weight loads go out before the kernel waits for
+// the previous kernel, so they overlap its tail; everything else comes after the wait.
+// Shared memory of one GEMV block: x's tile and the per-warp sums of squares (norm).
+template <int M, int W>
+struct GemvShared {
+  float xs[M][kGemvTile / 32 * kGemvPadded];
+  float partial_squares[W][M];
+};
+
+// The part every GEMV kernel shares: this warp's dot products of row wr (and gate row gr)
+// with the M rows of x, reduced over the warp (every lane holds them) and, with a norm, scaled
+// by each row's 1/rms. Every thread of the block must call it (it stages x and has barriers);
+// a warp that is not live computes nothing but still takes part.
 template <GgmlType T, int M, int W, class X>
-__global__ void __launch_bounds__(W * 32)
-    gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
-                const X* __restrict__ x, int m, float* __restrict__ y, const X* __restrict__ g,
-                float eps, const float* __restrict__ residual, const uint8_t* __restrict__ gate_w) {
-  __shared__ float xs[M][kGemvTile / 32 * kGemvPadded];
-  __shared__ float partial_squares[W][M];
+__device__ __forceinline__ void gemv_dots(GemvShared<M, W>& sh, const uint8_t* __restrict__ wr,
+                                          const uint8_t* __restrict__ gr, bool live, int64_t k,
+                                          const X* __restrict__ x, int m, const X* __restrict__ g,
+                                          float eps, bool early_weights, float (&out)[M],
+                                          float (&gate_out)[M]) {
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t row = int64_t(blockIdx.x) * W + warp;
-  const bool live = row < n;  // dead warps still stage x and reach the barriers
   const int s = lane & 3;
   const int64_t blocks = k / 32;
-  const uint8_t* wr = w + (live ? row : 0) * row_bytes;
-  const uint8_t* gr = gate_w ? gate_w + (live ? row : 0) * row_bytes : nullptr;
-  float acc[M], gate_acc[M], squares[M];
+  float squares[M];
 #pragma unroll
-  for (int i = 0; i < M; ++i) acc[i] = gate_acc[i] = squares[i] = 0.f;
+  for (int i = 0; i < M; ++i) out[i] = gate_out[i] = squares[i] = 0.f;
+  if (!early_weights) {
+    cuda::pdl_wait();
+    cuda::pdl_release();
+  }
   for (int64_t tile = 0; tile < blocks; tile += kGemvTile / 32) {
     const int tile_blocks = int(min(int64_t(kGemvTile / 32), blocks - tile));
     Raw raw[kGemvSteps] = {}, gate_raw[kGemvSteps] = {};
@@ -257,6 +274,10 @@ __global__ void __launch_bounds__(W * 32)
         raw[t] = load_raw<T>(wr + (tile + b) * Format<T>::bytes, s);
         if (gr) gate_raw[t] = load_raw<T>(gr + (tile + b) * Format<T>::bytes, s);
       }
+    }
+    if (early_weights && tile == 0) {  // x, g and the residual come from earlier kernels
+      cuda::pdl_wait();
+      cuda::pdl_release();
     }
     __syncthreads();  // the previous tile's readers are done
     const int len = tile_blocks * 32;
@@ -270,7 +291,7 @@ __global__ void __launch_bounds__(W * 32)
           squares[i] = fmaf(v, v, squares[i]);
           v *= to_float(g[tile * 32 + c]);
         }
-        xs[i][(c / 32) * kGemvPadded + c % 32] = v;
+        sh.xs[i][(c / 32) * kGemvPadded + c % 32] = v;
       }
     }
     __syncthreads();
@@ -285,7 +306,7 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
         for (int i = 0; i < M; ++i) {
           if (i >= m) break;
-          const float* xb = xs[i] + b * kGemvPadded;
+          const float* xb = sh.xs[i] + b * kGemvPadded;
           float sxq = 0.f, sx = 0.f, sxg = 0.f;
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
@@ -297,8 +318,8 @@ __global__ void __launch_bounds__(W * 32)
               sx += xv;
             }
           }
-          acc[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, acc[i]));
-          if (gr) gate_acc[i] = fmaf(gq.d, sxg, fmaf(gq.m, sx, gate_acc[i]));
+          out[i] = fmaf(qt.d, sxq, fmaf(qt.m, sx, out[i]));
+          if (gr) gate_out[i] = fmaf(gq.d, sxg, fmaf(gq.m, sx, gate_out[i]));
         }
       }
     }
@@ -309,14 +330,13 @@ __global__ void __launch_bounds__(W * 32)
       float v = squares[i];
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-      if (lane == 0) partial_squares[warp][i] = v;
+      if (lane == 0) sh.partial_squares[warp][i] = v;
     }
     __syncthreads();
   }
-  if (!live) return;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    float v = acc[i], gv = gate_acc[i];
+    float v = out[i], gv = gate_out[i];
 #pragma unroll
     for (int offset = 16; offset > 0; offset /= 2) {
       v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -324,16 +344,108 @@ __global__ void __launch_bounds__(W * 32)
     }
     if (g) {
       float ss = 0.f;
-      for (int u = 0; u < W; ++u) ss += partial_squares[u][i];
+      for (int u = 0; u < W; ++u) ss += sh.partial_squares[u][i];
       const float scale = rsqrtf(ss / float(k) + eps);
       v *= scale;
       gv *= scale;
     }
-    if (gr) v *= gv / (1.f + expf(-gv));
+    out[i] = v;
+    gate_out[i] = gv;
+  }
+}
+
+template <GgmlType T, int M, int W, class X>
+__global__ void __launch_bounds__(W * 32)
+    gemv_kernel(const uint8_t* __restrict__ w, int64_t n, int64_t k, int64_t row_bytes,
+                const X* __restrict__ x, int m, float* __restrict__ y, const X* __restrict__ g,
+                float eps, const float* __restrict__ residual, const uint8_t* __restrict__ gate_w,
+                bool early_weights) {
+  __shared__ GemvShared<M, W> sh;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t row = int64_t(blockIdx.x) * W + warp;
+  const bool live = row < n;  // dead warps still stage x and reach the barriers
+  const uint8_t* wr = w + (live ? row : 0) * row_bytes;
+  const uint8_t* gr = gate_w ? gate_w + (live ? row : 0) * row_bytes : nullptr;
+  float acc[M], gate_acc[M];
+  gemv_dots<T, M, W, X>(sh, wr, gr, live, k, x, m, g, eps, early_weights, acc, gate_acc);
+  if (!live) return;
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    float v = acc[i];
+    if (gr) v *= gate_acc[i] / (1.f + expf(-gate_acc[i]));
     if (lane == 0 && i < m) {
       const int64_t at = int64_t(i) * n + row;
       y[at] = residual ? v + residual[at] : v;
     }
+  }
+}
+
+// quantized_qkv_rope: the rows of three weights (q, k, v; W warps a block, never straddling
+// two) in one launch, q and k rotated in the epilogue. A rope pair's two features are
+// computed by the two warps w and w ^ 1 of one block: warp t of a head computes feature t for
+// (2i, 2i+1) pairs, and feature t / 2 + (t % 2) * dims / 2 for (i, i + dims / 2) pairs; the
+// features past dims pass through. The pair's values meet in shared memory.
+struct QkvRope {
+  const uint8_t* w[3];
+  float* y[3];
+  int64_t n[3];  // rows of each; the first two are whole heads, all multiples of W
+  const void* offset;
+  bool offset_i64;
+  int head_dim, dims;
+  bool interleaved;
+  double log_base, scale;
+};
+
+template <GgmlType T, int M, int W, class X>
+__global__ void __launch_bounds__(W * 32)
+    gemv_qkv_rope_kernel(QkvRope p, int64_t k, int64_t row_bytes, const X* __restrict__ x, int m,
+                         const X* __restrict__ g, float eps, bool early_weights) {
+  __shared__ GemvShared<M, W> sh;
+  __shared__ float pair[W][M];
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  int64_t t = int64_t(blockIdx.x) * W + warp;  // row over the three weights together
+  int which = 0;
+  while (which < 2 && t >= p.n[which]) t -= p.n[which++];
+  const bool live = t < p.n[which];
+  float acc[M], unused[M];
+  gemv_dots<T, M, W, X>(sh, p.w[which] + (live ? t : 0) * row_bytes, nullptr, live, k, x, m, g, eps,
+                        early_weights, acc, unused);
+  int64_t row = t;  // the output feature this warp's row is
+  if (which < 2) {
+    const int64_t head = t / p.head_dim;
+    const int within = int(t - head * p.head_dim);
+    const int half = p.dims / 2;
+    const int feature =
+        within < p.dims && !p.interleaved ? within / 2 + (within % 2) * half : within;
+    row = head * p.head_dim + feature;
+    if (lane == 0) {
+#pragma unroll
+      for (int i = 0; i < M; ++i) pair[warp][i] = acc[i];
+    }
+  }
+  __syncthreads();  // every warp of a block is of one weight, so all or none rotate
+  if (!live) return;
+  if (which < 2 && int(t % p.head_dim) < p.dims) {
+    const int64_t offset = p.offset_i64 ? *static_cast<const int64_t*>(p.offset)
+                                        : int64_t(*static_cast<const int32_t*>(p.offset));
+    const int i_pair = int(t % p.head_dim) / 2;
+    double sin_t, cos_t;
+    sincos(
+        scalar::rope_angle(scalar::rope_position(offset, 0, p.scale), i_pair, p.dims, p.log_base),
+        &sin_t, &cos_t);
+    const float c = float(cos_t), sn = float(sin_t);
+    const bool second = warp & 1;
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      const float x0 = second ? pair[warp ^ 1][i] : acc[i];
+      const float x1 = second ? acc[i] : pair[warp ^ 1][i];
+      acc[i] = second ? x0 * sn + x1 * c : x0 * c - x1 * sn;
+    }
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < M; ++i)
+      if (i < m) p.y[which][int64_t(i) * p.n[which] + row] = acc[i];
   }
 }
 
@@ -347,6 +459,7 @@ struct Launch {
   float eps;
   const float* residual;
   const uint8_t* gate_w;
+  bool early_weights;
   cudaStream_t stream;
 };
 
@@ -360,9 +473,12 @@ void launch(const Launch& l) {
   auto go = [&](auto warps) {
     constexpr int W = decltype(warps)::value;
     const int64_t grid = (l.n + W - 1) / W;
-    gemv_kernel<T, M, W, X><<<dim3(unsigned(grid)), W * 32, 0, l.stream>>>(
-        l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
-        static_cast<const X*>(l.norm_weight), l.eps, l.residual, l.gate_w);
+    cuda::check_cuda(
+        cuda::launch_pdl(gemv_kernel<T, M, W, X>, dim3(unsigned(grid)), dim3(W * 32), 0, l.stream,
+                         l.w, l.n, l.k, l.row_bytes, static_cast<const X*>(l.x), l.m, l.y,
+                         static_cast<const X*>(l.norm_weight), l.eps, l.residual, l.gate_w,
+                         l.early_weights),
+        "quantized GEMV launch");
   };
   if (l.n >= kManyRows)
     go(std::integral_constant<int, 16>{});
@@ -494,6 +610,7 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
                  edges.norm_eps,
                  edges.residual,
                  static_cast<const uint8_t*>(edges.gate_blocks),
+                 edges.weights_invariant,
                  s};
   switch (GgmlType(ggml_type)) {
     case GgmlType::Q4_0:
@@ -519,6 +636,114 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
                                        io::ggml_type_name(ggml_type) + " is not supported");
   }
   cuda::check_launch("quantized_gemv");
+}
+
+namespace {
+
+template <GgmlType T, int M, class X>
+void launch_qkv_rope(const QkvRopeArgs& a, const QkvRope& p, int64_t row_bytes, const void* x,
+                     int m, cudaStream_t stream) {
+  constexpr int W = 4;
+  const int64_t grid = (p.n[0] + p.n[1] + p.n[2] + W - 1) / W;
+  cuda::check_cuda(
+      cuda::launch_pdl(gemv_qkv_rope_kernel<T, M, W, X>, dim3(unsigned(grid)), dim3(W * 32), 0,
+                       stream, p, a.k, row_bytes, static_cast<const X*>(x), m,
+                       static_cast<const X*>(a.norm_weight), a.norm_eps, a.weights_invariant),
+      "quantized_qkv_rope launch");
+}
+
+template <GgmlType T, class X>
+void qkv_rope_rows(const QkvRopeArgs& a, const QkvRope& p, int64_t row_bytes, const void* x,
+                   int64_t m, cudaStream_t stream) {
+  if (m == 1) return launch_qkv_rope<T, 1, X>(a, p, row_bytes, x, 1, stream);
+  if (m == 2) return launch_qkv_rope<T, 2, X>(a, p, row_bytes, x, 2, stream);
+  if (m <= 4) return launch_qkv_rope<T, 4, X>(a, p, row_bytes, x, int(m), stream);
+  return launch_qkv_rope<T, 8, X>(a, p, row_bytes, x, int(m), stream);
+}
+
+template <GgmlType T>
+void qkv_rope_dtype(const QkvRopeArgs& a, const QkvRope& p, int64_t row_bytes, const void* x,
+                    int64_t m, cudaStream_t stream) {
+  switch (a.x_dtype) {
+    case DType::f32:
+      return qkv_rope_rows<T, float>(a, p, row_bytes, x, m, stream);
+    case DType::f16:
+      return qkv_rope_rows<T, __half>(a, p, row_bytes, x, m, stream);
+    case DType::bf16:
+      return qkv_rope_rows<T, __nv_bfloat16>(a, p, row_bytes, x, m, stream);
+    default:
+      fail(ErrorKind::dtype, std::string("CUDA quantized_qkv_rope: x must be f32, f16 or bf16, "
+                                         "not ") +
+                                 dtype_name(a.x_dtype));
+  }
+}
+
+}  // namespace
+
+void cuda_ggml_gemv_qkv_rope(const QkvRopeArgs& a, void* stream) {
+  const io::GgmlTypeTraits* traits = io::find_ggml_type(a.ggml_type);
+  if (!traits || traits->block_size != 32 || a.ggml_type == uint32_t(GgmlType::F32))
+    fail(ErrorKind::unsupported, "CUDA quantized_qkv_rope: weight type " +
+                                     io::ggml_type_name(a.ggml_type) + " is not supported");
+  if (a.k <= 0 || a.k % 32 != 0)
+    fail(ErrorKind::shape, "CUDA quantized_qkv_rope: K must be a positive multiple of 32");
+  const int64_t row_bytes = a.k / 32 * traits->bytes_per_block;
+  // The kernel's warps pair up within blocks of 4 rows that never straddle two weights.
+  if (a.head_dim <= 0 || a.head_dim % 4 != 0 || a.dims % 2 != 0 || a.dims > a.head_dim)
+    fail(ErrorKind::shape,
+         "CUDA quantized_qkv_rope: head_dim must be a multiple of 4 and dims "
+         "even and at most head_dim");
+  QkvRope p{};
+  for (int i = 0; i < 3; ++i) {
+    if (a.n[i] <= 0 || a.n[i] % 4 != 0 || (i < 2 && a.n[i] % a.head_dim != 0))
+      fail(ErrorKind::shape,
+           "CUDA quantized_qkv_rope: rows must be whole heads (q, k) and "
+           "multiples of 4");
+    if (a.weight_bytes[i] < a.n[i] * row_bytes)
+      fail(ErrorKind::shape, "CUDA quantized_qkv_rope: too few weight bytes");
+    p.w[i] = static_cast<const uint8_t*>(a.blocks[i]);
+    p.n[i] = a.n[i];
+  }
+  if ((p.n[0] + p.n[1] + p.n[2]) / 4 > int64_t(0x7fffffff))
+    fail(ErrorKind::shape, "CUDA quantized_qkv_rope: too many output rows");
+  p.offset = a.offset;
+  p.offset_i64 = a.offset_i64;
+  p.head_dim = int(a.head_dim);
+  p.dims = int(a.dims);
+  p.interleaved = a.interleaved;
+  p.log_base = std::log(a.base);
+  p.scale = a.scale;
+  auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
+  const size_t x_row_bytes = storage_bytes(a.x_dtype, a.k);
+  for (int64_t r = 0; r < a.m; r += 8) {
+    const int64_t rows = std::min<int64_t>(8, a.m - r);
+    for (int i = 0; i < 3; ++i) p.y[i] = a.y[i] + r * a.n[i];
+    const void* x = static_cast<const char*>(a.x) + size_t(r) * x_row_bytes;
+    switch (GgmlType(a.ggml_type)) {
+      case GgmlType::Q4_0:
+        qkv_rope_dtype<GgmlType::Q4_0>(a, p, row_bytes, x, rows, s);
+        break;
+      case GgmlType::Q4_1:
+        qkv_rope_dtype<GgmlType::Q4_1>(a, p, row_bytes, x, rows, s);
+        break;
+      case GgmlType::Q5_0:
+        qkv_rope_dtype<GgmlType::Q5_0>(a, p, row_bytes, x, rows, s);
+        break;
+      case GgmlType::Q5_1:
+        qkv_rope_dtype<GgmlType::Q5_1>(a, p, row_bytes, x, rows, s);
+        break;
+      case GgmlType::Q8_0:
+        qkv_rope_dtype<GgmlType::Q8_0>(a, p, row_bytes, x, rows, s);
+        break;
+      case GgmlType::IQ4_NL:
+        qkv_rope_dtype<GgmlType::IQ4_NL>(a, p, row_bytes, x, rows, s);
+        break;
+      default:
+        fail(ErrorKind::unsupported, "CUDA quantized_qkv_rope: weight type " +
+                                         io::ggml_type_name(a.ggml_type) + " is not supported");
+    }
+  }
+  cuda::check_launch("quantized_qkv_rope");
 }
 
 }  // namespace loom::quant
