@@ -407,10 +407,9 @@ __global__ void __launch_bounds__(W * 32)
   int which = 0;
   while (which < 2 && t >= p.n[which]) t -= p.n[which++];
   const bool live = t < p.n[which];
-  float acc[M], unused[M];
-  gemv_dots<T, M, W, X>(sh, p.w[which] + (live ? t : 0) * row_bytes, nullptr, live, k, x, m, g, eps,
-                        early_weights, acc, unused);
-  int64_t row = t;  // the output feature this warp's row is
+  // The output feature (and so the weight row) this warp computes: rope pairs' two features
+  // go to the warps t and t ^ 1.
+  int64_t row = t;
   if (which < 2) {
     const int64_t head = t / p.head_dim;
     const int within = int(t - head * p.head_dim);
@@ -418,10 +417,13 @@ __global__ void __launch_bounds__(W * 32)
     const int feature =
         within < p.dims && !p.interleaved ? within / 2 + (within % 2) * half : within;
     row = head * p.head_dim + feature;
-    if (lane == 0) {
+  }
+  float acc[M], unused[M];
+  gemv_dots<T, M, W, X>(sh, p.w[which] + (live ? row : 0) * row_bytes, nullptr, live, k, x, m, g,
+                        eps, early_weights, acc, unused);
+  if (which < 2 && lane == 0) {
 #pragma unroll
-      for (int i = 0; i < M; ++i) pair[warp][i] = acc[i];
-    }
+    for (int i = 0; i < M; ++i) pair[warp][i] = acc[i];
   }
   __syncthreads();  // every warp of a block is of one weight, so all or none rotate
   if (!live) return;
