@@ -186,7 +186,10 @@ void add_package_commands(CLI::App& app) {
   static bool profile = false;
   static SaveOptions save_options;
   auto* comp = app.add_subcommand(
-      "compile", "Compile a saved graph into a package (or re-target a package to a device)");
+      "compile",
+      "Compile a saved graph or a GGUF model into a package (or re-target a package to a "
+      "device); a GGUF model's weights are referenced by path, offset and checksum, not "
+      "copied, unless --embed-weights");
   comp->add_option("input", compile_args.input, "A saved graph, a GGUF model or a package")
       ->required();
   comp->add_option("--context", compile_args.context, "A GGUF model's KV cache positions")

@@ -3,6 +3,7 @@
 // of package_format.h, written to a temporary file renamed over the destination. Weights
 // whose bytes are a tensor of a given GGUF or safetensors file are referenced, not copied.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -105,7 +106,12 @@ void save(const Executable& exe, const std::string& path, const SaveOptions& opt
     package::PackageContents c = contents_of(impl);
     if (!options.embed_weights) {
       std::vector<std::string> files = options.weight_files;
-      files.insert(files.end(), impl.weight_files.begin(), impl.weight_files.end());
+      // The files a loaded package referenced, where they still are (else its weights are
+      // embedded: the executable holds them).
+      for (const auto& f : impl.weight_files) {
+        std::error_code error;
+        if (std::filesystem::is_regular_file(f, error)) files.push_back(f);
+      }
       package::reference_weights(c, files, path, options.absolute_paths);
     }
     bytes = package::encode_package(c);
