@@ -175,6 +175,13 @@ void fuzz(bool fix_header, uint64_t iterations) {
       // still be refused by a run (another feed name or shape) with another kind.
       std::string key = std::string(loaded ? "run: " : "load: ") + error_kind_name(e.kind());
       ++outcomes[key];
+      // The file table and the references reached: a weight file refused, or a reference
+      // outside its file.
+      std::string message = e.what();
+      if (message.find("weight file '") != std::string::npos ||
+          message.find("reach past the end of") != std::string::npos ||
+          message.find("referenced tensor") != std::string::npos)
+        ++outcomes["load: io, weight file or reference"];
       // (unsupported: a valid graph this device has no kernel for; device: out of memory.)
       if (!loaded && e.kind() != ErrorKind::io && e.kind() != ErrorKind::unsupported &&
           e.kind() != ErrorKind::device)
@@ -184,6 +191,7 @@ void fuzz(bool fix_header, uint64_t iterations) {
   }
   for (const auto& [what, n] : outcomes) std::printf("  %s: %d\n", what.c_str(), n);
   EXPECT_GT(outcomes["load: io"], 0);
+  if (fix_header) EXPECT_GT(outcomes["load: io, weight file or reference"], 0);
 }
 
 TEST(PackageFuzz, RawMutants) { fuzz(false, env_or("LOOM_FUZZ_ITERATIONS", 20000) / 4); }

@@ -235,7 +235,7 @@ TEST(ReferencedWeights, MovedMissingTruncatedOrModifiedFilesAreIoErrors) {
     modified[at] ^= std::byte{1};
     write_bytes(d.gguf(), modified);
     message = load_error(pkg);
-    EXPECT_NE(message.find("weights.gguf': its XXH64 checksum differs"), std::string::npos)
+    EXPECT_NE(message.find("weights.gguf): its XXH64 checksum differs"), std::string::npos)
         << message;
   }
 
