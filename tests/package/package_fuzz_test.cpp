@@ -191,7 +191,9 @@ void fuzz(bool fix_header, uint64_t iterations) {
   }
   for (const auto& [what, n] : outcomes) std::printf("  %s: %d\n", what.c_str(), n);
   EXPECT_GT(outcomes["load: io"], 0);
-  if (fix_header) EXPECT_GT(outcomes["load: io, weight file or reference"], 0);
+  if (fix_header) {
+    EXPECT_GT(outcomes["load: io, weight file or reference"], 0);
+  }
 }
 
 TEST(PackageFuzz, RawMutants) { fuzz(false, env_or("LOOM_FUZZ_ITERATIONS", 20000) / 4); }
