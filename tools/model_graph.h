@@ -1,5 +1,7 @@
 // The decode graph of a Llama-family GGUF model (one token per step), for `loom compile` and
-// `loom view`: weights expanded to dense f32, as LlamaModel does on the CPU.
+// `loom view`: quantized weights kept in their GGUF blocks where the CPU has a kernel for the
+// format (so a package can reference them in the file), the rest expanded to dense f32, as
+// LlamaModel does on the CPU.
 #pragma once
 
 #include <string>

@@ -1,5 +1,6 @@
 // `loom compile IN -o PACKAGE`: compiles a saved graph (loom.Graph.save, loom::save_graph) or
-// a GGUF model's decode step into a package, or re-targets a package to another device;
+// a GGUF model's decode step into a package, or re-targets a package to another device; a
+// GGUF model's weights are referenced (file, offset, checksum) unless --embed-weights;
 // `loom view IN -o graph.html`: the viewer page of any of these (a graph or model compiled
 // with every pass's snapshot), with --profile a profiled run on random feeds;
 // `loom package-bench IN`: a package's load time against compile time, and the first run
@@ -125,6 +126,7 @@ struct BenchArgs {
   Common common;
   std::string package;  // empty: a temporary file beside the system's temporary directory
   int64_t repetitions = 5;
+  bool embed_weights = false;  // a GGUF model's weights copied in, not referenced
 };
 
 // Compile (graph built from the input first, timed apart), save, load, and runs after each.
@@ -153,8 +155,10 @@ void package_bench(const BenchArgs& args) {
       args.package.empty()
           ? (std::filesystem::temp_directory_path() / "loom-bench.loompkg").string()
           : args.package;
+  SaveOptions save_options;
+  if (is_gguf(c.input) && !args.embed_weights) save_options.weight_files = {c.input};
   start = clock::now();
-  save(compiled, package);
+  save(compiled, package, save_options);
   double save_ms = ms_since(start);
   uint64_t package_bytes = std::filesystem::file_size(package);
   start = clock::now();
@@ -169,7 +173,8 @@ void package_bench(const BenchArgs& args) {
   fmt::print("| | ms |\n|---|---|\n");
   fmt::print("| building the graph from the input | {:.1f} |\n", build_ms);
   fmt::print("| compile (passes, lowering, tactics, one plan) | {:.1f} |\n", compile_ms);
-  fmt::print("| save ({:.1f} MB) | {:.1f} |\n", double(package_bytes) / 1e6, save_ms);
+  fmt::print("| save ({:.1f} MB{}) | {:.1f} |\n", double(package_bytes) / 1e6,
+             save_options.weight_files.empty() ? "" : ", weights referenced", save_ms);
   fmt::print("| load of the package | {:.1f} |\n", load_ms);
   fmt::print("| first run after compile / steady (median of {}) | {:.2f} / {:.2f} |\n",
              args.repetitions, compiled_first, compiled_steady);
@@ -183,8 +188,12 @@ void package_bench(const BenchArgs& args) {
 void add_package_commands(CLI::App& app) {
   static Common compile_args, view_args;
   static bool profile = false;
+  static SaveOptions save_options;
   auto* comp = app.add_subcommand(
-      "compile", "Compile a saved graph into a package (or re-target a package to a device)");
+      "compile",
+      "Compile a saved graph or a GGUF model into a package (or re-target a package to a "
+      "device); a GGUF model's weights are referenced by path, offset and checksum, not "
+      "copied, unless --embed-weights");
   comp->add_option("input", compile_args.input, "A saved graph, a GGUF model or a package")
       ->required();
   comp->add_option("--context", compile_args.context, "A GGUF model's KV cache positions")
@@ -195,17 +204,28 @@ void add_package_commands(CLI::App& app) {
                    "Plan for these sizes of the symbolic dims now (seq=8); repeatable");
   comp->add_flag("--no-time-tactics", compile_args.no_timing,
                  "Take the first kernel instead of timing the candidates");
+  comp->add_flag("--embed-weights", save_options.embed_weights,
+                 "Copy the weights into the package (by default a GGUF model's, or a package's "
+                 "referenced files, are referenced by path, offset and checksum)");
+  comp->add_option("--weights", save_options.weight_files,
+                   "Also reference tensors of this GGUF or safetensors file; repeatable");
+  comp->add_flag("--absolute-paths", save_options.absolute_paths,
+                 "Store the referenced files' absolute paths (default: relative to the package)");
   comp->callback([] {
     try {
       auto start = std::chrono::steady_clock::now();
       Executable exe = open_input(compile_args, false);
-      save(exe, compile_args.output);
+      SaveOptions options = save_options;
+      if (is_gguf(compile_args.input)) options.weight_files.push_back(compile_args.input);
+      save(exe, compile_args.output, options);
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count();
       fmt::print("{}: {} plans for {}, {:.1f} ms{}\n", compile_args.output, exe.cached_plans(),
                  exe.device().str(), ms,
                  exe.package_note().empty() ? "" : " (" + exe.package_note() + ")");
+      for (const auto& file : referenced_files(compile_args.output))
+        fmt::print("weights referenced from {}\n", file);
     } catch (const Error& e) {
       fmt::print(stderr, "loom compile: {}\n", e.what());
       throw CLI::RuntimeError(1);
@@ -225,6 +245,8 @@ void add_package_commands(CLI::App& app) {
       ->check(positive_integer(int64_t(1000)));
   bench->add_flag("--no-time-tactics", bench_args.common.no_timing,
                   "Take the first kernel instead of timing the candidates");
+  bench->add_flag("--embed-weights", bench_args.embed_weights,
+                  "Copy a GGUF model's weights into the package instead of referencing them");
   bench->callback([] {
     try {
       package_bench(bench_args);

@@ -48,6 +48,7 @@ from ._loom import (
     cuda_available,
     load,
     load_graph,
+    referenced_files,
     save_graph,
     pass_names,
     tensor_data,

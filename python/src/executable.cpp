@@ -351,14 +351,25 @@ void bind_executable(nb::module_& m) {
                    })
       .def(
           "save",
-          [](const PyExecutable& self, const std::string& path) {
+          [](const PyExecutable& self, const std::string& path,
+             std::vector<std::string> weight_files, bool embed_weights, bool absolute_paths) {
+            SaveOptions options;
+            options.weight_files = std::move(weight_files);
+            options.embed_weights = embed_weights;
+            options.absolute_paths = absolute_paths;
             RunLock lock;
-            save(self.exe, path);
+            nb::gil_scoped_release released;
+            save(self.exe, path, options);
           },
-          nb::arg("path"),
+          nb::arg("path"), nb::kw_only(), nb::arg("weight_files") = std::vector<std::string>{},
+          nb::arg("embed_weights") = false, nb::arg("absolute_paths") = false,
           "Writes a package: the graph after the passes, the kernel and tactic of every node,\n"
           "the memory plan and the weights (their current values). loom.load reads it back\n"
-          "without running the passes or timing kernels (docs/package-format.md).")
+          "without running the passes or timing kernels (docs/package-format.md).\n"
+          "A weight whose bytes are a tensor of one of `weight_files` (GGUF or safetensors)\n"
+          "is referenced by file, offset and checksum instead of copied (a package loaded\n"
+          "from references keeps them); paths are stored relative to the package unless\n"
+          "`absolute_paths`. `embed_weights=True` copies every weight into the package.")
       .def_prop_ro(
           "package_note",
           [](const PyExecutable& self) {
@@ -444,6 +455,9 @@ void bind_executable(nb::module_& m) {
       "running the passes or timing kernels; a package from another device or Loom version\n"
       "has its kernels chosen again (Executable.package_note says so). A damaged file\n"
       "raises loom.IOError naming the problem.");
+  m.def("referenced_files", &referenced_files, nb::arg("path"),
+        "The weight files a package references, as stored (relative to its directory, or\n"
+        "absolute); empty when it holds its weights.");
   m.def(
       "load_graph",
       [](const std::string& path) {

@@ -73,6 +73,74 @@ def test_damaged_package_raises_io_error(tmp_path):
         loom.load(str(path))
 
 
+DATA = pathlib.Path(__file__).resolve().parents[2] / "tests" / "data"
+
+
+def read_safetensors(path):
+    """The tensors of a safetensors file, read by hand (8-byte header length, JSON header)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    dtypes = {"F32": np.float32, "I32": np.int32}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        data = np.frombuffer(raw[8 + n + begin : 8 + n + end], dtypes[info["dtype"]])
+        out[name] = data.reshape(info["shape"])
+    return out
+
+
+def test_package_referencing_its_weight_file(tmp_path):
+    # The weight is tensor "a" of tests/data/small.safetensors (written by the safetensors
+    # package): the package references the file instead of holding the bytes.
+    weights = tmp_path / "weights.safetensors"
+    shutil.copy(DATA / "small.safetensors", weights)
+    a = read_safetensors(weights)["a"]
+    g = loom.Graph()
+    x = g.placeholder("x", ["n", 2])
+    y = x @ g.variable("w", a) + g.constant(np.array([0.5, -0.5, 2.0], np.float32))
+    exe = loom.compile(g, outputs=[y])
+    xv = np.random.default_rng(3).standard_normal((4, 2)).astype(np.float32)
+    (want,) = exe.run({"x": xv})
+    np.testing.assert_allclose(want, xv @ a + [0.5, -0.5, 2.0], rtol=1e-6, atol=1e-6)
+
+    ref, emb = str(tmp_path / "ref.loompkg"), str(tmp_path / "emb.loompkg")
+    exe.save(ref, weight_files=[str(weights)])
+    exe.save(emb, weight_files=[str(weights)], embed_weights=True)
+    assert loom.referenced_files(ref) == ["weights.safetensors"]
+    assert loom.referenced_files(emb) == []
+    # The 24 weight bytes (and a "defined" byte) give way to a file index and an offset (12
+    # bytes) and the table's entry: path, size and checksum (4 + 19 + 8 + 8 bytes).
+    assert os.path.getsize(emb) - os.path.getsize(ref) == 24 + 1 - 12 - (4 + 19 + 8 + 8)
+    for path in (ref, emb):
+        loaded = loom.load(path)
+        (got,) = loaded.run({"x": xv})
+        np.testing.assert_array_equal(got, want)
+    assert "1 weights (0 MiB) read from 1 referenced file" in loom.load(ref).package_note
+
+    # Absolute paths on request.
+    exe.save(ref, weight_files=[str(weights)], absolute_paths=True)
+    assert loom.referenced_files(ref) == [str(weights)]
+
+    # The file changed (same size), truncated, or gone: loom.IOError naming it.
+    raw = weights.read_bytes()
+    changed = bytearray(raw)
+    changed[-1] ^= 1
+    weights.write_bytes(bytes(changed))
+    with pytest.raises(loom.IOError, match="weights.safetensors.*checksum differs"):
+        loom.load(ref)
+    weights.write_bytes(raw[:-1])
+    with pytest.raises(loom.IOError, match="saved against"):
+        loom.load(ref)
+    weights.unlink()
+    with pytest.raises(loom.IOError, match="weights.safetensors.*cannot be read"):
+        loom.load(ref)
+    (got,) = loom.load(emb).run({"x": xv})  # the embedded one needs no file
+    np.testing.assert_array_equal(got, want)
+
+
 def page_data(html):
     m = re.search(r'<script type="application/json" id="loom-data">(.*?)</script>', html, re.S)
     assert m, "no embedded data"

@@ -9,9 +9,11 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <tuple>
 
 #include "io/byte_reader.h"
 #include "loom/error.h"
+#include "package/package_files.h"
 
 namespace loom::package {
 
@@ -46,6 +48,7 @@ enum AttrTag : uint8_t {
   kTensor = 7,
   kFloatList = 8,
   kRecord = 9,
+  kTensorInFile = 10,  // version 2: a tensor whose bytes are in a referenced file
 };
 
 // Elements per shape and per tensor are capped as Loom caps them elsewhere (shape.cpp).
@@ -55,6 +58,8 @@ constexpr uint32_t kFlagGraphOnly = 1;
 
 class Writer {
  public:
+  explicit Writer(const std::map<TensorKey, FileRef>* references = nullptr)
+      : references_(references) {}
   template <class T>
   void put(T value) {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -79,15 +84,30 @@ class Writer {
         str(d.symbol());
     }
   }
+  // A tensor attribute: its bytes embedded, or where they are in a referenced file.
   void tensor(const TensorData& t) {
-    put<uint8_t>(t.defined() ? 1 : 0);
-    if (!t.defined()) return;
-    TensorData host = t.to_host().contiguous();
+    TensorData host = t.defined() ? t.to_host().contiguous() : t;
+    if (host.defined() && references_) {
+      auto ref = references_->find(tensor_key(host));
+      if (ref != references_->end()) {
+        put<uint8_t>(kTensorInFile);
+        header(host);
+        put<uint32_t>(ref->second.file);
+        put<uint64_t>(ref->second.offset);
+        return;
+      }
+    }
+    put<uint8_t>(kTensor);
+    put<uint8_t>(host.defined() ? 1 : 0);
+    if (!host.defined()) return;
+    header(host);
+    bytes(host.data(), host.nbytes());
+  }
+  void header(const TensorData& host) {
     str(dtype_name(host.dtype()));
     put<uint32_t>(uint32_t(host.rank()));
     for (int64_t e : host.shape()) put<int64_t>(e);
     put<uint64_t>(host.nbytes());
-    bytes(host.data(), host.nbytes());
   }
   void attrs(const Attributes& attributes);
   void value(const AttrValue& v) {
@@ -117,7 +137,6 @@ class Writer {
             put<uint8_t>(kShape);
             shape(x);
           } else if constexpr (std::is_same_v<T, TensorData>) {
-            put<uint8_t>(kTensor);
             tensor(x);
           } else if constexpr (std::is_same_v<T, std::vector<double>>) {
             put<uint8_t>(kFloatList);
@@ -134,6 +153,9 @@ class Writer {
   }
 
   std::vector<std::byte> out;
+
+ private:
+  const std::map<TensorKey, FileRef>* references_;
 };
 
 void Writer::attrs(const Attributes& attributes) {
@@ -147,6 +169,12 @@ void Writer::attrs(const Attributes& attributes) {
 class Reader {
  public:
   Reader(std::span<const std::byte> bytes, const std::string& label) : r_(bytes, label) {}
+
+  // Version 2: the referenced files, mapped and checked, and the references read so far.
+  uint32_t version = kFormatVersion;
+  std::vector<PackedFile> files;
+  std::vector<std::shared_ptr<const io::MappedFile>> mapped;
+  std::map<TensorKey, FileRef>* references = nullptr;
 
   template <class T>
   T get(std::string_view what) {
@@ -199,6 +227,38 @@ class Reader {
     uint8_t defined = get<uint8_t>(what);
     if (defined > 1) bad(what, "defined flag " + std::to_string(defined));
     if (!defined) return {};
+    auto [dtype, shape, nbytes] = tensor_header(what);
+    auto data = r_.read_bytes(nbytes, what);  // checked before the allocation below
+    return TensorData::from_pointer(data.data(), dtype, shape);
+  }
+  // A tensor in a referenced file: its bytes are the file's, read in place where they are
+  // aligned as the CPU kernels want them (as a model's weights are), else copied.
+  TensorData tensor_in_file(std::string_view what) {
+    if (version < 2) bad(what, "a referenced tensor in a version 1 package");
+    auto [dtype, shape, nbytes] = tensor_header(what);
+    FileRef ref{get<uint32_t>(what), get<uint64_t>(what)};
+    if (ref.file >= files.size())
+      bad(what, "file " + std::to_string(ref.file) + " of " + std::to_string(files.size()));
+    const PackedFile& file = files[ref.file];
+    if (ref.offset > file.size || nbytes > file.size - ref.offset)
+      bad(what, std::to_string(nbytes) + " bytes at " + std::to_string(ref.offset) +
+                    " reach past the end of '" + printable(file.path) + "' (" +
+                    std::to_string(file.size) + " bytes)");
+    const auto& owner = mapped[ref.file];
+    const std::byte* at = owner->bytes().data() + ref.offset;
+    TensorData t;
+    if (reinterpret_cast<uintptr_t>(at) % 32 == 0) {
+      // Never written: a VariableStore copies a variable before its first write.
+      Strides strides = contiguous_strides(shape);
+      t = TensorData::wrap(const_cast<std::byte*>(at), dtype, shape, std::move(strides),
+                           Device::cpu(), std::const_pointer_cast<io::MappedFile>(owner));
+    } else {
+      t = TensorData::from_pointer(at, dtype, shape);
+    }
+    if (references) (*references)[tensor_key(t)] = ref;
+    return t;
+  }
+  std::tuple<DType, Extents, uint64_t> tensor_header(std::string_view what) {
     DType dtype = this->dtype(what);
     uint32_t rank = count(what, 8);
     if (rank > kMaxRank)
@@ -216,8 +276,7 @@ class Reader {
     if (nbytes != storage_bytes(dtype, elements))
       bad(what, std::to_string(nbytes) + " bytes for " + dtype_name(dtype) + to_string(shape) +
                     ", which takes " + std::to_string(storage_bytes(dtype, elements)));
-    auto data = r_.read_bytes(nbytes, what);  // checked before the allocation below
-    return TensorData::from_pointer(data.data(), dtype, shape);
+    return {dtype, std::move(shape), nbytes};
   }
   Attributes attrs(std::string_view what, int depth) {
     if (depth > kMaxRecordDepth)
@@ -258,6 +317,8 @@ class Reader {
         return shape(what, false);
       case kTensor:
         return tensor(what);
+      case kTensorInFile:
+        return tensor_in_file(what);
       case kFloatList: {
         uint32_t n = count(what, 8);
         std::vector<double> v(n);
@@ -292,10 +353,20 @@ class Reader {
 }  // namespace
 
 std::vector<std::byte> encode_package(const PackageContents& c) {
-  Writer w;
+  if (c.format_version < 2 && (!c.files.empty() || !c.references.empty()))
+    fail(ErrorKind::internal, "encode_package: a version 1 package references no files");
+  Writer w(&c.references);
   w.str(c.loom_version);
   w.str(c.device);
   w.str(c.device_identity);
+  if (c.format_version >= 2) {
+    w.put<uint32_t>(uint32_t(c.files.size()));
+    for (const auto& f : c.files) {
+      w.str(f.path);
+      w.put<uint64_t>(f.size);
+      w.put<uint64_t>(f.checksum);
+    }
+  }
   w.put<uint32_t>(uint32_t(c.symbols.size()));
   for (const auto& s : c.symbols) w.str(s);
   w.put<uint32_t>(uint32_t(c.nodes.size()));
@@ -357,19 +428,43 @@ std::vector<std::byte> encode_package(const PackageContents& c) {
   return std::move(file.out);
 }
 
-PackageContents decode_package(std::span<const std::byte> bytes, const std::string& label) {
-  Reader r(bytes, label);
+namespace {
+
+// The magic, the format version and the flags (the reader is left after them).
+void read_header(Reader& r, std::span<const std::byte> bytes, const std::string& label,
+                 PackageContents& c) {
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     fail(ErrorKind::io, label + ": not a Loom package (it does not start with LOOMPKG)");
   r.get<uint64_t>("magic");
-  PackageContents c;
   c.format_version = r.get<uint32_t>("format version");
-  if (c.format_version != kFormatVersion)
+  if (c.format_version < kOldestFormatVersion || c.format_version > kFormatVersion)
     fail(ErrorKind::io, label + ": package format version " + std::to_string(c.format_version) +
-                            "; this Loom reads version " + std::to_string(kFormatVersion));
+                            "; this Loom reads versions " + std::to_string(kOldestFormatVersion) +
+                            " to " + std::to_string(kFormatVersion));
   uint32_t flags = r.get<uint32_t>("flags");
   if (flags & ~kFlagGraphOnly) r.bad("flags", "unknown flags " + std::to_string(flags));
   c.graph_only = (flags & kFlagGraphOnly) != 0;
+}
+
+}  // namespace
+
+bool header_says_graph(std::span<const std::byte> bytes, const std::string& label) {
+  Reader r(bytes, label);
+  PackageContents c;
+  read_header(r, bytes, label, c);
+  return c.graph_only;
+}
+
+namespace {
+
+// Everything, or (`table_only`) up to the table of referenced files without opening them.
+PackageContents decode(std::span<const std::byte> bytes, const std::string& label,
+                       bool table_only) {
+  Reader r(bytes, label);
+  PackageContents c;
+  read_header(r, bytes, label, c);
+  r.version = c.format_version;
+  r.references = &c.references;
   uint64_t body_bytes = r.get<uint64_t>("body size");
   uint64_t checksum = r.get<uint64_t>("checksum");
   if (body_bytes != r.remaining())
@@ -382,6 +477,23 @@ PackageContents decode_package(std::span<const std::byte> bytes, const std::stri
   c.loom_version = r.str("loom version");
   c.device = r.str("device");
   c.device_identity = r.str("device identity");
+  if (c.format_version >= 2) {
+    // A file takes at least 20 bytes (the path's length, size, checksum).
+    uint32_t files = r.count("files", 20);
+    for (uint32_t i = 0; i < files; ++i) {
+      PackedFile f;
+      f.path = r.str("file path");
+      if (f.path.empty() || f.path.find('\0') != std::string::npos)
+        r.bad("files", "file " + std::to_string(i) + " has an empty path or one with a NUL");
+      f.size = r.get<uint64_t>("file size");
+      f.checksum = r.get<uint64_t>("file checksum");
+      c.files.push_back(f);
+    }
+    if (table_only) return c;
+    // Checked before any node refers to them: a missing or changed file fails here.
+    for (const auto& f : c.files) r.mapped.push_back(open_file(f, label));
+    r.files = c.files;
+  }
   uint32_t symbols = r.count("symbols", 4);
   for (uint32_t i = 0; i < symbols; ++i) {
     c.symbols.push_back(r.str("symbol"));
@@ -483,6 +595,17 @@ PackageContents decode_package(std::span<const std::byte> bytes, const std::stri
   if (r.remaining() != 0)
     r.bad("end", std::to_string(r.remaining()) + " bytes after the last plan");
   return c;
+}
+
+}  // namespace
+
+PackageContents decode_package(std::span<const std::byte> bytes, const std::string& label) {
+  return decode(bytes, label, false);
+}
+
+std::vector<PackedFile> read_file_table(std::span<const std::byte> bytes,
+                                        const std::string& label) {
+  return decode(bytes, label, true).files;
 }
 
 }  // namespace loom::package

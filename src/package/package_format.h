@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@ inline constexpr char kMagic[8] = {'L', 'O', 'O', 'M', 'P', 'K', 'G', '\0'};
 inline constexpr size_t kHeaderBytes = 32;  // magic, version, flags, body size, checksum
 inline constexpr int kMaxRecordDepth = 4;
 inline constexpr uint32_t kFormatVersion = kPackageFormatVersion;
+inline constexpr uint32_t kOldestFormatVersion = 1;  // version 1: every weight embedded
 
 struct NodeRef {
   uint32_t node = 0;  // index into PackageContents::nodes
@@ -60,6 +63,23 @@ struct PackedPlan {
   std::vector<PackedBuffer> buffers;
 };
 
+// A file whose bytes the package references (format version 2): a GGUF model's weights.
+struct PackedFile {
+  std::string path;       // as stored: relative to the package's directory, or absolute
+  uint64_t size = 0;      // bytes
+  uint64_t checksum = 0;  // XXH64 (seed 0) of the whole file
+};
+
+// Where a referenced tensor's bytes are: files[file], from `offset`.
+struct FileRef {
+  uint32_t file = 0;
+  uint64_t offset = 0;
+};
+
+// A tensor attribute's bytes, named by where they are in memory and how many there are: a
+// tensor the encoder meets with this data pointer and size is written as a reference.
+using TensorKey = std::pair<const void*, uint64_t>;
+
 struct PackageContents {
   uint32_t format_version = 0;
   // A graph as built (loom::save_graph): no passes run, no plans, no device.
@@ -71,11 +91,25 @@ struct PackageContents {
   std::vector<PackedNode> nodes;
   std::vector<NodeRef> outputs;
   std::vector<PackedPlan> plans;
+  // Version 2: the referenced files, and which tensor attributes (their host bytes, as the
+  // attributes hold them) live in them. Version 1 has neither.
+  std::vector<PackedFile> files;
+  std::map<TensorKey, FileRef> references;
 };
 
+inline TensorKey tensor_key(const TensorData& t) { return {t.data(), uint64_t(t.nbytes())}; }
+
+// Writes contents.format_version's layout (1 only without references: tests write old
+// packages with it).
 std::vector<std::byte> encode_package(const PackageContents& contents);
-// Throws loom::Error(io), naming `label` and the field, for anything malformed.
+// Throws loom::Error(io), naming `label` and the field, for anything malformed. The files a
+// version 2 package references are opened beside `label` (the package's path) and checked
+// (package_files.h); referenced tensors read their bytes from them.
 PackageContents decode_package(std::span<const std::byte> bytes, const std::string& label);
+// The table of referenced files alone (the header and checksum checked; nothing opened).
+std::vector<PackedFile> read_file_table(std::span<const std::byte> bytes, const std::string& label);
+// Whether the header says "a saved graph" (checks only the magic, version and flags).
+bool header_says_graph(std::span<const std::byte> bytes, const std::string& label);
 
 // The body's checksum: 64-bit FNV-1a over little-endian 64-bit words, then the remaining
 // bytes one at a time (docs/package-format.md).

@@ -13,6 +13,7 @@
 #include "loom/error.h"
 #include "loom/package.h"
 #include "loom/version.h"
+#include "package/package_files.h"
 #include "package/package_format.h"
 #include "runtime/executable_impl.h"
 
@@ -200,13 +201,28 @@ Executable package::load_bytes(std::span<const std::byte> bytes, const std::stri
       same ? "kernels and tactics from the package (" + std::to_string(c.plans.size()) + " plans)"
            : "made on " + printable(c.device_identity) + " with Loom " + printable(c.loom_version) +
                  "; kernels and tactics chosen again on " + here + " with Loom " + kVersion;
+  if (!c.references.empty()) {
+    uint64_t bytes = 0;
+    for (const auto& [key, ref] : c.references) bytes += key.second;
+    note += "; " + std::to_string(c.references.size()) + " weights (" +
+            std::to_string(bytes >> 20) + " MiB) read from " + std::to_string(c.files.size()) +
+            (c.files.size() == 1 ? " referenced file" : " referenced files");
+  }
+  for (const auto& f : c.files) impl->weight_files.push_back(package::resolve_file(f.path, path));
   impl->package_note = note + (impl->package_note.empty() ? "" : "; " + impl->package_note);
   return make_executable(std::move(impl));
 }
 
 bool is_compiled_package(const std::string& path) {
   io::MappedFile file = io::MappedFile::open(path);
-  return !package::decode_package(file.bytes(), path).graph_only;
+  return !package::header_says_graph(file.bytes(), path);
+}
+
+std::vector<std::string> referenced_files(const std::string& path) {
+  io::MappedFile file = io::MappedFile::open(path);
+  std::vector<std::string> out;
+  for (const auto& f : package::read_file_table(file.bytes(), path)) out.push_back(f.path);
+  return out;
 }
 
 SavedGraph load_graph(const std::string& path) {

@@ -1,7 +1,9 @@
 // loom::save: the executable's program after the passes, its plans (kernel, tactic and
 // measured time per step; the arena layout) and the variables' current values, in the format
-// of package_format.h, written to a temporary file renamed over the destination.
+// of package_format.h, written to a temporary file renamed over the destination. Weights
+// whose bytes are a tensor of a given GGUF or safetensors file are referenced, not copied.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -10,6 +12,7 @@
 #include "loom/error.h"
 #include "loom/package.h"
 #include "loom/version.h"
+#include "package/package_files.h"
 #include "package/package_format.h"
 #include "runtime/executable_impl.h"
 
@@ -36,6 +39,13 @@ void pack_program(const ir::Program& program, package::PackageContents& c,
     p.input_slots.assign(n->input_slots.begin(), n->input_slots.end());
     p.attrs = n->attrs;
     if (n->is(ir::OpRole::variable)) p.attrs.set("initial", value_of(*n));
+    // Host bytes, held by the contents: the encoder and the weight matching see the same
+    // data (package::tensor_key names a tensor by where its bytes are).
+    std::vector<std::pair<std::string, TensorData>> tensors;
+    for (const auto& [name, value] : p.attrs.items())
+      if (const auto* t = std::get_if<TensorData>(&value); t && t->defined())
+        tensors.emplace_back(name, t->to_host().contiguous());
+    for (auto& [name, t] : tensors) p.attrs.set(name, std::move(t));
     p.outputs = n->outputs;
     index[n] = uint32_t(c.nodes.size());
     c.nodes.push_back(std::move(p));
@@ -87,13 +97,24 @@ void write_file(const std::vector<std::byte>& bytes, const std::string& path) {
 
 }  // namespace
 
-void save(const Executable& exe, const std::string& path) {
+void save(const Executable& exe, const std::string& path, const SaveOptions& options) {
   Executable::Impl& impl = impl_of(exe);
   std::vector<std::byte> bytes;
   {
     std::lock_guard<std::mutex> lock(impl.mutex);
     auto store_lock = impl.variables->lock();
-    bytes = package::encode_package(contents_of(impl));
+    package::PackageContents c = contents_of(impl);
+    if (!options.embed_weights) {
+      std::vector<std::string> files = options.weight_files;
+      // The files a loaded package referenced, where they still are (else its weights are
+      // embedded: the executable holds them).
+      for (const auto& f : impl.weight_files) {
+        std::error_code error;
+        if (std::filesystem::is_regular_file(f, error)) files.push_back(f);
+      }
+      package::reference_weights(c, files, path, options.absolute_paths);
+    }
+    bytes = package::encode_package(c);
   }
   write_file(bytes, path);
 }

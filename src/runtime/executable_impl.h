@@ -76,6 +76,9 @@ struct Executable::Impl {
   // instead of the cache or timing); and what loading said about them.
   std::map<std::vector<int64_t>, std::map<int, runtime::TacticChoice>> preset_tactics;
   std::string package_note;
+  // A loaded package's referenced weight files (resolved paths): saving it again references
+  // them too (SaveOptions::weight_files).
+  std::vector<std::string> weight_files;
   std::vector<NodeTime> last_profile;  // Executable::profile
   // Callables (src/runtime/call.cpp). A captured CUDA graph holds the callees' kernels and
   // arenas: bind() bumps bindings_version, and evicting a plan bumps plans_generation, and a

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "cli_util.h"
@@ -111,6 +112,60 @@ TEST(PackageCli, ViewOfTheBundledModel) {
         << layer;
   EXPECT_NE(page.find("\"name\":\"inplace_state\""), std::string::npos);
   std::remove(html.c_str());
+}
+
+}  // namespace loom
+
+namespace loom {
+
+// `loom compile MODEL.gguf` references the GGUF (a package of the graph and plans alone);
+// --embed-weights copies the weights in. Both load and give the same logits bit for bit over
+// two decode steps; the referencing package moved away from the model fails naming it.
+TEST(PackageCli, ModelPackageReferencesItsGguf) {
+  const std::string model = std::string(LOOM_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::ifstream(model)) GTEST_SKIP() << "no " << model << " (scripts/fetch_model.sh)";
+  std::string ref = temp_path("model_ref"), emb = temp_path("model_emb"), out;
+  ASSERT_EQ(testing::run_cli("compile " + model + " -o " + ref + " --context 16", &out), 0) << out;
+  EXPECT_NE(out.find("weights referenced from "), std::string::npos) << out;
+  EXPECT_NE(out.find("SmolLM2-135M-Instruct.Q4_1.gguf"), std::string::npos) << out;
+  ASSERT_EQ(
+      testing::run_cli("compile " + model + " -o " + emb + " --context 16 --embed-weights", &out),
+      0)
+      << out;
+  EXPECT_EQ(out.find("weights referenced from"), std::string::npos) << out;
+  EXPECT_TRUE(referenced_files(emb).empty());
+  ASSERT_EQ(referenced_files(ref).size(), 1u);
+  const auto ref_bytes = std::filesystem::file_size(ref),
+             emb_bytes = std::filesystem::file_size(emb);
+  EXPECT_LT(ref_bytes * 10, emb_bytes) << ref_bytes << " against " << emb_bytes;
+
+  Executable a = load(ref), b = load(emb);
+  EXPECT_NE(a.package_note().find("read from 1 referenced file"), std::string::npos)
+      << a.package_note();
+  for (int64_t step = 0; step < 2; ++step) {
+    Feeds feeds{{"tokens", TensorData::from_vector<int32_t>({int32_t(42 + step)}, {1, 1})},
+                {"positions", TensorData::from_vector<int64_t>({step}, {1})},
+                {"cache_starts", TensorData::from_vector<int64_t>({0, 0, step, 0}, {4})},
+                {"last", TensorData::from_vector<int64_t>({0}, {1})}};
+    auto x = a.run(feeds), y = b.run(feeds);
+    ASSERT_EQ(x.size(), y.size());
+    EXPECT_EQ(x[0].to_vector<float>(), y[0].to_vector<float>()) << "step " << step;
+    EXPECT_EQ(x[1].to_vector<int64_t>(), y[1].to_vector<int64_t>()) << "step " << step;
+  }
+
+  // Moved into another directory, the relative path to the model finds nothing.
+  auto dir = std::filesystem::path(temp_path("model_moved"));
+  std::filesystem::create_directories(dir / "deeper");
+  std::filesystem::copy_file(ref, dir / "deeper" / "p.loompkg");
+  EXPECT_NE(testing::run_cli("view " + (dir / "deeper" / "p.loompkg").string() + " -o " +
+                                 (dir / "p.html").string(),
+                             &out),
+            0);
+  EXPECT_NE(out.find("SmolLM2-135M-Instruct.Q4_1.gguf"), std::string::npos) << out;
+  EXPECT_NE(out.find("cannot be read"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+  std::remove(ref.c_str());
+  std::remove(emb.c_str());
 }
 
 }  // namespace loom
