@@ -178,9 +178,12 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   const std::string identity = device_identity(device);
   std::map<const ir::Node*, Pending> pending;
   std::map<const ir::Node*, int> workspace_index;
-  // Contiguous copies of inputs that a node's kernel does not read as views: each lives for
-  // its step only, like a workspace.
+  // Contiguous copies of views that a node's kernel does not read as they are, one per value:
+  // made by the first step that needs it, read by later ones, alive from the first to the
+  // last (a value never changes during the steps: the one in-place update of a variable comes
+  // before every read of its new value). An assign, which runs after every step, has its own.
   std::map<std::pair<const ir::Node*, size_t>, int> gather_index;
+  std::map<ir::Value, int> shared_gather;
   bool timing = false;
   std::vector<TensorView> in, out;
   const std::map<int, runtime::TacticChoice>* preset = nullptr;
@@ -240,7 +243,15 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       if (std::any_of(p.candidates.begin(), p.candidates.end(), [&](const auto& c) {
             return c.gathered[i] && (p.to_time || &c == &p.candidates[p.chosen]);
           })) {
+        const bool shareable = !n->is(ir::OpRole::assign);
+        auto shared = shareable ? shared_gather.find(n->inputs[i]) : shared_gather.end();
+        if (shared != shared_gather.end()) {
+          gather_index[{n, i}] = shared->second;
+          lifetimes[size_t(shared->second)].last = position[n];
+          continue;
+        }
         gather_index[{n, i}] = int(lifetimes.size());
+        if (shareable) shared_gather[n->inputs[i]] = int(lifetimes.size());
         lifetimes.push_back({storage_bytes(in[i].dtype, in[i].numel()), position[n], position[n]});
       }
     if (size_t ws = p.workspace_bytes(); ws > 0) {
@@ -267,7 +278,9 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     plan->buffers.push_back({value.node->id, value.output, layout.offsets[size_t(index)],
                              life.bytes, life.first, life.last});
   }
+  std::set<int> listed;  // a shared gather copy once, under one of its readers
   for (const auto& [input, index] : gather_index) {
+    if (!listed.insert(index).second) continue;
     const auto& life = lifetimes[size_t(index)];
     plan->buffers.push_back({input.first->id, -3, layout.offsets[size_t(index)], life.bytes,
                              life.first, life.last});
@@ -326,6 +339,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   }
 
   // 7. Steps, feeds and outputs.
+  std::set<int> gathers_made;  // gather copies some earlier step makes
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (n->is(ir::OpRole::placeholder)) {
@@ -363,9 +377,13 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     for (size_t i = 0; i < step.inputs.size(); ++i) {
       // A snapshot already made the assign's value contiguous.
       if (!chosen.gathered[i] || (i == 1 && snap != snapshot_index.end())) continue;
-      step.gathers.push_back({i, step.inputs[i], gathered[i]});
+      // The first step that reads the copy makes it (a step timed earlier may have reserved
+      // it, then chosen a kernel that reads the view).
+      if (gathers_made.insert(gather_index.at({n, i})).second) {
+        step.gathers.push_back({i, step.inputs[i], gathered[i]});
+        step.bytes_written += gathered[i].nbytes();
+      }
       step.inputs[i] = gathered[i];
-      step.bytes_written += gathered[i].nbytes();
     }
     plan->gathers += step.gathers.size();
     plan->bytes_written += step.bytes_written;
