@@ -12,7 +12,7 @@ namespace loom::ops {
 // each group multiplies to the same count; a group whose input dims are not contiguous among
 // themselves cannot be re-split without a copy.
 std::optional<ViewLayout> reshape_view(const ir::Node&, const Extents& in_shape,
-                                           const Strides& in_strides, const Extents& out_shape) {
+                                       const Strides& in_strides, const Extents& out_shape) {
   ViewLayout v;
   if (numel(out_shape) == 0) {  // nothing is read: any strides will do
     v.strides = contiguous_strides(out_shape);
@@ -51,7 +51,7 @@ std::optional<ViewLayout> reshape_view(const ir::Node&, const Extents& in_shape,
 }
 
 std::optional<ViewLayout> transpose_view(const ir::Node& node, const Extents&,
-                                             const Strides& in_strides, const Extents&) {
+                                         const Strides& in_strides, const Extents&) {
   const auto& perm = node.attrs.get<std::vector<int64_t>>("perm");
   const int64_t rank = int64_t(in_strides.size());
   ViewLayout v;
@@ -60,7 +60,7 @@ std::optional<ViewLayout> transpose_view(const ir::Node& node, const Extents&,
 }
 
 std::optional<ViewLayout> broadcast_view(const ir::Node&, const Extents& in_shape,
-                                             const Strides& in_strides, const Extents& out_shape) {
+                                         const Strides& in_strides, const Extents& out_shape) {
   ViewLayout v;
   const size_t offset = out_shape.size() - in_shape.size();  // the input is right-aligned
   for (size_t d = 0; d < out_shape.size(); ++d) {
@@ -71,7 +71,7 @@ std::optional<ViewLayout> broadcast_view(const ir::Node&, const Extents& in_shap
 }
 
 std::optional<ViewLayout> slice_view(const ir::Node& node, const Extents& in_shape,
-                                         const Strides& in_strides, const Extents&) {
+                                     const Strides& in_strides, const Extents&) {
   const auto [axes, starts, stops, steps] = SliceParams::decode(node);
   const int64_t rank = int64_t(in_shape.size());
   ViewLayout v{in_strides, 0};
@@ -90,7 +90,7 @@ std::optional<ViewLayout> slice_view(const ir::Node& node, const Extents& in_sha
 // Frame f starts hop samples after frame f - 1, so the frames overlap in the signal's own
 // bytes. Padding and a window change values: those frames are the kernel's.
 std::optional<ViewLayout> frames_view(const ir::Node& node, const Extents&,
-                                          const Strides& in_strides, const Extents&) {
+                                      const Strides& in_strides, const Extents&) {
   const FramesParams p = FramesParams::decode(node);
   if (p.pad != 0 || node.inputs.size() > 1) return std::nullopt;
   ViewLayout v;

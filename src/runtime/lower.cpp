@@ -125,8 +125,9 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     ir::Value value = root(node->inputs[1]);
     const runtime::ValueLayout value_layout = layout_of(node->inputs[1]);
     const auto& value_type = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
-    bool moves_elements = value_layout.offset != 0 ||
-                          value_layout.strides != contiguous_strides(static_extents(value_type.shape));
+    bool moves_elements =
+        value_layout.offset != 0 ||
+        value_layout.strides != contiguous_strides(static_extents(value_type.shape));
     if (!assigned.count(value.node) || (value.node == node->inputs[0].node && !moves_elements))
       continue;
     const auto& t = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
@@ -282,8 +283,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   for (const auto& [input, index] : gather_index) {
     if (!listed.insert(index).second) continue;
     const auto& life = lifetimes[size_t(index)];
-    plan->buffers.push_back({input.first->id, -3, layout.offsets[size_t(index)], life.bytes,
-                             life.first, life.last});
+    plan->buffers.push_back(
+        {input.first->id, -3, layout.offsets[size_t(index)], life.bytes, life.first, life.last});
   }
   for (auto* special : {&workspace_index, &snapshot_index})
     for (const auto& [node, index] : *special) {

@@ -22,7 +22,8 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
     bool in_place = device.kind == DeviceKind::cpu && data.device() == device &&
                     data.is_contiguous() && reinterpret_cast<uintptr_t>(data.data()) % 64 == 0;
     char* read_at = static_cast<char*>(in_place ? data.data() : slot.view.data);
-    for (size_t u = 0; u < slot.uses.size(); ++u) slot.uses[u]->data = read_at + slot.use_offsets[u];
+    for (size_t u = 0; u < slot.uses.size(); ++u)
+      slot.uses[u]->data = read_at + slot.use_offsets[u];
     if (in_place) {
       in_place_feeds.push_back(data.buffer().get());
       continue;
@@ -51,8 +52,8 @@ void Executable::Impl::launch(std::vector<Step>& steps, const StepHook* hook) {
   for (auto& step : steps) {
     if (hook) (*hook)(step, false);
     for (const auto& g : step.gathers)
-      backend->copy_strided(g.copy.data, g.view.data, storage_bytes(g.view.dtype, 1),
-                            g.view.shape, g.view.strides, stream);
+      backend->copy_strided(g.copy.data, g.view.data, storage_bytes(g.view.dtype, 1), g.view.shape,
+                            g.view.strides, stream);
     KernelContext ctx{*backend,      stream,         &step.state,
                       &step.tactic,  step.workspace, step.tactic.workspace_bytes,
                       &kernel_cache, &callables};

@@ -200,9 +200,9 @@ TEST(Views, OneCopyPerViewForAllItsReaders) {
 TEST(Views, OutputsAndFeedsReadInPlace) {
   Graph g;
   Tensor x = g.placeholder("x", {8, 4});
-  Tensor rows = slice(x, {0}, {3}, {7});                 // contiguous, 48 bytes in
-  Tensor cols = slice(x, {1}, {1}, {4}, {2});            // strided
-  Tensor product = matmul(rows, transpose(rows));        // [4, 4]
+  Tensor rows = slice(x, {0}, {3}, {7});           // contiguous, 48 bytes in
+  Tensor cols = slice(x, {1}, {1}, {4}, {2});      // strided
+  Tensor product = matmul(rows, transpose(rows));  // [4, 4]
   TensorData xv = random_tensor(DType::f32, {8, 4});
   std::vector<double> v = to_doubles(xv), want_rows, want_cols, want_product(16, 0.0);
   for (int64_t i = 3; i < 7; ++i)
@@ -212,7 +212,8 @@ TEST(Views, OutputsAndFeedsReadInPlace) {
   for (int64_t i = 0; i < 4; ++i)
     for (int64_t j = 0; j < 4; ++j)
       for (int64_t p = 0; p < 4; ++p)
-        want_product[size_t(i * 4 + j)] += want_rows[size_t(i * 4 + p)] * want_rows[size_t(j * 4 + p)];
+        want_product[size_t(i * 4 + j)] +=
+            want_rows[size_t(i * 4 + p)] * want_rows[size_t(j * 4 + p)];
   CompileOptions options;
   options.outputs = {rows, cols, product};
   Executable exe = compile(g, options);

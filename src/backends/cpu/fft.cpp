@@ -300,8 +300,8 @@ void run_fft(KernelContext& ctx, const ir::Node& node, std::span<const TensorVie
     }
     case ops::FftKind::real_forward: {
       if (is_contiguous(x))
-        real_forward_pass(st, x.as<const float>(), Lines(x.shape, real_axis), y.as<cpx>(),
-                          y.shape, real_axis);
+        real_forward_pass(st, x.as<const float>(), Lines(x.shape, real_axis), y.as<cpx>(), y.shape,
+                          real_axis);
       else
         real_forward_pass(st, x.as<const float>(), StridedLines(x.shape, x.strides, real_axis),
                           y.as<cpx>(), y.shape, real_axis);

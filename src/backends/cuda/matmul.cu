@@ -274,7 +274,8 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
   size_t ra = a.shape.size(), rc = c.shape.size();
   int64_t m = c.shape[rc - 2], n = c.shape[rc - 1];
   int64_t k = params.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
-  bool ta = operand_transposed(params.transpose_a, a), tb = operand_transposed(params.transpose_b, b);
+  bool ta = operand_transposed(params.transpose_a, a),
+       tb = operand_transposed(params.transpose_b, b);
   Extents out_batch(c.shape.begin(), c.shape.end() - 2);
   Strides sa = broadcast_strides(Extents(a.shape.begin(), a.shape.end() - 2), out_batch);
   Strides sb = broadcast_strides(Extents(b.shape.begin(), b.shape.end() - 2), out_batch);
@@ -293,12 +294,11 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
 }  // namespace
 
 void register_matmul_kernels(Backend& b) {
-  Kernel cublaslt{
-      "cuda.matmul.cublaslt", run_float_matmul,
-      [](const ir::Node&, std::span<const TensorView> in) {
-        return is_float(in[0].dtype) && matmul_reads_views(in);
-      },
-      nullptr, true};
+  Kernel cublaslt{"cuda.matmul.cublaslt", run_float_matmul,
+                  [](const ir::Node&, std::span<const TensorView> in) {
+                    return is_float(in[0].dtype) && matmul_reads_views(in);
+                  },
+                  nullptr, true};
   // Kernels are registered by the CudaBackend itself, so `b` is one and outlives them.
   cublaslt.tactics = [&b](const ir::Node& node, std::span<const TensorView> in,
                           std::span<const TensorView> out) {
