@@ -341,6 +341,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
 
   // 7. Steps, feeds and outputs.
   std::set<int> gathers_made;  // gather copies some earlier step makes
+  std::set<std::pair<const ir::Node*, size_t>> reads_copy;  // inputs read from a gather copy
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (n->is(ir::OpRole::placeholder)) {
@@ -385,6 +386,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
         step.bytes_written += gathered[i].nbytes();
       }
       step.inputs[i] = gathered[i];
+      reads_copy.insert({n, i});
     }
     plan->gathers += step.gathers.size();
     plan->bytes_written += step.bytes_written;
@@ -409,9 +411,14 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   for (auto* list : {&plan->steps, &plan->assign_steps})
     for (auto& step : *list) {
       for (size_t i = 0; i < step.inputs.size(); ++i) {
+        // An input read from a gather copy reads the feed only through the gather that makes
+        // the copy (in this step or an earlier one).
         auto g = std::find_if(step.gathers.begin(), step.gathers.end(),
                               [&](const auto& x) { return x.input == i; });
-        note(step.node->inputs[i], g == step.gathers.end() ? &step.inputs[i] : &g->view);
+        if (g != step.gathers.end())
+          note(step.node->inputs[i], &g->view);
+        else if (!reads_copy.count({step.node, i}))
+          note(step.node->inputs[i], &step.inputs[i]);
       }
     }
   for (size_t i = 0; i < plan->outputs.size(); ++i) note(program->outputs()[i], &plan->outputs[i]);

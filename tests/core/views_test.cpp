@@ -25,7 +25,7 @@ testing::KernelOverride contiguous_only(const std::string& op) {
   std::vector<std::shared_ptr<const Kernel>> plain;
   for (const auto& k : backend_for(Device::cpu()).kernels(op)) {
     auto copy = std::make_shared<Kernel>(*k);
-    copy->strided_inputs = nullptr;
+    copy->strided_inputs = false;
     plain.push_back(std::move(copy));
   }
   return testing::KernelOverride(Device::cpu(), op, std::move(plain));
@@ -45,6 +45,7 @@ Measured measure(const Graph& g, std::vector<Tensor> outputs, const Feeds& feeds
   m.outputs = exe.run(feeds);
   m.kernels = exe.last_run_stats().kernels;
   m.arena = exe.arena_bytes();
+  if (getenv("VIEWS_DUMP")) printf("%s\n", exe.dump().c_str());
   return m;
 }
 
