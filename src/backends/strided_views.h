@@ -5,24 +5,39 @@
 #pragma once
 
 #include <span>
-#include <utility>
 
 #include "backends/backend.h"
 
 namespace loom {
 
-inline bool is_contiguous(const TensorView& v) { return v.strides == contiguous_strides(v.shape); }
+// Both run on every kernel call, so neither allocates.
+inline bool is_contiguous(const TensorView& v) {
+  // A view without strides (a kernel asked about support by dtype and rank) is contiguous.
+  if (v.strides.empty()) return true;
+  if (v.strides.size() != v.shape.size()) return false;
+  int64_t expected = 1;
+  for (size_t d = v.shape.size(); d-- > 0;) {
+    if (v.strides[d] != expected) return false;
+    expected *= v.shape[d];
+  }
+  return true;
+}
 
-// Whether v's bytes are a contiguous tensor of v's shape with the last two axes swapped.
+// Whether v's bytes are a contiguous tensor of v's shape with the last two axes swapped (unit
+// axes may have any stride).
 inline bool is_swapped_matrix(const TensorView& v) {
   const size_t r = v.shape.size();
-  if (r < 2) return false;
-  Extents stored = v.shape;
-  std::swap(stored[r - 2], stored[r - 1]);
-  Strides expected = contiguous_strides(stored);
-  std::swap(expected[r - 2], expected[r - 1]);
-  for (size_t d = 0; d < r; ++d)
-    if (v.shape[d] != 1 && v.strides[d] != expected[d]) return false;
+  if (r < 2 || v.strides.size() != r) return false;
+  int64_t expected = 1;
+  auto next = [&](size_t d) {
+    bool ok = v.shape[d] == 1 || v.strides[d] == expected;
+    expected *= v.shape[d];
+    return ok;
+  };
+  // Stored innermost first: axis r - 2, then r - 1, then the batch axes.
+  if (!next(r - 2) || !next(r - 1)) return false;
+  for (size_t d = r - 2; d-- > 0;)
+    if (!next(d)) return false;
   return true;
 }
 
