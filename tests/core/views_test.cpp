@@ -3,13 +3,17 @@
 // (the consumer reads the view), and with the consumer's kernel stripped of its strided
 // inputs, so the planner gathers the view first. The difference in kernel calls and arena
 // bytes is the copy that views removed; both runs match a naive reference.
+#include <unistd.h>
+
 #include <cmath>
 #include <complex>
+#include <cstdio>
 #include <vector>
 
 #include "core/kernel_test_hooks.h"
 #include "ir/node.h"
 #include "loom/fft.h"
+#include "loom/package.h"
 #include "test_util.h"
 
 namespace loom {
@@ -45,7 +49,6 @@ Measured measure(const Graph& g, std::vector<Tensor> outputs, const Feeds& feeds
   m.outputs = exe.run(feeds);
   m.kernels = exe.last_run_stats().kernels;
   m.arena = exe.arena_bytes();
-  if (getenv("VIEWS_DUMP")) printf("%s\n", exe.dump().c_str());
   return m;
 }
 
@@ -194,6 +197,18 @@ TEST(Views, OneCopyPerViewForAllItsReaders) {
   expect_near_all(got.outputs[1], w2, 1e-6, "x^T exp(x)^T");
   // Three kernels and two gathers: x^T once for both readers, exp(x)^T once.
   EXPECT_EQ(got.kernels, 5u);
+
+  // A package keeps the plan's arena layout, gather copies included, and loads.
+  CompileOptions options;
+  options.outputs = {first, second};
+  Executable exe = compile(g, options);
+  const std::string path =
+      ::testing::TempDir() + "loom_views_" + std::to_string(::getpid()) + ".loom";
+  save(exe, path);
+  Executable loaded = load(path);
+  auto again = loaded.run({{"x", xv}});
+  std::remove(path.c_str());
+  expect_near_all(again[1], w2, 1e-6, "x^T exp(x)^T from a package");
 }
 
 // Views as outputs are gathered when copied out; a view of a feed read in place starts at
