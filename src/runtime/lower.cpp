@@ -340,8 +340,9 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   }
 
   // 7. Steps, feeds and outputs.
-  std::set<int> gathers_made;  // gather copies some earlier step makes
-  std::set<std::pair<const ir::Node*, size_t>> reads_copy;  // inputs read from a gather copy
+  // Gather copies an earlier step makes, and the inputs that read a gather copy.
+  std::set<int> gathers_made;
+  std::set<std::pair<const ir::Node*, size_t>> reads_copy;
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (n->is(ir::OpRole::placeholder)) {

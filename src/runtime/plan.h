@@ -35,7 +35,8 @@ struct Step {
 // One value of the arena (the memory plan), kept for packages and the viewer.
 struct ArenaBuffer {
   int node_id = 0;
-  int output = 0;  // -1: the step's workspace; -2: an assign's snapshot; -3: a view gathered contiguous
+  // -1: the step's workspace; -2: an assign's snapshot; -3: a view gathered contiguous.
+  int output = 0;
   size_t offset = 0;
   size_t bytes = 0;
   int first = 0;  // first and last step (program position) it is alive
