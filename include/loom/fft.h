@@ -53,7 +53,8 @@ Tensor irfft(const Tensor& x, int64_t n = 0, std::vector<int64_t> axes = {-1},
 // Overlapping windows of the last axis: x [..., T] -> [..., F, frame_length] with frame f
 // starting at f * hop of the signal padded by `pad` samples on each side ("constant": zeros;
 // "reflect": mirrored without repeating the edge, which needs pad < T);
-// F = 1 + (T + 2 pad - frame_length) / hop. A copy (Loom has no strided views yet).
+// F = 1 + (T + 2 pad - frame_length) / hop. Without padding the frames are a view of x
+// (strides hop and 1, no copy) that rfft reads as it is; with padding they are a copy.
 Tensor frames(const Tensor& x, int64_t frame_length, int64_t hop, int64_t pad = 0,
               const std::string& pad_mode = "constant");
 // frames(...) * window in one pass (the op `frames` with its optional window input): f32 x,

@@ -19,7 +19,8 @@
 namespace loom {
 
 // Concrete view of one value for a kernel. Kernels write contiguous outputs; inputs are
-// contiguous too unless the kernel says it takes strided inputs.
+// contiguous too unless the kernel says it takes strided inputs (Kernel::strided_inputs).
+// Strides are in elements; a contiguous view carries contiguous_strides(shape).
 struct TensorView {
   void* data = nullptr;
   DType dtype = DType::f32;
@@ -98,8 +99,10 @@ struct Kernel {
   // it is asked with every symbolic extent set to 1, so it should decide by dtype and rank.
   KernelSupports supports;
   KernelTactics tactics;  // null: one unnamed tactic without workspace
-  // Reads inputs with any strides. The planner gives every kernel contiguous views today;
-  // this says which kernels could take a strided view without a gather first.
+  // Reads strided views (a transposed matrix, overlapping frames) as they are: the planner
+  // asks `supports` with the views, and where it says no, or the kernel has no strided
+  // inputs, it gathers every input that is not contiguous and 16-byte aligned into the arena
+  // first and asks again (runtime/views.h).
   bool strided_inputs = false;
 };
 

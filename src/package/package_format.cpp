@@ -579,7 +579,7 @@ PackageContents decode(std::span<const std::byte> bytes, const std::string& labe
       buf.bytes = r.get<uint64_t>(what);
       buf.first = r.get<int32_t>(what);
       buf.last = r.get<int32_t>(what);
-      if (!ids.count(buf.node_id) || buf.output < -2)
+      if (!ids.count(buf.node_id) || buf.output < -3)
         r.bad(what, "buffer " + std::to_string(b) + " belongs to no node output");
       if (buf.offset > plan.arena_bytes || buf.bytes > plan.arena_bytes - buf.offset)
         r.bad(what, "buffer " + std::to_string(b) + " at " + std::to_string(buf.offset) + " (" +

@@ -109,8 +109,7 @@ void Executable::Impl::run_inline(void* caller_stream, const Feeds& feeds,
   try {
     copy_feeds(plan, feeds);
     launch(plan.steps);
-    for (size_t i = 0; i < out.size(); ++i)
-      backend->copy(out[i].data, device, plan.outputs[i].data, device, out[i].nbytes(), stream);
+    for (size_t i = 0; i < out.size(); ++i) copy_view(out[i].data, plan.outputs[i]);
   } catch (...) {
     stream = own;
     throw;

@@ -19,6 +19,9 @@ static std::string step_line(const runtime::Step& step) {
   }
   if (step.tactic.workspace_bytes > 0)
     s += "  workspace " + std::to_string(step.tactic.workspace_bytes) + " B";
+  // Inputs the kernel reads through a copy the planner made (views it does not read as they
+  // are).
+  for (const auto& g : step.gathers) s += "  gathers input " + std::to_string(g.input);
   return s + "\n";
 }
 

@@ -116,6 +116,7 @@ struct Executable::Impl {
   // after (true) each one.
   using StepHook = std::function<void(runtime::Step&, bool after)>;
   void launch(std::vector<runtime::Step>& steps, const StepHook* hook = nullptr);
+  void copy_view(void* dst, const TensorView& view);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
   // call.cpp: runs this executable as a callee on the caller's stream, inside the caller's
   // run (and CUDA capture): feeds copied into its arena, its steps, its output copied into

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "ir/op_registry.h"
@@ -11,6 +12,7 @@
 #include "runtime/kernel_selection.h"
 #include "runtime/memory_plan.h"
 #include "runtime/tactic_cache.h"
+#include "runtime/views.h"
 
 namespace loom {
 
@@ -19,9 +21,8 @@ using runtime::Step;
 
 namespace {
 
-TensorView view_of(void* data, const ir::TensorType& type) {
-  Extents shape = static_extents(type.shape);
-  return {data, type.dtype, shape, contiguous_strides(shape)};
+TensorView view_of(void* data, const ir::TensorType& type, Strides strides) {
+  return {data, type.dtype, static_extents(type.shape), std::move(strides)};
 }
 
 // Where a node's kernel choice stands before the arena exists.
@@ -66,7 +67,14 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     types[n] = std::move(out);
   }
 
-  // 2. Storage: arena values get lifetimes; aliases share their root's storage.
+  // Alias ops whose output is a view of their input (runtime/views.h).
+  const runtime::ViewPlan view_plan = runtime::plan_views(nodes, types);
+  auto layout_of = [&](ir::Value v) {
+    return view_plan.layout(v, static_extents(types.at(v.node).at(size_t(v.output)).shape));
+  };
+
+  // 2. Storage: arena values get lifetimes; aliases and views share their root's storage,
+  // which they keep alive.
   std::map<ir::Value, ir::Value> root_of;
   std::map<ir::Value, int> arena_index;
   std::vector<runtime::Lifetime> lifetimes;
@@ -76,8 +84,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   };
   for (const auto& node : nodes) {
     ir::Node* n = node.get();
-    if (n->op->aliases_input >= 0) {
-      root_of[{n, 0}] = root(n->inputs.at(size_t(n->op->aliases_input)));
+    if (int source = view_plan.alias_source(*n); source >= 0) {
+      root_of[{n, 0}] = root(n->inputs.at(size_t(source)));
       continue;
     }
     bool in_arena = n->is(ir::OpRole::placeholder) || !n->op->is_source;
@@ -105,7 +113,9 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     if (it != arena_index.end()) lifetimes[size_t(it->second)].last = end;
   }
   // An assign whose value is the buffer of another assigned variable reads a snapshot taken
-  // before any assign runs, so that assign(a, read(b)); assign(b, read(a)) swaps them.
+  // before any assign runs, so that assign(a, read(b)); assign(b, read(a)) swaps them; so
+  // does one whose value is a rearranging view of its own variable (assign(v, transpose(v))),
+  // which the assign would overwrite while reading it.
   std::set<const ir::Node*> assigned;
   for (const auto& node : nodes)
     if (node->is(ir::OpRole::assign)) assigned.insert(node->inputs[0].node);
@@ -113,7 +123,13 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   for (const auto& node : nodes) {
     if (!node->is(ir::OpRole::assign)) continue;
     ir::Value value = root(node->inputs[1]);
-    if (!assigned.count(value.node) || value.node == node->inputs[0].node) continue;
+    const runtime::ValueLayout value_layout = layout_of(node->inputs[1]);
+    const auto& value_type = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
+    bool moves_elements =
+        value_layout.offset != 0 ||
+        value_layout.strides != contiguous_strides(static_extents(value_type.shape));
+    if (!assigned.count(value.node) || (value.node == node->inputs[0].node && !moves_elements))
+      continue;
     const auto& t = types.at(node->inputs[1].node).at(size_t(node->inputs[1].output));
     snapshot_index[node.get()] = int(lifetimes.size());
     lifetimes.push_back({storage_bytes(t.dtype, numel(static_extents(t.shape))), end, end});
@@ -131,8 +147,11 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       for (size_t o = 0; o < n->outputs.size(); ++o) {
         ir::Value v{mut, int(o)};
         void* data = nullptr;
-        if (n->op->aliases_input >= 0) {
-          data = views.at(n->inputs.at(size_t(n->op->aliases_input))).data;
+        if (int source = view_plan.alias_source(*n); source >= 0) {
+          // The root's first byte, then this view's offset into it.
+          ir::Value r = root(v);
+          data = static_cast<char*>(views.at(r).data) +
+                 storage_bytes(types[n][o].dtype, layout_of(v).offset);
         } else if (n->is(ir::OpRole::constant)) {
           data = constants.at(n).data();
         } else if (n->is(ir::OpRole::variable)) {
@@ -140,7 +159,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
         } else {
           data = base + (offsets ? (*offsets)[size_t(arena_index.at(v))] : 0);
         }
-        views[v] = view_of(data, types[n][o]);
+        views[v] = view_of(data, types[n][o], layout_of(v).strides);
       }
     }
   };
@@ -160,6 +179,12 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   const std::string identity = device_identity(device);
   std::map<const ir::Node*, Pending> pending;
   std::map<const ir::Node*, int> workspace_index;
+  // Contiguous copies of views that a node's kernel does not read as they are, one per value:
+  // made by the first step that needs it, read by later ones, alive from the first to the
+  // last (a value never changes during the steps: the one in-place update of a variable comes
+  // before every read of its new value). An assign, which runs after every step, has its own.
+  std::map<std::pair<const ir::Node*, size_t>, int> gather_index;
+  std::map<ir::Value, int> shared_gather;
   bool timing = false;
   std::vector<TensorView> in, out;
   const std::map<int, runtime::TacticChoice>* preset = nullptr;
@@ -170,10 +195,17 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   }
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
-    if (!runtime::needs_kernel(*n)) continue;
+    if (view_plan.views.count(n)) continue;
     step_views(n, in, out);
     Pending p;
-    p.candidates = runtime::candidates_for(*backend, *n, in, out);
+    if (view_plan.copies.count(n)) {
+      p.candidates.push_back(
+          {runtime::copy_kernel(device), Tactic{}, std::vector<bool>(in.size(), false)});
+      pending.emplace(n, std::move(p));
+      continue;
+    }
+    if (!runtime::needs_kernel(*n)) continue;
+    p.candidates = runtime::candidates_for(*backend, *n, in, out, provisional_base);
     if (p.candidates.empty()) runtime::fail_no_kernel(device, *n, in);
     bool found = false;
     if (preset) {
@@ -207,6 +239,22 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       p.to_time = !found && time_tactics && !n->op->writes_state();
       timing |= p.to_time;
     }
+    // Copies for the chosen candidate's gathers; while timing, for any candidate's.
+    for (size_t i = 0; i < in.size(); ++i)
+      if (std::any_of(p.candidates.begin(), p.candidates.end(), [&](const auto& c) {
+            return c.gathered[i] && (p.to_time || &c == &p.candidates[p.chosen]);
+          })) {
+        const bool shareable = !n->is(ir::OpRole::assign);
+        auto shared = shareable ? shared_gather.find(n->inputs[i]) : shared_gather.end();
+        if (shared != shared_gather.end()) {
+          gather_index[{n, i}] = shared->second;
+          lifetimes[size_t(shared->second)].last = position[n];
+          continue;
+        }
+        gather_index[{n, i}] = int(lifetimes.size());
+        if (shareable) shared_gather[n->inputs[i]] = int(lifetimes.size());
+        lifetimes.push_back({storage_bytes(in[i].dtype, in[i].numel()), position[n], position[n]});
+      }
     if (size_t ws = p.workspace_bytes(); ws > 0) {
       // A workspace lives for its step only, so steps share the same bytes.
       workspace_index[n] = int(lifetimes.size());
@@ -231,12 +279,30 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     plan->buffers.push_back({value.node->id, value.output, layout.offsets[size_t(index)],
                              life.bytes, life.first, life.last});
   }
+  std::set<int> listed;  // a shared gather copy once, under one of its readers
+  for (const auto& [input, index] : gather_index) {
+    if (!listed.insert(index).second) continue;
+    const auto& life = lifetimes[size_t(index)];
+    plan->buffers.push_back(
+        {input.first->id, -3, layout.offsets[size_t(index)], life.bytes, life.first, life.last});
+  }
   for (auto* special : {&workspace_index, &snapshot_index})
     for (const auto& [node, index] : *special) {
       const auto& life = lifetimes[size_t(index)];
       plan->buffers.push_back({node->id, special == &workspace_index ? -1 : -2,
                                layout.offsets[size_t(index)], life.bytes, life.first, life.last});
     }
+
+  // The contiguous copy of each input a node's kernel gathers (else the input itself).
+  auto gathered_views = [&](const ir::Node* n, const std::vector<TensorView>& inputs) {
+    std::vector<TensorView> g = inputs;
+    for (size_t i = 0; i < g.size(); ++i)
+      if (auto it = gather_index.find({n, i}); it != gather_index.end()) {
+        g[i].data = base + layout.offsets[size_t(it->second)];
+        g[i].strides = contiguous_strides(g[i].shape);
+      }
+    return g;
+  };
 
   // 6. Time the nodes that have several candidates and no cached choice, on zeroed arena
   // inputs (uninitialised floats could be NaNs or denormals, which some kernels take slowly).
@@ -248,18 +314,21 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       if (it == pending.end() || !it->second.to_time) continue;
       Pending& p = it->second;
       step_views(node.get(), in, out);
-      for (const auto& v : in) {
-        auto at = reinterpret_cast<uintptr_t>(v.data), start = reinterpret_cast<uintptr_t>(base);
-        if (at < start || at >= start + layout.total_bytes) continue;  // a constant, a variable
-        if (zeros.size() < v.nbytes()) zeros.resize(v.nbytes());
-        backend->copy(v.data, device, zeros.data(), Device::cpu(), v.nbytes(), stream);
-      }
+      const std::vector<TensorView> gathered = gathered_views(node.get(), in);
+      for (const std::vector<TensorView>* list : {&std::as_const(in), &gathered})
+        for (const auto& v : *list) {
+          auto at = reinterpret_cast<uintptr_t>(v.data), start = reinterpret_cast<uintptr_t>(base);
+          if (at < start || at >= start + layout.total_bytes) continue;  // a constant, a variable
+          size_t bytes = runtime::span_bytes(v);  // a view's elements lie within its root
+          if (zeros.size() < bytes) zeros.resize(bytes);
+          backend->copy(v.data, device, zeros.data(), Device::cpu(), bytes, stream);
+        }
       backend->synchronize(stream);
       auto ws = workspace_index.find(node.get());
       void* workspace =
           ws == workspace_index.end() ? nullptr : base + layout.offsets[size_t(ws->second)];
-      runtime::Timed t =
-          runtime::time_candidates(*backend, stream, *node, p.candidates, in, out, workspace);
+      runtime::Timed t = runtime::time_candidates(*backend, stream, *node, p.candidates, in,
+                                                  gathered, out, workspace);
       p.chosen = t.index;
       p.ms = t.ms;
       p.tried = t.tried;
@@ -271,7 +340,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   }
 
   // 7. Steps, feeds and outputs. An input is invariant when its storage is a constant or a
-  // variable that no step of the run writes.
+  // variable that no step of the run writes, and the kernel reads it there (not from a gather
+  // copy or snapshot, which a step of the run writes).
   std::set<const ir::Node*> written;
   for (const auto& node : nodes)
     if (node->op->writes_state()) written.insert(root(node->inputs.at(0)).node);
@@ -279,10 +349,13 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     const ir::Node* r = root(v).node;
     return r->is(ir::OpRole::constant) || (r->is(ir::OpRole::variable) && !written.count(r));
   };
+  // Gather copies an earlier step makes, and the inputs that read a gather copy.
+  std::set<int> gathers_made;
+  std::set<std::pair<const ir::Node*, size_t>> reads_copy;
   for (const auto& node : nodes) {
     const ir::Node* n = node.get();
     if (n->is(ir::OpRole::placeholder)) {
-      plan->feeds.push_back({n->name, views.at({node.get(), 0}), {}});
+      plan->feeds.push_back({n->name, views.at({node.get(), 0}), {}, {}});
       continue;
     }
     auto pend = pending.find(n);
@@ -293,8 +366,6 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     const runtime::Candidate& chosen = pend->second.candidates[pend->second.chosen];
     step.kernel = chosen.kernel;
     step.tactic = chosen.tactic;
-    for (size_t i = 0; i < n->inputs.size() && i < 64; ++i)
-      if (invariant(n->inputs[i])) step.invariant_inputs |= uint64_t(1) << i;
     step.measured_ms = pend->second.ms;
     step.tried = pend->second.tried;
     if (auto ws = workspace_index.find(n); ws != workspace_index.end())
@@ -306,13 +377,33 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     } else {
       for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
     }
-    plan->bytes_written += step.bytes_written;
-    if (auto snap = snapshot_index.find(n); snap != snapshot_index.end()) {
+    auto snap = snapshot_index.find(n);
+    if (snap != snapshot_index.end()) {
       TensorView copy = step.inputs[1];
       copy.data = base + layout.offsets[size_t(snap->second)];
+      copy.strides = contiguous_strides(copy.shape);
       plan->snapshots.push_back({step.inputs[1], copy});
       step.inputs[1] = copy;
     }
+    const std::vector<TensorView> gathered = gathered_views(n, step.inputs);
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      // A snapshot already made the assign's value contiguous.
+      if (!chosen.gathered[i] || (i == 1 && snap != snapshot_index.end())) continue;
+      // The first step that reads the copy makes it (a step timed earlier may have reserved
+      // it, then chosen a kernel that reads the view).
+      if (gathers_made.insert(gather_index.at({n, i})).second) {
+        step.gathers.push_back({i, step.inputs[i], gathered[i]});
+        step.bytes_written += gathered[i].nbytes();
+      }
+      step.inputs[i] = gathered[i];
+      reads_copy.insert({n, i});
+    }
+    for (size_t i = 0; i < n->inputs.size() && i < 64; ++i)
+      if (invariant(n->inputs[i]) && !reads_copy.count({n, i}) &&
+          !(i == 1 && snap != snapshot_index.end()))
+        step.invariant_inputs |= uint64_t(1) << i;
+    plan->gathers += step.gathers.size();
+    plan->bytes_written += step.bytes_written;
     (n->is(ir::OpRole::assign) ? plan->assign_steps : plan->steps).push_back(std::move(step));
   }
   for (const auto& o : program->outputs()) plan->outputs.push_back(views.at(o));
@@ -327,11 +418,23 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
         feed_of[node.get()] = f;
   auto note = [&](ir::Value v, TensorView* view) {
     auto it = feed_of.find(root(v).node);
-    if (it != feed_of.end()) plan->feeds[it->second].uses.push_back(view);
+    if (it == feed_of.end()) return;
+    plan->feeds[it->second].uses.push_back(view);
+    plan->feeds[it->second].use_offsets.push_back(storage_bytes(view->dtype, layout_of(v).offset));
   };
   for (auto* list : {&plan->steps, &plan->assign_steps})
-    for (auto& step : *list)
-      for (size_t i = 0; i < step.inputs.size(); ++i) note(step.node->inputs[i], &step.inputs[i]);
+    for (auto& step : *list) {
+      for (size_t i = 0; i < step.inputs.size(); ++i) {
+        // An input read from a gather copy reads the feed only through the gather that makes
+        // the copy (in this step or an earlier one).
+        auto g = std::find_if(step.gathers.begin(), step.gathers.end(),
+                              [&](const auto& x) { return x.input == i; });
+        if (g != step.gathers.end())
+          note(step.node->inputs[i], &g->view);
+        else if (!reads_copy.count({step.node, i}))
+          note(step.node->inputs[i], &step.inputs[i]);
+      }
+    }
   for (size_t i = 0; i < plan->outputs.size(); ++i) note(program->outputs()[i], &plan->outputs[i]);
   return plan;
 }

@@ -24,12 +24,20 @@ struct Step {
   std::shared_ptr<void> state;  // the kernel's per-node cache
   size_t bytes_written = 0;
   uint64_t invariant_inputs = 0;  // KernelContext::invariant_inputs
+  // Inputs gathered into contiguous arena copies before the kernel runs: the views it does
+  // not read as they are (runtime/views.h). inputs[input] is then `copy`.
+  struct Gather {
+    size_t input = 0;
+    TensorView view, copy;
+  };
+  std::vector<Gather> gathers;
 };
 
 // One value of the arena (the memory plan), kept for packages and the viewer.
 struct ArenaBuffer {
   int node_id = 0;
-  int output = 0;  // -1: the step's workspace; -2: an assign's snapshot
+  // -1: the step's workspace; -2: an assign's snapshot; -3: a view gathered contiguous.
+  int output = 0;
   size_t offset = 0;
   size_t bytes = 0;
   int first = 0;  // first and last step (program position) it is alive
@@ -42,6 +50,7 @@ struct FeedSlot {
   // Views that read the feed (in steps and outputs): pointed at the caller's data when it can
   // be read in place, else at `view.data`.
   std::vector<TensorView*> uses;
+  std::vector<size_t> use_offsets;  // bytes from the feed's start to each use's first element
 };
 
 // Captures tried per plan before it runs eagerly for good; failures space the next try out.
@@ -60,6 +69,7 @@ struct Plan {
   std::vector<std::pair<TensorView, TensorView>> snapshots;
   std::vector<TensorView> outputs;
   std::vector<ArenaBuffer> buffers;  // the arena's layout
+  size_t gathers = 0;                // copies the planner put before kernels (Step::gathers)
   size_t bytes_written = 0;
   // CUDA graph of `steps`: captured on the second run, replayed from the third. A failed
   // capture runs eagerly and is retried from run `next_capture_run`.

@@ -88,8 +88,7 @@ std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
     impl.copy_feeds(plan, feeds);
     impl.launch(plan.steps, &hook);
     impl.copy_outputs(plan, outputs);
-    for (const auto& [from, to] : plan.snapshots)
-      backend.copy(to.data, impl.device, from.data, impl.device, from.nbytes(), impl.stream);
+    for (const auto& [from, to] : plan.snapshots) impl.copy_view(to.data, from);
     impl.launch(plan.assign_steps, &hook);
     backend.synchronize(impl.stream);
   } catch (...) {
@@ -109,7 +108,7 @@ std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
     double ms = p.end ? timer->elapsed_ms(p.start, p.end) : p.ms;
     times.push_back({step.node->id, step.node->op_name(), kernel, ms});
   }
-  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size();
+  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size() + plan.gathers;
   impl.stats.bytes_written = plan.bytes_written;
   impl.last_profile = times;
   return times;

@@ -2,6 +2,7 @@
 #include <functional>
 #include <string>
 
+#include "backends/strided_views.h"
 #include "loom/error.h"
 #include "runtime/executable_impl.h"
 
@@ -20,8 +21,9 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
     const TensorData& data = feeds.at(slot.name);
     bool in_place = device.kind == DeviceKind::cpu && data.device() == device &&
                     data.is_contiguous() && reinterpret_cast<uintptr_t>(data.data()) % 64 == 0;
-    void* read_at = in_place ? data.data() : slot.view.data;
-    for (TensorView* use : slot.uses) use->data = read_at;
+    char* read_at = static_cast<char*>(in_place ? data.data() : slot.view.data);
+    for (size_t u = 0; u < slot.uses.size(); ++u)
+      slot.uses[u]->data = read_at + slot.use_offsets[u];
     if (in_place) {
       in_place_feeds.push_back(data.buffer().get());
       continue;
@@ -38,9 +40,20 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
   }
 }
 
+// A value's elements into contiguous memory on the device: one copy, or a gather of a view.
+void Executable::Impl::copy_view(void* dst, const TensorView& v) {
+  if (is_contiguous(v))
+    backend->copy(dst, device, v.data, device, v.nbytes(), stream);
+  else
+    backend->copy_strided(dst, v.data, storage_bytes(v.dtype, 1), v.shape, v.strides, stream);
+}
+
 void Executable::Impl::launch(std::vector<Step>& steps, const StepHook* hook) {
   for (auto& step : steps) {
     if (hook) (*hook)(step, false);
+    for (const auto& g : step.gathers)
+      backend->copy_strided(g.copy.data, g.view.data, storage_bytes(g.view.dtype, 1), g.view.shape,
+                            g.view.strides, stream);
     KernelContext ctx{*backend,      stream,         &step.state,
                       &step.tactic,  step.workspace, step.tactic.workspace_bytes,
                       &kernel_cache, &callables,     step.invariant_inputs};
@@ -126,7 +139,7 @@ void Executable::Impl::copy_outputs(const Plan& plan, std::vector<TensorData>& o
     // over it.
     for (const Buffer* feed : in_place_feeds) reusable = reusable && feed != out.buffer().get();
     if (!reusable) out = TensorData::empty(v.dtype, v.shape, device);
-    backend->copy(out.data(), device, v.data, device, v.nbytes(), stream);
+    copy_view(out.data(), v);
   }
 }
 
@@ -152,8 +165,7 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
     impl.copy_feeds(plan, feeds);
     impl.run_steps(plan);
     impl.copy_outputs(plan, outputs);
-    for (const auto& [from, to] : plan.snapshots)
-      impl.backend->copy(to.data, impl.device, from.data, impl.device, from.nbytes(), impl.stream);
+    for (const auto& [from, to] : plan.snapshots) impl.copy_view(to.data, from);
     impl.launch(plan.assign_steps);
     impl.backend->synchronize(impl.stream);
   } catch (...) {
@@ -164,7 +176,7 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
     }
     throw;
   }
-  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size();
+  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size() + plan.gathers;
   impl.stats.bytes_written = plan.bytes_written;
 }
 

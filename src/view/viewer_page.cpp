@@ -138,7 +138,7 @@ const axis=document.createElementNS(NS,'text');axis.setAttribute('y',-6);axis.te
 const frame=document.createElementNS(NS,'rect');frame.setAttribute('width',PW);frame.setAttribute('height',PH);frame.setAttribute('fill','none');frame.setAttribute('stroke','#444');vp.appendChild(frame);
 for(const b of plan.buffers){const r=document.createElementNS(NS,'rect');const x=PW*b.first/last,w=Math.max(1,PW*(b.last+1-b.first)/last),y=PH*b.offset/arena,h=Math.max(1,PH*b.bytes/arena);
 r.setAttribute('x',x);r.setAttribute('y',y);r.setAttribute('width',w);r.setAttribute('height',h);r.setAttribute('fill',b.output===-1?'#f0a35e':b.output===-2?'#b39ddb':'#64b5f6');r.setAttribute('stroke','#fff');r.setAttribute('class','buffer');r.dataset.id=b.node;
-const t=document.createElementNS(NS,'title');t.textContent='%'+b.node+(b.output===-1?' workspace':b.output===-2?' snapshot':' output '+b.output)+': '+b.bytes+' B at '+b.offset+', steps '+b.first+'–'+b.last;r.appendChild(t);vp.appendChild(r);}applyView();}
+const t=document.createElementNS(NS,'title');t.textContent='%'+b.node+(b.output===-1?' workspace':b.output===-2?' snapshot':b.output===-3?' gathered view':' output '+b.output)+': '+b.bytes+' B at '+b.offset+', steps '+b.first+'–'+b.last;r.appendChild(t);vp.appendChild(r);}applyView();}
 
 function applyView(){$('viewport').setAttribute('transform','translate('+view.x+','+view.y+') scale('+view.k+')');}
 function fit(){const c=$('canvas').getBoundingClientRect();const w=mode==='memory'?900:(layout?layout.width:1),h=mode==='memory'?620:(layout?layout.height:1);

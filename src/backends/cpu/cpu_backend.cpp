@@ -7,6 +7,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/strided_copy.h"
 #include "loom/error.h"
 
 namespace loom {
@@ -46,6 +47,22 @@ class CpuBackend final : public Backend {
       fail(ErrorKind::internal, "CPU backend asked to copy to or from " +
                                     (dst_device != Device::cpu() ? dst_device : src_device).str());
     if (bytes) std::memmove(dst, src, bytes);
+  }
+
+  // The planner's gathers of views (runtime/views.h): the tiled, threaded copy of the
+  // data-movement kernels rather than the element-at-a-time default.
+  void copy_strided(void* dst, const void* src, size_t element_bytes, const Extents& shape,
+                    const Strides& src_strides, void* stream) override {
+    if (shape.size() > size_t(cpu::kMaxCopyRank))
+      return Backend::copy_strided(dst, src, element_bytes, shape, src_strides, stream);
+    cpu::CopyLayout layout;
+    layout.rank = int(shape.size());
+    cpu::contiguous_strides_into(shape, layout.dst);
+    for (int d = 0; d < layout.rank; ++d) {
+      layout.extent[d] = shape[size_t(d)];
+      layout.src[d] = src_strides[size_t(d)];
+    }
+    cpu::strided_copy(dst, src, layout, element_bytes);
   }
 
   void synchronize(void*) override {}

@@ -17,6 +17,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/strided_views.h"
 #include "ops/fft_params.h"
 
 #if defined(_OPENMP)
@@ -101,6 +102,32 @@ struct Lines {
   int64_t base(int64_t line) const { return (line / stride) * length * stride + line % stride; }
 };
 
+// The lines of `axis` in a view with any strides (rfft reading frames that overlap in the
+// signal's bytes): line l is the l-th index, row-major, over the other axes.
+struct StridedLines {
+  int64_t count, length, stride;
+  Extents outer;  // the other axes' extents and strides, innermost last
+  Strides outer_strides;
+  StridedLines(const Extents& shape, const Strides& strides, int axis) {
+    length = shape[size_t(axis)];
+    stride = strides[size_t(axis)];
+    for (size_t d = 0; d < shape.size(); ++d)
+      if (int(d) != axis) {
+        outer.push_back(shape[d]);
+        outer_strides.push_back(strides[d]);
+      }
+    count = length == 0 ? 0 : numel(shape) / length;
+  }
+  int64_t base(int64_t line) const {
+    int64_t at = 0;
+    for (size_t d = outer.size(); d-- > 0;) {
+      at += (line % outer[d]) * outer_strides[d];
+      line /= outer[d];
+    }
+    return at;
+  }
+};
+
 // Runs fn(line, thread) over the lines on at most `threads` threads (the per-thread buffers
 // made with the state), when there is enough work for more than one.
 template <class Fn>
@@ -138,10 +165,12 @@ void complex_pass(FftState& st, cpx* data, const Extents& shape, int axis, bool 
   });
 }
 
-// Real lines of `axis` in x [in_shape] to their half spectra in y [out_shape].
-void real_forward_pass(FftState& st, const float* x, const Extents& in_shape, cpx* y,
+// Real lines of `axis` in x (`src`: Lines of a contiguous x, StridedLines of a view) to
+// their half spectra in y [out_shape].
+template <class SrcLines>
+void real_forward_pass(FftState& st, const float* x, const SrcLines& src, cpx* y,
                        const Extents& out_shape, int axis) {
-  Lines src(in_shape, axis), dst(out_shape, axis);
+  Lines dst(out_shape, axis);
   const int64_t n = src.length, m = dst.length;
   if (n == 1) {  // KissFFT wants a length of at least 2
     for (int64_t l = 0; l < src.count; ++l) y[dst.base(l)] = {x[src.base(l)], 0.f};
@@ -270,7 +299,12 @@ void run_fft(KernelContext& ctx, const ir::Node& node, std::span<const TensorVie
       break;
     }
     case ops::FftKind::real_forward: {
-      real_forward_pass(st, x.as<const float>(), x.shape, y.as<cpx>(), y.shape, real_axis);
+      if (is_contiguous(x))
+        real_forward_pass(st, x.as<const float>(), Lines(x.shape, real_axis), y.as<cpx>(), y.shape,
+                          real_axis);
+      else
+        real_forward_pass(st, x.as<const float>(), StridedLines(x.shape, x.strides, real_axis),
+                          y.as<cpx>(), y.shape, real_axis);
       for (int a : p.axes)
         if (a != real_axis) complex_pass(st, y.as<cpx>(), y.shape, a, false);
       scale_values(y.as<float>(), 2 * y.numel(), scale);
@@ -306,8 +340,11 @@ void run_fft(KernelContext& ctx, const ir::Node& node, std::span<const TensorVie
 void register_frames_kernels(Backend& b);
 
 void register_fft_kernels(Backend& b) {
-  for (const char* op : {"fft", "ifft", "rfft", "irfft"})
+  for (const char* op : {"fft", "ifft", "irfft"})
     b.add_kernel(op, Kernel{std::string("cpu.") + op + ".kissfft", run_fft});
+  // rfft reads its signal through its strides (STFT frames are a view of the signal); the
+  // other transforms start from a copy of their input or read it as contiguous lines.
+  b.add_kernel("rfft", Kernel{"cpu.rfft.kissfft", run_fft, nullptr, nullptr, true});
   register_frames_kernels(b);
 }
 

@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/strided_views.h"
 #include "ops/matmul_params.h"
 
 namespace loom::cpu {
@@ -49,12 +50,13 @@ void for_each_batch(const ir::Node& node, std::span<const TensorView> in, const 
   const TensorView& b = in[1];
   GemmShape s;
   const ops::MatmulParams params = ops::MatmulParams::decode(node);
-  s.transpose_a = params.transpose_a;
-  s.transpose_b = params.transpose_b;
   const size_t ra = a.shape.size(), rb = b.shape.size(), rc = c.shape.size();
   s.m = c.shape[rc - 2];
   s.n = c.shape[rc - 1];
-  s.k = s.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  s.k = params.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  // A transposed view is read as stored: the flag flips instead of a copy being made.
+  s.transpose_a = operand_transposed(params.transpose_a, a);
+  s.transpose_b = operand_transposed(params.transpose_b, b);
   std::span<const int64_t> out_batch(c.shape.data(), rc - 2);
   std::span<const int64_t> a_batch(a.shape.data(), ra - 2);
   std::span<const int64_t> b_batch(b.shape.data(), rb - 2);
@@ -197,12 +199,14 @@ void run_i32_matmul(KernelContext&, const ir::Node& node, std::span<const Tensor
 void register_matmul_kernels(Backend& b) {
   b.add_kernel("matmul", Kernel{"cpu.matmul.openblas", run_float_matmul,
                                 [](const ir::Node&, std::span<const TensorView> in) {
-                                  return is_float(in[0].dtype);
-                                }});
+                                  return is_float(in[0].dtype) && matmul_reads_views(in);
+                                },
+                                nullptr, true});
   b.add_kernel("matmul", Kernel{"cpu.matmul.i32", run_i32_matmul,
                                 [](const ir::Node&, std::span<const TensorView> in) {
-                                  return in[0].dtype == DType::i32;
-                                }});
+                                  return in[0].dtype == DType::i32 && matmul_reads_views(in);
+                                },
+                                nullptr, true});
 }
 
 }  // namespace loom::cpu

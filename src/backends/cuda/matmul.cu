@@ -16,6 +16,7 @@
 #include "backends/cuda/device/indexing.cuh"
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
+#include "backends/strided_views.h"
 #include "ops/matmul_params.h"
 
 namespace loom::cuda {
@@ -36,12 +37,13 @@ BatchPlan plan_batches(const ir::Node& node, const TensorView& a, const TensorVi
                        const TensorView& c) {
   BatchPlan p;
   const ops::MatmulParams params = ops::MatmulParams::decode(node);
-  p.transpose_a = params.transpose_a;
-  p.transpose_b = params.transpose_b;
   size_t ra = a.shape.size(), rb = b.shape.size(), rc = c.shape.size();
   p.m = c.shape[rc - 2];
   p.n = c.shape[rc - 1];
-  p.k = p.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  p.k = params.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  // A transposed view is read as stored: cuBLASLt's transpose op flips instead of a copy.
+  p.transpose_a = operand_transposed(params.transpose_a, a);
+  p.transpose_b = operand_transposed(params.transpose_b, b);
   Extents out_batch(c.shape.begin(), c.shape.end() - 2);
   Extents a_batch(a.shape.begin(), a.shape.end() - 2), b_batch(b.shape.begin(), b.shape.end() - 2);
   if (numel(b_batch) == 1 && !p.transpose_a) {
@@ -269,9 +271,11 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
   TensorView& c = out[0];
   if (c.numel() == 0) return;
   const ops::MatmulParams params = ops::MatmulParams::decode(node);
-  bool ta = params.transpose_a, tb = params.transpose_b;
   size_t ra = a.shape.size(), rc = c.shape.size();
-  int64_t m = c.shape[rc - 2], n = c.shape[rc - 1], k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  int64_t m = c.shape[rc - 2], n = c.shape[rc - 1];
+  int64_t k = params.transpose_a ? a.shape[ra - 2] : a.shape[ra - 1];
+  bool ta = operand_transposed(params.transpose_a, a),
+       tb = operand_transposed(params.transpose_b, b);
   Extents out_batch(c.shape.begin(), c.shape.end() - 2);
   Strides sa = broadcast_strides(Extents(a.shape.begin(), a.shape.end() - 2), out_batch);
   Strides sb = broadcast_strides(Extents(b.shape.begin(), b.shape.end() - 2), out_batch);
@@ -290,9 +294,11 @@ void run_i32_matmul(KernelContext& ctx, const ir::Node& node, std::span<const Te
 }  // namespace
 
 void register_matmul_kernels(Backend& b) {
-  Kernel cublaslt{
-      "cuda.matmul.cublaslt", run_float_matmul,
-      [](const ir::Node&, std::span<const TensorView> in) { return is_float(in[0].dtype); }};
+  Kernel cublaslt{"cuda.matmul.cublaslt", run_float_matmul,
+                  [](const ir::Node&, std::span<const TensorView> in) {
+                    return is_float(in[0].dtype) && matmul_reads_views(in);
+                  },
+                  nullptr, true};
   // Kernels are registered by the CudaBackend itself, so `b` is one and outlives them.
   cublaslt.tactics = [&b](const ir::Node& node, std::span<const TensorView> in,
                           std::span<const TensorView> out) {
@@ -301,8 +307,9 @@ void register_matmul_kernels(Backend& b) {
   b.add_kernel("matmul", std::move(cublaslt));
   b.add_kernel("matmul", Kernel{"cuda.matmul.i32", run_i32_matmul,
                                 [](const ir::Node&, std::span<const TensorView> in) {
-                                  return in[0].dtype == DType::i32;
-                                }});
+                                  return in[0].dtype == DType::i32 && matmul_reads_views(in);
+                                },
+                                nullptr, true});
 }
 
 }  // namespace loom::cuda
