@@ -1,0 +1,31 @@
+// The two ways a LoRA adapter enters a Llama model (docs/lora.md):
+// - unmerged: one small executable per targeted projection, bound to the model graph's call
+//   of that projection (llama_graph.h, lora_targets), so adapters swap without recompiling;
+// - merged: W + s B A folded into the projection's weight at load.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "loom/loom.h"
+#include "models/llama_graph.h"
+#include "models/lora_weights.h"
+
+namespace loom::models {
+
+// The callees of `adapter` by call symbol (lora_symbol("blk.3.attn_q")): each maps
+// x [batch, seq, in] of `dtype` to (x A^T) (s B)^T, s = the adapter's scaling times `scale`,
+// with A and B in the callee's own variables and `seq` symbolic (one serves prefill and
+// decode).
+std::map<std::string, std::shared_ptr<Executable>> compile_lora_callees(const LoraAdapter& adapter,
+                                                                        double scale, DType dtype,
+                                                                        int64_t batch,
+                                                                        Device device);
+
+// `base` [out, in] as f32 (any GGUF type, expanded) plus s B A, s = the adapter's scaling
+// times `scale`, summed in f64 and stored as a dense weight of `dtype`.
+LlamaWeight merge_lora(const std::vector<float>& base, const LoraPair& pair, double scaling,
+                       DType dtype);
+
+}  // namespace loom::models
