@@ -21,6 +21,15 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_flag("--exact-matmul", exact,
                "CPU: multiply quantized weights by f32 activations (slower; the default rounds "
                "activations to int8 per block of 32 for integer dot products, as llama.cpp does)");
+  cmd.add_option("--lora", lora,
+                 "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
+      ->check(CLI::ExistingDirectory);
+  cmd.add_option("--lora-scale", lora_scale,
+                 "multiplies the adapter's own scaling (lora_alpha / r)")
+      ->check(CLI::Range(-1e6, 1e6));
+  cmd.add_flag("--lora-merge", lora_merge,
+               "fold the adapter into the weights at load (targeted quantized weights become "
+               "dense); default: keep it apart, as small matmuls beside the weights");
 }
 
 std::string ModelFlags::model_path() const {
@@ -34,6 +43,11 @@ models::LlamaLoadOptions ModelFlags::load_options(bool quiet) const {
   o.context = context;
   o.quantized = !dense;
   o.int8_activations = !exact;
+  if (lora.empty() && (lora_merge || lora_scale != 1.0))
+    fail(ErrorKind::value, "--lora-scale and --lora-merge need --lora DIR");
+  o.lora = lora;
+  o.lora_scale = lora_scale;
+  o.lora_merge = lora_merge;
   if (!dtype.empty()) {
     DType d = dtype_from_name(dtype);
     if (d != DType::f32 && d != DType::f16 && d != DType::bf16)

@@ -17,6 +17,9 @@ struct ModelFlags {
   std::string dtype;   // empty: the device's default
   bool dense = false;  // expand quantized weights instead of keeping their blocks
   bool exact = false;  // f32 products with quantized weights (no int8 activations)
+  std::string lora;    // a PEFT LoRA adapter folder (docs/lora.md)
+  double lora_scale = 1.0;
+  bool lora_merge = false;
 
   void add_to(CLI::App& cmd);
   // Parses the device and dtype and fills load options, with progress lines on stderr.
