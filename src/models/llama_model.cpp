@@ -112,9 +112,8 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
     auto pair = merged ? merged->pairs.find(base) : std::map<std::string, LoraPair>::iterator();
     LlamaWeight w;
     if (merged && pair != merged->pairs.end()) {
-      std::vector<float> f32(size_t(info.numel));
-      io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel, f32.data());
-      w = merge_lora(f32, pair->second, merged->config.scaling * options.lora_scale, m.dtype_);
+      w = merge_lora(file, info, pair->second, merged->config.scaling * options.lora_scale,
+                     m.dtype_);
     } else {
       w = load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
     }

@@ -1,5 +1,10 @@
 #include "models/lora_apply.h"
 
+#include <algorithm>
+
+#include "io/ggml_dequantize.h"
+#include "io/gguf.h"
+
 namespace loom::models {
 
 std::map<std::string, std::shared_ptr<Executable>> compile_lora_callees(const LoraAdapter& adapter,
@@ -25,9 +30,14 @@ std::map<std::string, std::shared_ptr<Executable>> compile_lora_callees(const Lo
   return callees;
 }
 
-LlamaWeight merge_lora(const std::vector<float>& base, const LoraPair& pair, double scaling,
-                       DType dtype) {
-  std::vector<float> merged(base.size());
+LlamaWeight merge_lora(const io::GgufFile& file, const io::GgufTensorInfo& info,
+                       const LoraPair& pair, double scaling, DType dtype) {
+  if (info.shape != Extents{pair.out, pair.in})
+    fail(ErrorKind::io, file.path() + ": " + info.name + " does not have the shape [" +
+                            std::to_string(pair.out) + ", " + std::to_string(pair.in) +
+                            "] the LoRA adapter is for");
+  std::vector<float> base(size_t(info.numel));
+  io::dequantize_ggml(info.type, file.tensor_bytes(info), info.numel, base.data());
   std::vector<double> row(size_t(pair.in));
   for (int64_t o = 0; o < pair.out; ++o) {
     std::fill(row.begin(), row.end(), 0.0);
@@ -36,12 +46,10 @@ LlamaWeight merge_lora(const std::vector<float>& base, const LoraPair& pair, dou
       const float* a = &pair.a[size_t(k * pair.in)];
       for (int64_t i = 0; i < pair.in; ++i) row[size_t(i)] += bk * double(a[i]);
     }
-    for (int64_t i = 0; i < pair.in; ++i) {
-      const size_t at = size_t(o * pair.in + i);
-      merged[at] = float(double(base[at]) + row[size_t(i)]);
-    }
+    float* w = &base[size_t(o * pair.in)];
+    for (int64_t i = 0; i < pair.in; ++i) w[i] = float(double(w[i]) + row[size_t(i)]);
   }
-  return {TensorData::from_floats(merged, dtype, {pair.out, pair.in}), ""};
+  return {TensorData::from_floats(base, dtype, {pair.out, pair.in}), ""};
 }
 
 }  // namespace loom::models

@@ -12,6 +12,11 @@
 #include "models/llama_graph.h"
 #include "models/lora_weights.h"
 
+namespace loom::io {
+class GgufFile;
+struct GgufTensorInfo;
+}  // namespace loom::io
+
 namespace loom::models {
 
 // The callees of `adapter` by call symbol (lora_symbol("blk.3.attn_q")): each maps
@@ -23,9 +28,10 @@ std::map<std::string, std::shared_ptr<Executable>> compile_lora_callees(const Lo
                                                                         int64_t batch,
                                                                         Device device);
 
-// `base` [out, in] as f32 (any GGUF type, expanded) plus s B A, s = the adapter's scaling
-// times `scale`, summed in f64 and stored as a dense weight of `dtype`.
-LlamaWeight merge_lora(const std::vector<float>& base, const LoraPair& pair, double scaling,
-                       DType dtype);
+// The GGUF weight `info` ([out, in], any GGUF type, expanded to f32) plus s B A, s = the
+// adapter's scaling times the user's scale, summed in f64, rounded once and stored as a dense
+// weight of `dtype` (a quantized weight is not requantized: docs/lora.md says why).
+LlamaWeight merge_lora(const io::GgufFile& file, const io::GgufTensorInfo& info,
+                       const LoraPair& pair, double scaling, DType dtype);
 
 }  // namespace loom::models
