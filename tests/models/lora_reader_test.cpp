@@ -196,6 +196,7 @@ TEST(LoraWeights, RefusesBadWeightFiles) {
       {[](auto& e) { e.erase(e.begin()); }, "lora_A.weight' is missing"},
       {[](auto& e) {
          e[0].shape = {3, 64};
+         e[0].data.resize(3 * 64 * 4);
        },
        "is [3, 64], expected [2, 64] (rank 2)"},
       {[](auto& e) {
