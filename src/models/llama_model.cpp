@@ -107,16 +107,15 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
     merged = LoraAdapter::read(options.lora, m.config_);
   std::map<std::string, LlamaWeight> weights;
   for (const auto& info : file.tensors()) {
-    const std::string base =
-        info.name.ends_with(".weight") ? info.name.substr(0, info.name.size() - 7) : std::string();
-    auto pair = merged ? merged->pairs.find(base) : std::map<std::string, LoraPair>::iterator();
-    LlamaWeight w;
-    if (merged && pair != merged->pairs.end()) {
-      w = merge_lora(file, info, pair->second, merged->config.scaling * options.lora_scale,
-                     m.dtype_);
-    } else {
-      w = load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
+    // The adapter's pair for this weight ("blk.3.attn_q.weight" -> "blk.3.attn_q"), if any.
+    const LoraPair* pair = nullptr;
+    if (merged && info.name.ends_with(".weight")) {
+      auto it = merged->pairs.find(info.name.substr(0, info.name.size() - 7));
+      if (it != merged->pairs.end()) pair = &it->second;
     }
+    LlamaWeight w =
+        pair ? merge_lora(file, info, *pair, merged->config.scaling * options.lora_scale, m.dtype_)
+             : load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
     m.quantized_weights_ += w.format.empty() ? 0 : 1;
     m.weight_bytes_ += int64_t(w.data.nbytes());
     m.formats_[info.name] = w.format;
