@@ -24,6 +24,15 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--disable-pass", disabled_passes,
                  "leave out a compiler pass by name (repeatable), e.g. fuse_qkv_rope to measure "
                  "what it gains (the passes are listed in DESIGN.md)");
+  cmd.add_option("--lora", lora,
+                 "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
+      ->check(CLI::ExistingDirectory);
+  cmd.add_option("--lora-scale", lora_scale,
+                 "multiplies the adapter's own scaling (lora_alpha / r)")
+      ->check(CLI::Range(-1e6, 1e6));
+  cmd.add_flag("--lora-merge", lora_merge,
+               "fold the adapter into the weights at load (targeted quantized weights become "
+               "dense); default: keep it apart, as small matmuls beside the weights");
 }
 
 std::string ModelFlags::model_path() const {
@@ -38,6 +47,11 @@ models::LlamaLoadOptions ModelFlags::load_options(bool quiet) const {
   o.quantized = !dense;
   o.int8_activations = !exact;
   o.disabled_passes = disabled_passes;
+  if (lora.empty() && (lora_merge || lora_scale != 1.0))
+    fail(ErrorKind::value, "--lora-scale and --lora-merge need --lora DIR");
+  o.lora = lora;
+  o.lora_scale = lora_scale;
+  o.lora_merge = lora_merge;
   if (!dtype.empty()) {
     DType d = dtype_from_name(dtype);
     if (d != DType::f32 && d != DType::f16 && d != DType::bf16)

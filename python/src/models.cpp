@@ -87,7 +87,13 @@ void bind_models(nb::module_& parent) {
           "generate",
           [](std::shared_ptr<PyModel> p, const std::string& prompt, int64_t max_tokens, bool chat,
              std::optional<std::string> system, double temperature, int32_t top_k, double top_p,
-             double min_p, double repetition_penalty, std::optional<uint64_t> seed) {
+             double min_p, double repetition_penalty, std::optional<uint64_t> seed,
+             std::optional<std::string> adapter) {
+            if (adapter) {
+              nb::gil_scoped_release released;
+              std::lock_guard lock(p->mutex);
+              p->generator->model().set_adapter(*adapter);
+            }
             auto g = std::make_unique<PyGeneration>();
             g->model = p;
             std::vector<int32_t> tokens;
@@ -110,16 +116,50 @@ void bind_models(nb::module_& parent) {
           nb::arg("prompt"), nb::arg("max_tokens") = 128, nb::arg("chat") = false,
           nb::arg("system") = nb::none(), nb::arg("temperature") = 0.0, nb::arg("top_k") = 0,
           nb::arg("top_p") = 1.0, nb::arg("min_p") = 0.0, nb::arg("repetition_penalty") = 1.0,
-          nb::arg("seed") = nb::none(),
+          nb::arg("seed") = nb::none(), nb::arg("adapter") = nb::none(),
           "Generates text after `prompt` (with `chat`, the model's chat template around it) and "
-          "returns an iterator of text pieces. temperature 0 is greedy.");
+          "returns an iterator of text pieces. temperature 0 is greedy. `adapter`: a LoRA "
+          "adapter's name (load_adapter) to use from now on; None keeps the current one.")
+      .def(
+          "load_adapter",
+          [](PyModel& p, const std::string& path, const std::string& name, double scale) {
+            nb::gil_scoped_release released;
+            std::lock_guard lock(p.mutex);
+            p.generator->model().load_adapter(path, name, scale);
+          },
+          nb::arg("path"), nb::arg("name"), nb::arg("scale") = 1.0,
+          "Reads a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) "
+          "and keeps it, unmerged, under `name`; `scale` multiplies its lora_alpha / r. Use it "
+          "with generate(..., adapter=name) or the `adapter` property. Switching between "
+          "adapters that target the same projections recompiles nothing.")
+      .def_prop_rw(
+          "adapter",
+          [](PyModel& p) -> std::optional<std::string> {
+            const std::string& a = p.generator->model().adapter();
+            return a.empty() ? std::nullopt : std::optional<std::string>(a);
+          },
+          [](PyModel& p, std::optional<std::string> name) {
+            nb::gil_scoped_release released;
+            std::lock_guard lock(p.mutex);
+            p.generator->model().set_adapter(name.value_or(""));
+          },
+          "The LoRA adapter in use (None: the base model).")
+      .def_prop_ro(
+          "adapters", [](PyModel& p) { return p.generator->model().adapters(); },
+          "Names of the loaded LoRA adapters.");
 
   m.def(
       "load",
       [](std::optional<std::string> path, std::optional<std::string> device, int64_t context,
-         nb::object dtype, bool quantized) {
+         nb::object dtype, bool quantized, std::optional<std::string> lora, double lora_scale,
+         bool lora_merge) {
         models::LlamaLoadOptions options;
         options.quantized = quantized;
+        if (!lora && (lora_merge || lora_scale != 1.0))
+          throw Error(ErrorKind::value, "lora_scale and lora_merge need lora=DIR");
+        options.lora = lora.value_or("");
+        options.lora_scale = lora_scale;
+        options.lora_merge = lora_merge;
         options.device =
             device ? Device::parse(*device) : (cuda_available() ? Device::cuda() : Device::cpu());
         options.context = context;
@@ -131,10 +171,13 @@ void bind_models(nb::module_& parent) {
         return p;
       },
       nb::arg("path") = nb::none(), nb::arg("device") = nb::none(), nb::arg("context") = 2048,
-      nb::arg("dtype") = nb::none(), nb::arg("quantized") = true,
+      nb::arg("dtype") = nb::none(), nb::arg("quantized") = true, nb::arg("lora") = nb::none(),
+      nb::arg("lora_scale") = 1.0, nb::arg("lora_merge") = false,
       "Loads a GGUF model (default: the bundled SmolLM2-135M-Instruct) for `device` (default: "
       "cuda when a GPU is present, else cpu). Quantized weights stay in their GGUF blocks "
-      "where the device has a kernel for the format; quantized=False expands them to dtype.");
+      "where the device has a kernel for the format; quantized=False expands them to dtype. "
+      "`lora`: a PEFT LoRA adapter folder applied from the start, unmerged (as the adapter "
+      "'default') or with lora_merge=True folded into the weights it targets.");
 }
 
 }  // namespace loom::python

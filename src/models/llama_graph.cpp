@@ -3,10 +3,12 @@
 #include <map>
 
 #include "loom/attention.h"
+#include "loom/call.h"
 #include "loom/quant.h"
 
 namespace loom::models {
 
+std::string lora_symbol(const std::string& name) { return "lora." + name; }
 std::string k_cache_name(int64_t layer) { return "cache.k." + std::to_string(layer); }
 std::string v_cache_name(int64_t layer) { return "cache.v." + std::to_string(layer); }
 
@@ -28,7 +30,10 @@ struct Builder {
     auto it = loaded.find(name);
     if (it != loaded.end()) return it->second;
     LlamaWeight w = weights(name);
-    return loaded.emplace(name, Loaded{g.variable(name, w.data), w.format}).first->second;
+    Tensor v = w.data.device().kind == DeviceKind::cpu
+                   ? g.variable(name, w.data)
+                   : g.variable(name, w.data.shape(), w.data.dtype());
+    return loaded.emplace(name, Loaded{v, w.format}).first->second;
   }
 
   Tensor to_dtype(const Tensor& x) { return x.dtype() == o.dtype ? x : cast(x, o.dtype); }
@@ -42,7 +47,11 @@ struct Builder {
 
   Tensor linear(const Tensor& x, const std::string& name, bool bias = false) {
     Tensor y = project(x, name + ".weight");
-    return bias ? y + weight(name + ".bias").tensor : y;
+    if (bias) y = y + weight(name + ".bias").tensor;
+    if (!o.lora_targets.count(name)) return y;
+    // The adapter's low-rank term, computed by whatever executable is bound to the symbol.
+    const int64_t out = weight(name + ".weight").tensor.shape()[0].value();
+    return y + call(lora_symbol(name), {x}, o.dtype, {o.batch, o.seq, out});
   }
 
   // The embedding rows of `tokens`: [B, S, D]. Quantized tables are gathered as blocks and

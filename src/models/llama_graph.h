@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 
 #include "loom/loom.h"
@@ -26,6 +27,10 @@ struct LlamaGraphOptions {
   DType dtype = DType::f32;       // activations, KV cache and dense weights
   // quantized_matmul's int8_activations (CPU): integer dot products, or exact float ones.
   bool int8_activations = true;
+  // Projections ("blk.3.attn_q") whose output gets a LoRA term from a callable:
+  // y + call(lora_symbol(name), {x}), x [B, S, in] -> [B, S, out] (models/lora_model.h makes
+  // the callees). The adapter is bound, and swapped, without recompiling the graph.
+  std::set<std::string> lora_targets;
 };
 
 // A weight as the graph receives it: dense (`format` empty: a tensor of the graph's dtype in
@@ -36,7 +41,8 @@ struct LlamaWeight {
   std::string format;
 };
 
-// The weight named as in the GGUF file ("blk.3.attn_q.weight").
+// The weight named as in the GGUF file ("blk.3.attn_q.weight"). A weight whose data is not on
+// the CPU is one the executables' VariableStore already holds (the graph declares it by shape).
 using WeightSource = std::function<LlamaWeight(const std::string& name)>;
 
 struct LlamaGraph {
@@ -47,6 +53,9 @@ struct LlamaGraph {
 
 LlamaGraph build_llama_graph(const LlamaConfig& config, const LlamaGraphOptions& options,
                              const WeightSource& weights);
+
+// The call symbol of the LoRA term of projection `name` ("blk.3.attn_q" -> "lora.blk.3.attn_q").
+std::string lora_symbol(const std::string& name);
 
 // Names of the cache variables of layer `layer`.
 std::string k_cache_name(int64_t layer);

@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "io/ggml_dequantize.h"
 #include "io/gguf.h"
 #include "loom/quant.h"
 #include "models/llama_graph.h"
+#include "models/lora_apply.h"
 
 namespace loom::models {
 
@@ -99,41 +101,54 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
       any_quantized = true;
   m.dtype_ = options.dtype.value_or(
       options.device.kind == DeviceKind::cpu || any_quantized ? DType::f32 : DType::f16);
+  // --lora-merge: the targeted weights are expanded to f32 and W + s B A stored dense.
+  std::optional<LoraAdapter> merged;
+  if (!options.lora.empty() && options.lora_merge)
+    merged = LoraAdapter::read(options.lora, m.config_);
   std::map<std::string, LlamaWeight> weights;
   for (const auto& info : file.tensors()) {
+    // The adapter's pair for this weight ("blk.3.attn_q.weight" -> "blk.3.attn_q"), if any.
+    const LoraPair* pair = nullptr;
+    if (merged && info.name.ends_with(".weight")) {
+      auto it = merged->pairs.find(info.name.substr(0, info.name.size() - 7));
+      if (it != merged->pairs.end()) pair = &it->second;
+    }
     LlamaWeight w =
-        load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
+        pair ? merge_lora(file, info, *pair, merged->config.scaling * options.lora_scale, m.dtype_)
+             : load_llama_weight(file, info, m.dtype_, options.quantized, options.device, mapped);
     m.quantized_weights_ += w.format.empty() ? 0 : 1;
     m.weight_bytes_ += int64_t(w.data.nbytes());
+    m.formats_[info.name] = w.format;
     weights.emplace(info.name, std::move(w));
   }
   say("loom: " + std::to_string(m.quantized_weights_) + " weights kept quantized, " +
       std::to_string(int64_t(weights.size()) - m.quantized_weights_) + " " + dtype_name(m.dtype_) +
-      "; " + std::to_string(m.weight_bytes_ >> 20) + " MiB in " + seconds() + " s");
-  WeightSource source = [&](const std::string& name) -> LlamaWeight {
+      "; " + std::to_string(m.weight_bytes_ >> 20) + " MiB in " + seconds() + " s" +
+      (merged ? "; LoRA " + options.lora + " merged into " + std::to_string(merged->pairs.size()) +
+                    " of them"
+              : ""));
+  // The first compile declares the weights in the store from this map; later ones (other
+  // LoRA targets) find them there.
+  m.source_ = [&](const std::string& name) -> LlamaWeight {
     auto it = weights.find(name);
     if (it == weights.end()) fail(ErrorKind::io, gguf_path + ": tensor '" + name + "' is missing");
     return it->second;
   };
 
   m.store_ = std::make_shared<VariableStore>(m.device_);
-  auto compile_for = [&](Dim seq) {
-    LlamaGraphOptions graph_options;
-    graph_options.cache_capacity = m.context_;
-    graph_options.seq = seq;
-    graph_options.dtype = m.dtype_;
-    graph_options.int8_activations = options.int8_activations;
-    LlamaGraph lg = build_llama_graph(m.config_, graph_options, source);
-    CompileOptions co;
-    co.device = m.device_;
-    co.outputs = {lg.logits, lg.next_token};
-    co.variables = m.store_;
-    co.disabled_passes = {options.disabled_passes.begin(), options.disabled_passes.end()};
-    return std::make_shared<Executable>(compile(lg.graph, co));
-  };
-  m.prefill_ = compile_for(Dim("seq"));
-  m.decode_ = compile_for(Dim(1));
+  m.graph_options_.cache_capacity = m.context_;
+  m.graph_options_.dtype = m.dtype_;
+  m.graph_options_.int8_activations = options.int8_activations;
+  m.disabled_passes_ = {options.disabled_passes.begin(), options.disabled_passes.end()};
+  m.progress_ = options.progress;
+  if (!options.lora.empty() && !options.lora_merge) {
+    m.load_adapter(options.lora, "default", options.lora_scale);
+    m.set_adapter("default");
+  } else {
+    m.set_adapter("");
+  }
   say("loom: compiled prefill and decode for " + m.device_.str() + " in " + seconds() + " s");
+  m.source_ = nullptr;  // `weights` goes; the store has them all now
   return m;
 }
 

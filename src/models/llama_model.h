@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +40,12 @@ struct LlamaLoadOptions {
   std::vector<std::string> disabled_passes;
   // Called with a line of progress text while loading and compiling.
   std::function<void(const std::string&)> progress;
+  // A PEFT LoRA adapter folder (docs/lora.md) applied from the start, its scaling times
+  // `lora_scale`: unmerged (the adapter "default", swappable with set_adapter), or with
+  // `lora_merge` folded into the weights it targets (those become dense).
+  std::string lora;
+  double lora_scale = 1.0;
+  bool lora_merge = false;
 };
 
 // One weight of a GGUF file as build_llama_graph takes it: its blocks as they are when
@@ -76,7 +84,38 @@ class LlamaModel {
   // The greedy next token of the last forward().
   int32_t greedy_token() const { return greedy_; }
 
+  // Unmerged LoRA adapters (docs/lora.md). load_adapter reads a PEFT folder and compiles its
+  // small executables under `name` (replacing an adapter of that name); set_adapter makes the
+  // following forward() calls use one ("" for none). The model's graph is compiled once per
+  // set of targeted projections (the first adapter of each set compiles it); after that,
+  // switching adapters binds callables and recompiles nothing. The KV cache is kept.
+  void load_adapter(const std::string& dir, const std::string& name, double scale = 1.0);
+  void set_adapter(const std::string& name);
+  const std::string& adapter() const { return active_name_; }
+  std::vector<std::string> adapters() const;
+  // Model graphs compiled so far (prefill and decode count one each); adapters' own small
+  // executables are not counted.
+  int64_t graph_compilations() const { return graph_compilations_; }
+
  private:
+  struct Variant {  // the model's executables for one set of LoRA targets (empty: none)
+    std::shared_ptr<Executable> prefill, decode;
+  };
+  struct Adapter {
+    std::set<std::string> targets;
+    std::map<std::string, std::shared_ptr<Executable>> callees;  // by call symbol
+  };
+  Variant& variant(const std::set<std::string>& targets);
+  WeightSource source_;  // while loading: the weights read; after: null (the store's)
+  std::function<void(const std::string&)> progress_;
+  LlamaGraphOptions graph_options_;
+  std::set<std::string> disabled_passes_;  // LlamaLoadOptions::disabled_passes
+  std::map<std::string, std::string> formats_;  // weight name -> its format ("" dense)
+  std::map<std::set<std::string>, Variant> variants_;
+  std::map<std::string, Adapter> adapters_;
+  std::string active_name_;
+  int64_t graph_compilations_ = 0;
+
   LlamaConfig config_;
   Device device_;
   DType dtype_ = DType::f32;
@@ -85,7 +124,7 @@ class LlamaModel {
   int64_t quantized_weights_ = 0;
   int64_t weight_bytes_ = 0;
   std::shared_ptr<VariableStore> store_;
-  std::shared_ptr<Executable> prefill_, decode_;
+  std::shared_ptr<Executable> prefill_, decode_;  // of the active variant
   Feeds feeds_for(std::span<const int32_t> tokens) const;
 
   std::vector<TensorData> outputs_;
