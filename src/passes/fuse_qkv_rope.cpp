@@ -18,18 +18,11 @@
 #include "ir/use_lists.h"
 #include "loom/quant.h"
 #include "passes/pass.h"
+#include "passes/quantized_gemv_fusion.h"
 
 namespace loom::passes {
 
 namespace {
-
-constexpr int64_t kGemvMaxRows = 8;
-
-bool is_output(const ir::Program& program, const ir::Node* node) {
-  for (const auto& out : program.outputs())
-    if (out.node == node) return true;
-  return false;
-}
 
 bool plain_projection(const ir::Node& qmm) {
   return !qmm.attrs.get_or<bool>("has_residual", false) &&
@@ -53,18 +46,6 @@ struct Rotated {
   std::vector<ir::Node*> chain;  // the reshapes between them
   int64_t head_dim;
 };
-
-// A GPU runs the fused kernel for few rows of x only (the GEMV's), known at compile.
-bool rows_fit(const ir::Node& qmm, const PassContext& ctx) {
-  if (ctx.device.kind == DeviceKind::cpu) return true;
-  const ir::TensorType& x = qmm.inputs[0].node->type(qmm.inputs[0].output);
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < x.shape.size(); ++d) {
-    if (!x.shape[d].is_static()) return false;
-    rows *= x.shape[d].value();
-  }
-  return rows <= kGemvMaxRows;
-}
 
 // The CUDA kernel's warps work on groups of 4 output rows that never straddle two weights or
 // two heads, over blocks of 32 (src/backends/cuda/quantized_matmul.cu).
@@ -100,7 +81,7 @@ void fuse_qkv_rope(ir::Program& program, const PassContext& ctx) {
   std::unordered_map<const ir::Node*, size_t> position;
   for (const auto& node : program.nodes()) position.emplace(node.get(), position.size());
   auto single_use = [&](const ir::Node* n) {
-    return uses.users(n).size() == 1 && !is_output(program, n);
+    return uses.users(n).size() == 1 && !is_program_output(program, n);
   };
 
   std::map<Key, std::vector<Rotated>> rotated;
@@ -120,7 +101,7 @@ void fuse_qkv_rope(ir::Program& program, const PassContext& ctx) {
       v = v.node->inputs[0];
     }
     if (v.node->op != &qmm_op || !single_use(v.node) || !plain_projection(*v.node) ||
-        !rows_fit(*v.node, ctx))
+        !gemv_rows_fit(*v.node, ctx))
       continue;
     r.qmm = v.node;
     in_rotation[r.qmm] = true;
@@ -128,7 +109,7 @@ void fuse_qkv_rope(ir::Program& program, const PassContext& ctx) {
   }
   for (const auto& node : program.nodes()) {
     ir::Node* n = node.get();
-    if (n->op == &qmm_op && !in_rotation.count(n) && plain_projection(*n) && rows_fit(*n, ctx))
+    if (n->op == &qmm_op && !in_rotation.count(n) && plain_projection(*n) && gemv_rows_fit(*n, ctx))
       plain[key_of(*n)].push_back(n);
   }
 
@@ -150,8 +131,8 @@ void fuse_qkv_rope(ir::Program& program, const PassContext& ctx) {
     bool ordered = position.at(offset.node) < at;
     for (const ir::Node* result : {q.rope, k.rope, v})
       for (const ir::Node* user : uses.users(result)) ordered &= position.at(user) > at;
-    if (!ordered || is_output(program, q.rope) || is_output(program, k.rope) ||
-        is_output(program, v))
+    if (!ordered || is_program_output(program, q.rope) || is_program_output(program, k.rope) ||
+        is_program_output(program, v))
       continue;
 
     auto node = std::make_unique<ir::Node>();

@@ -20,31 +20,11 @@
 #include "ir/op_registry.h"
 #include "ir/use_lists.h"
 #include "passes/pass.h"
+#include "passes/quantized_gemv_fusion.h"
 
 namespace loom::passes {
 
 namespace {
-
-constexpr int64_t kGemvMaxRows = 8;
-
-bool is_output(const ir::Program& program, const ir::Node* node) {
-  for (const auto& out : program.outputs())
-    if (out.node == node) return true;
-  return false;
-}
-
-// Rows of x (the product of all but its last dim) are known and few enough for the GEMV,
-// or the device runs every row count through the same kernel.
-bool rows_fit(const ir::Node& qmm, const PassContext& ctx) {
-  if (ctx.device.kind == DeviceKind::cpu) return true;
-  const ir::TensorType& x = qmm.inputs[0].node->type(qmm.inputs[0].output);
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < x.shape.size(); ++d) {
-    if (!x.shape[d].is_static()) return false;
-    rows *= x.shape[d].value();
-  }
-  return rows <= kGemvMaxRows;
-}
 
 // The optional inputs in declared order; a node's inputs hold the given ones in this order.
 constexpr const char* kOptional[] = {"has_norm_weight", "has_residual", "has_gate_blocks"};
@@ -80,13 +60,13 @@ void fuse_norms(ir::Program& program, const PassContext& ctx) {
   for (const auto& node : program.nodes()) {
     ir::Node* norm = node.get();
     if (norm->op != &rms_norm || !norm->has_input("weight") || norm->has_input("bias") ||
-        is_output(program, norm))
+        is_program_output(program, norm))
       continue;
     const std::vector<ir::Node*>& users = uses.users(norm);
     bool all = !users.empty();
     for (ir::Node* u : users)
       all = all && u->op == &qmm_op && plain(*u) && u->inputs[0].node == norm &&
-            u->inputs[1].node != norm && rows_fit(*u, ctx);
+            u->inputs[1].node != norm && gemv_rows_fit(*u, ctx);
     if (!all) continue;
     const ir::Value x = norm->inputs[0];
     const ir::Value weight = norm->inputs[size_t(norm->find_input("weight"))];
@@ -117,8 +97,8 @@ void fuse_residuals(ir::Program& program, const PassContext& ctx) {
       ir::Node* qmm = add->inputs[size_t(side)].node;
       const ir::Value residual = add->inputs[size_t(1 - side)];
       if (qmm->op != &qmm_op || qmm->attrs.get_or<bool>("has_residual", false) ||
-          uses.users(qmm).size() != 1 || is_output(program, qmm) || residual.node == qmm ||
-          !rows_fit(*qmm, ctx))
+          uses.users(qmm).size() != 1 || is_program_output(program, qmm) || residual.node == qmm ||
+          !gemv_rows_fit(*qmm, ctx))
         continue;
       // The residual is added as it is: same shape and dtype as y, no broadcasting; and
       // the matmul now reads it, so it must be defined before the matmul.
@@ -147,7 +127,7 @@ void fuse_gates(ir::Program& program, const PassContext& ctx) {
   std::unordered_map<const ir::Node*, size_t> position;
   for (const auto& node : program.nodes()) position.emplace(node.get(), position.size());
   auto single_use = [&](const ir::Node* n) {
-    return uses.users(n).size() == 1 && !is_output(program, n);
+    return uses.users(n).size() == 1 && !is_program_output(program, n);
   };
   std::vector<const ir::Node*> fused;
   for (const auto& node : program.nodes()) {
@@ -178,7 +158,8 @@ void fuse_gates(ir::Program& program, const PassContext& ctx) {
         continue;
       const ir::Value gate_blocks = gate->inputs[1], up_blocks = up->inputs[1];
       if (!(gate_blocks.node->type(gate_blocks.output) == up_blocks.node->type(up_blocks.output)) ||
-          !(mul->type() == up->type()) || !(silu->type() == gate->type()) || !rows_fit(*up, ctx))
+          !(mul->type() == up->type()) || !(silu->type() == gate->type()) ||
+          !gemv_rows_fit(*up, ctx))
         continue;
       // The later of the two becomes the fused node (every input it reads is then defined
       // before it); the builder may make either first (operand order of `silu(g) * u`).
