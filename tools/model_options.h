@@ -19,7 +19,7 @@ struct ModelFlags {
   bool dense = false;  // expand quantized weights instead of keeping their blocks
   bool exact = false;  // f32 products with quantized weights (no int8 activations)
   std::vector<std::string> disabled_passes;
-  std::string lora;    // a PEFT LoRA adapter folder (docs/lora.md)
+  std::string lora;  // a PEFT LoRA adapter folder (docs/lora.md)
   double lora_scale = 1.0;
   bool lora_merge = false;
 

@@ -109,7 +109,7 @@ class LlamaModel {
   WeightSource source_;  // while loading: the weights read; after: null (the store's)
   std::function<void(const std::string&)> progress_;
   LlamaGraphOptions graph_options_;
-  std::set<std::string> disabled_passes_;  // LlamaLoadOptions::disabled_passes
+  std::set<std::string> disabled_passes_;       // LlamaLoadOptions::disabled_passes
   std::map<std::string, std::string> formats_;  // weight name -> its format ("" dense)
   std::map<std::set<std::string>, Variant> variants_;
   std::map<std::string, Adapter> adapters_;

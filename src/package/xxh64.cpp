@@ -47,6 +47,7 @@ void stripes(uint64_t (&lanes)[4], const std::byte* p, size_t count) {
 }  // namespace
 
 void Xxh64::update(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;  // its data() may be null, which memcpy forbids even for 0 bytes
   total_ += bytes.size();
   const std::byte* p = bytes.data();
   size_t n = bytes.size();
