@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/device_memory.h"
 #include "ir/node.h"
 #include "loom/device.h"
 #include "loom/executable.h"
@@ -106,24 +107,12 @@ struct Kernel {
   bool strided_inputs = false;
 };
 
-class Backend {
+// A backend is a device's memory (core/device_memory.h: allocate, release, copy, synchronize,
+// copy_strided) plus its streams, kernels and graph capture.
+class Backend : public DeviceMemory {
  public:
-  virtual ~Backend() = default;
-  virtual Device device() const = 0;
-  virtual void* allocate(size_t bytes) = 0;
-  virtual void release(void* data) = 0;
-  // Copies between this device and the host or within this device, ordered on `stream`.
-  virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
-                    void* stream) = 0;
   virtual void* create_stream() { return nullptr; }
   virtual void destroy_stream(void*) {}
-  virtual void synchronize(void* stream) = 0;
-  // Gathers a strided view on this device into contiguous memory on this device: element i
-  // (row-major over `shape`) comes from src + sum(i_d * src_strides[d]) elements (strides may
-  // be zero or negative). Ordered on `stream` (null: the calling thread's own stream). The
-  // default reads host memory, which is right for the CPU backend.
-  virtual void copy_strided(void* dst, const void* src, size_t element_bytes, const Extents& shape,
-                            const Strides& src_strides, void* stream);
 
   // Makes this backend's device current on the calling thread and leaves it so; a no-op
   // where there is one device. Prefer DeviceScope, which gives the caller its device back.

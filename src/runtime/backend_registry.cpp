@@ -33,6 +33,8 @@ Backend& backend_for(Device device) {
 #endif
 }
 
+DeviceMemory& device_memory(Device device) { return backend_for(device); }
+
 std::string device_identity(Device device) {
 #ifdef LOOM_WITH_CUDA
   // The driver too: a package or a cached tactic timed under another driver is chosen again.

@@ -73,3 +73,23 @@ TEST(GenerateCliErrors, BadInputExitsNonZeroWithAMessage) {
   EXPECT_NE(run_cli("generate --top-p 2 -p hi", &out), 0);
   EXPECT_NE(run_cli("generate --device gpu -p hi --model " + kModel, &out), 0);
 }
+
+// --disable-pass takes pass names only: anything else is refused before a token is generated,
+// with the list of passes, and a known pass turned off still generates.
+TEST_F(GenerateCli, DisablePassRefusesUnknownNames) {
+  std::string out;
+  EXPECT_NE(
+      run_cli("generate --model " + kModel + " --device cpu -n 2 -p hi --disable-pass no_such",
+              &out),
+      0);
+  EXPECT_NE(out.find("unknown pass 'no_such'"), std::string::npos) << out;
+  EXPECT_NE(out.find("fuse_qkv_rope"), std::string::npos) << out;
+  EXPECT_NE(
+      run_cli("bench --model " + kModel + " --device cpu -p 4 -n 2 -r 1 --disable-pass ''", &out),
+      0);
+  ASSERT_EQ(run_cli("generate --model " + kModel +
+                        " --device cpu -n 2 -p hi --temp 0 --disable-pass fuse_qkv_rope",
+                    &out),
+            0)
+      << out;
+}

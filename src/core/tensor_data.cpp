@@ -3,9 +3,9 @@
 #include <cstring>
 #include <vector>
 
-#include "backends/backend.h"
-#include "backends/cpu/convert.h"
-#include "backends/cpu/dispatch.h"
+#include "core/device_memory.h"
+#include "core/element_access.h"
+#include "core/scalar_semantics.h"
 #include "loom/error.h"
 
 namespace loom {
@@ -105,11 +105,11 @@ static TensorData convert_values(const V* values, size_t count, DType dtype, Ext
     for (size_t i = 0; i < count; ++i) out[2 * i] = float(values[i]), out[2 * i + 1] = 0.f;
     return t;
   }
-  cpu::dispatch_all(dtype, [&](auto tag) {
+  element::dispatch_all(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* out = static_cast<T*>(t.data());
     for (size_t i = 0; i < count; ++i)
-      cpu::store(out + i, cpu::convert<cpu::compute_t<T>>(values[i]));
+      element::store(out + i, scalar::convert<element::compute_t<T>>(values[i]));
   });
   return t;
 }
@@ -149,33 +149,6 @@ TensorData TensorData::view(Extents shape, Strides strides, int64_t offset) cons
   return TensorData(buffer_, dtype_, std::move(shape), std::move(strides), offset);
 }
 
-// Copies a strided host view into contiguous host memory, element by element.
-static void gather_strided_host(void* dst, const void* src, size_t elem, const Extents& shape,
-                                const Strides& strides) {
-  size_t rank = shape.size();
-  int64_t n = loom::numel(shape);
-  std::vector<int64_t> idx(rank, 0);
-  const char* base = static_cast<const char*>(src);
-  char* out = static_cast<char*>(dst);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t off = 0;
-    for (size_t d = 0; d < rank; ++d) off += idx[d] * strides[d];
-    std::memcpy(out + size_t(i) * elem, base + off * int64_t(elem), elem);
-    for (size_t d = rank; d-- > 0;) {
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
-
-// The default for backends whose memory the host reads (the CPU backend).
-void Backend::copy_strided(void* dst, const void* src, size_t element_bytes, const Extents& shape,
-                           const Strides& src_strides, void*) {
-  if (device().kind != DeviceKind::cpu)
-    fail(ErrorKind::unsupported, "no strided copy on " + device().str());
-  gather_strided_host(dst, src, element_bytes, shape, src_strides);
-}
-
 TensorData TensorData::contiguous() const {
   if (!buffer_ || is_contiguous()) return *this;
   // Gathered where the data lives: a device view never takes a trip through the host (which
@@ -185,7 +158,7 @@ TensorData TensorData::contiguous() const {
     gather_strided_host(out.data(), data(), storage_bytes(dtype_, 1), shape_, strides_);
     return out;
   }
-  Backend& b = backend_for(device());
+  DeviceMemory& b = device_memory(device());
   b.copy_strided(out.data(), data(), storage_bytes(dtype_, 1), shape_, strides_, nullptr);
   b.synchronize(nullptr);
   return out;
@@ -196,7 +169,7 @@ TensorData TensorData::to(Device target) const {
   TensorData src = contiguous();
   if (target == device()) return src;
   TensorData out = empty(dtype_, shape_, target);
-  Backend& b = backend_for(target == Device::cpu() ? src.device() : target);
+  DeviceMemory& b = device_memory(target == Device::cpu() ? src.device() : target);
   b.copy(out.data(), target, src.data(), src.device(), src.nbytes(), nullptr);
   b.synchronize(nullptr);
   return out;
@@ -206,7 +179,7 @@ TensorData TensorData::clone() const {
   TensorData src = contiguous();
   if (src.buffer() != buffer_) return src;
   TensorData out = empty(dtype_, shape_, device());
-  Backend& b = backend_for(device());
+  DeviceMemory& b = device_memory(device());
   b.copy(out.data(), device(), src.data(), device(), src.nbytes(), nullptr);
   b.synchronize(nullptr);
   return out;
@@ -219,10 +192,10 @@ std::vector<float> TensorData::to_floats() const {
     return std::vector<float>(p, p + 2 * host.numel());
   }
   std::vector<float> out(size_t(host.numel()));
-  cpu::dispatch_all(dtype_, [&](auto tag) {
+  element::dispatch_all(dtype_, [&](auto tag) {
     using T = decltype(tag);
     const T* p = static_cast<const T*>(host.data());
-    for (size_t i = 0; i < out.size(); ++i) out[i] = float(cpu::load(p + i));
+    for (size_t i = 0; i < out.size(); ++i) out[i] = float(element::load(p + i));
   });
   return out;
 }
