@@ -2,10 +2,17 @@
 // them and times PyTorch on the same shapes):
 //   copy       device-to-device copy bandwidth (the memory-bound ceiling)
 //   add, mul, softmax, rms_norm   bandwidth of Loom's kernels (bytes read + written)
-//   matmul     cuBLASLt through Loom's matmul kernel, f16 and bf16
+//   matmul     cuBLASLt through Loom's matmul kernel, f16 and bf16; for the decode rows
+//              (M = 1, weight [N, K]) also the dense GEMV kernel (cuda.matmul.gemv) alone
 //   chain      a 200-node elementwise chain run by an Executable, replayed as a CUDA graph
 //              and launched eagerly (time per node), fused into one generated kernel (the
 //              default) and with fuse_elementwise off (one kernel per node)
+//   reduce_chain  a 100-step chain of row sums and broadcasts (f32 [64, 4096]) that
+//              elementwise fusion cannot merge into one kernel, replayed as a CUDA graph:
+//              microseconds per launched kernel (the compiled step's kernel count)
+//   mlp        a four-layer bf16 MLP decode step (D 2048, F 5632, x [1, 2048], 277 MB of
+//              weights), replayed as a CUDA graph: time per step and weight GB/s, and the
+//              per-kernel breakdown of a profiled run on stderr
 //   nvrtc      compile time of the chain's generated kernel: cold (NVRTC runs) and from the
 //              disk cache (as a second process finds it)
 //   fft        rfft2 of f32 [8, 4096, 4096], fft of c64 [4096, 16384] (cuFFT kernels with
@@ -42,8 +49,9 @@ void check(cudaError_t status, const char* what) {
   }
 }
 
-// Device data filled with small pseudo-random values (no host RNG for hundreds of MB).
-TensorData device_random(DType dtype, Extents shape, uint32_t seed) {
+// Device data filled with small pseudo-random values in [-scale, scale] (no host RNG for
+// hundreds of MB).
+TensorData device_random(DType dtype, Extents shape, uint32_t seed, float scale = 1.f) {
   int64_t n = numel(shape);
   std::vector<float> values(size_t(std::min<int64_t>(n, int64_t(1) << 20)));
   uint32_t s = seed * 2654435761u + 1;
@@ -51,7 +59,7 @@ TensorData device_random(DType dtype, Extents shape, uint32_t seed) {
     s ^= s << 13;
     s ^= s >> 17;
     s ^= s << 5;
-    v = float(s % 2001) / 1000.f - 1.f;
+    v = (float(s % 2001) / 1000.f - 1.f) * scale;
   }
   TensorData block = TensorData::from_floats(values, dtype, {int64_t(values.size())});
   TensorData out = TensorData::empty(dtype, shape, Device::cuda());
@@ -102,9 +110,11 @@ void emit(const std::string& kind, const std::string& name, const std::string& d
 }
 
 // Times the CUDA kernel of the node behind `out` on device inputs (rotating input sets).
+// `kernel_name`: that kernel of the op (else the first that supports the node), its first
+// tactic.
 void bench_node(const std::string& kind, const std::string& label, const Tensor& out,
                 const std::vector<std::vector<TensorData>>& input_sets, double bytes, double flops,
-                cudaStream_t stream, int iters) {
+                cudaStream_t stream, int iters, const std::string& kernel_name = "") {
   Backend& backend = backend_for(Device::cuda());
   const ir::Node& node = *out.node();
   std::vector<std::vector<TensorView>> ins;
@@ -115,13 +125,22 @@ void bench_node(const std::string& kind, const std::string& label, const Tensor&
   }
   TensorData y = TensorData::empty(out.dtype(), static_extents(out.shape()), Device::cuda());
   std::vector<TensorView> outs = {view_of(y)};
-  const Kernel* kernel = backend.find_kernel(node, ins[0]);
+  const Kernel* kernel = nullptr;
+  std::shared_ptr<const Kernel> named;
+  if (kernel_name.empty()) {
+    kernel = backend.find_kernel(node, ins[0]);
+  } else {
+    for (const auto& k : backend.kernels(node.op_name()))
+      if (k->name == kernel_name && (!k->supports || k->supports(node, ins[0]))) named = k;
+    kernel = named.get();
+  }
   if (!kernel) {
-    std::fprintf(stderr, "no CUDA kernel for %s\n", node.op_name().c_str());
+    std::fprintf(stderr, "no CUDA kernel %s for %s\n", kernel_name.c_str(), node.op_name().c_str());
     std::exit(1);
   }
   std::shared_ptr<void> state;
   KernelContext ctx{backend, stream, &state};
+  ctx.invariant_inputs = ~uint64_t(0);  // no kernel here writes an input
   double ms = time_ms(stream, iters,
                       [&](int i) { kernel->run(ctx, node, ins[size_t(i) % ins.size()], outs); });
   emit(kind, label, dtype_name(out.dtype()), to_string(static_extents(out.shape())), ms, bytes,
@@ -173,10 +192,11 @@ void bench_matmul(cudaStream_t stream) {
     int64_t m, n, k;
     bool transpose_b;
   };
-  const std::vector<Shape> shapes = {{4096, 4096, 4096, false}, {1, 4096, 4096, false},
-                                     {1, 4096, 4096, true},     {4096, 11008, 4096, false},
-                                     {1, 11008, 4096, false},   {1, 11008, 4096, true},
-                                     {8192, 8192, 8192, false}};
+  // The b^T rows with M = 1 run twice: cuBLASLt, then the dense GEMV kernel.
+  const std::vector<Shape> shapes = {
+      {4096, 4096, 4096, false},  {1, 4096, 4096, false},  {1, 4096, 4096, true},
+      {4096, 11008, 4096, false}, {1, 11008, 4096, false}, {1, 11008, 4096, true},
+      {1, 14336, 4096, true},     {1, 4096, 14336, true},  {8192, 8192, 8192, false}};
   for (DType dtype : {DType::f16, DType::bf16})
     for (const auto& s : shapes) {
       Graph g;
@@ -198,6 +218,9 @@ void bench_matmul(cudaStream_t stream) {
                           std::to_string(s.k) + (s.transpose_b ? " b^T" : "");
       int iters = flops > 1e11 ? 10 : 50;
       bench_node("matmul", label, y, sets, bytes, flops, stream, iters);
+      if (s.m == 1 && s.transpose_b)
+        bench_node("matmul", "gemv" + label.substr(label.find(' ')), y, sets, bytes, flops, stream,
+                   iters, "cuda.matmul.gemv");
     }
 }
 
@@ -365,6 +388,125 @@ void bench_chain() {
     }
 }
 
+// The reduction chain: `steps` times { s = sum(y, -1, keepdims); y = y * c + s * eps } on f32
+// [64, 4096] (c and eps keep the values near 1), or with steps = 0 the one-node run y = x * c.
+// Each row sum is a reduction kernel and the elementwise ops between two sums fuse into one
+// generated kernel, so the compiled step is about two kernels per step.
+Graph reduce_chain_graph(int steps, Tensor& y) {
+  Graph g;
+  Tensor x = g.placeholder("x", {64, 4096});
+  Tensor c = g.placeholder("c", {4096});
+  y = steps == 0 ? mul(x, c) : x;
+  for (int i = 0; i < steps; ++i) {
+    Tensor s = sum(y, {-1}, true);
+    y = add(mul(y, c), s * 2.5e-6);
+  }
+  return g;
+}
+
+// Whole-run wall time (replayed) and the compiled step's kernel launches.
+std::pair<double, size_t> reduce_chain_run(int steps) {
+  Tensor y;
+  Graph g = reduce_chain_graph(steps, y);
+  Feeds feeds{
+      {"x", TensorData::from_floats(std::vector<float>(64 * 4096, 0.5f), DType::f32, {64, 4096})},
+      {"c", TensorData::from_floats(std::vector<float>(4096, 0.99f), DType::f32, {4096})}};
+  CompileOptions options;
+  options.device = Device::cuda();
+  options.outputs = {y};
+  Executable exe = compile(g, options);
+  double ms = run_ms(exe, feeds, 200);
+  const RunStats& stats = exe.last_run_stats();
+  if (!stats.replayed_graph) {
+    std::fprintf(stderr, "reduce_chain: expected a replayed CUDA graph\n");
+    std::exit(1);
+  }
+  return {ms, stats.kernels};
+}
+
+// Microseconds per kernel launched from a replayed CUDA graph where fusion cannot merge the
+// chain: (whole run of the 100-step chain - one-node run) / the kernels it adds.
+void bench_reduce_chain() {
+  const int steps = 100;
+  auto [one, one_kernels] = reduce_chain_run(0);
+  auto [all, kernels] = reduce_chain_run(steps);
+  const size_t added = kernels > one_kernels ? kernels - one_kernels : 1;
+  std::printf(
+      "{\"kind\": \"reduce_chain\", \"name\": \"reduce_chain replayed\", \"dtype\": \"f32\", "
+      "\"shape\": \"[64, 4096] x %d steps\", \"steps\": %d, \"ms\": %.6f, \"one_node_ms\": %.6f, "
+      "\"kernels\": %zu, \"one_node_kernels\": %zu, \"us_per_kernel\": %.3f}\n",
+      steps, steps, all, one, kernels, one_kernels, (all - one) * 1e3 / double(added));
+  std::fflush(stdout);
+}
+
+// A four-layer bf16 MLP decode step: x [1, D], each layer x = x + down(silu(gate(x)) * up(x))
+// with weights (graph variables) gate and up [F, D] and down [D, F], all read as x W^T.
+// Timed as whole replayed runs less a one-node run of the same feed (what the CUDA graph's
+// kernels take on the device, about), and the weight bytes per step over that time. A
+// profiled run (each step timed alone, eager) prints its kernels on stderr.
+void bench_mlp() {
+  const int64_t d = 2048, f = 5632;
+  const int layers = 4;
+  const DType dt = DType::bf16;
+  Graph g;
+  Tensor x = g.placeholder("x", {1, d}, dt);
+  Tensor y = x;
+  double weight_bytes = 0;
+  for (int l = 0; l < layers; ++l) {
+    const std::string p = "layer" + std::to_string(l) + ".";
+    // Weights in [-0.02, 0.02] keep the activations in range over the layers.
+    Tensor gate = g.variable(p + "gate", device_random(dt, {f, d}, uint32_t(100 + 3 * l), 0.02f));
+    Tensor up = g.variable(p + "up", device_random(dt, {f, d}, uint32_t(101 + 3 * l), 0.02f));
+    Tensor down = g.variable(p + "down", device_random(dt, {d, f}, uint32_t(102 + 3 * l), 0.02f));
+    Tensor h = mul(silu(matmul(y, gate, false, true)), matmul(y, up, false, true));
+    y = add(y, matmul(h, down, false, true));
+    weight_bytes += 3.0 * double(storage_bytes(dt, f * d));
+  }
+  Feeds feeds{{"x", device_random(dt, {1, d}, 7).to(Device::cpu())}};
+  CompileOptions options;
+  options.device = Device::cuda();
+  options.outputs = {y};
+  Executable exe = compile(g, options);
+  double all = run_ms(exe, feeds, 200);
+  const RunStats stats = exe.last_run_stats();
+  if (!stats.replayed_graph) {
+    std::fprintf(stderr, "mlp: expected a replayed CUDA graph\n");
+    std::exit(1);
+  }
+  Graph g1;
+  Tensor x1 = g1.placeholder("x", {1, d}, dt);
+  CompileOptions one_options;
+  one_options.device = Device::cuda();
+  one_options.outputs = {mul(x1, x1)};
+  Executable one_exe = compile(g1, one_options);
+  double one = run_ms(one_exe, feeds, 200);
+  double ms = all - one;
+  std::printf(
+      "{\"kind\": \"mlp\", \"name\": \"mlp decode 4 layers\", \"dtype\": \"bf16\", "
+      "\"shape\": \"x [1, %lld], D %lld F %lld\", \"ms\": %.6f, \"run_ms\": %.6f, "
+      "\"one_node_ms\": %.6f, \"kernels\": %zu, \"bytes\": %.0f, \"gbps\": %.1f}\n",
+      (long long)d, (long long)d, (long long)f, ms, all, one, stats.kernels, weight_bytes,
+      weight_bytes / (ms * 1e-3) / 1e9);
+  std::fflush(stdout);
+  // Per-kernel breakdown (as `loom bench --profile`): time per op and kernel, slowest first.
+  std::vector<NodeTime> times = exe.profile(feeds);
+  std::map<std::string, std::pair<double, int>> by_kernel;
+  double total = 0;
+  for (const NodeTime& t : times) {
+    auto& [t_ms, count] = by_kernel[t.op + " [" + t.kernel + "]"];
+    t_ms += t.ms;
+    ++count;
+    total += t.ms;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [what, v] : by_kernel)
+    rows.push_back({v.first, std::to_string(v.second) + " x " + what});
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "mlp: profiled step (each kernel timed alone, eager): %.3f ms\n", total);
+  for (const auto& [t_ms, what] : rows)
+    std::fprintf(stderr, "  %8.3f ms  %s\n", t_ms, what.c_str());
+}
+
 // Compile time of a fused kernel: the first run of a new executable (which generates,
 // compiles and loads the kernel) less a steady run, with the disk cache off (cold: NVRTC
 // runs; each trial's chain has another constant, so another source) and with a warm disk
@@ -424,6 +566,8 @@ int main(int argc, char** argv) {
     }
     if (only.empty() || only == "matmul") bench_matmul(stream);
     if (only.empty() || only == "chain") bench_chain();
+    if (only.empty() || only == "reduce_chain") bench_reduce_chain();
+    if (only.empty() || only == "mlp") bench_mlp();
     if (only.empty() || only == "nvrtc") bench_nvrtc();
     if (only.empty() || only == "fft") bench_fft(stream);
     check(cudaStreamSynchronize(stream), "final sync");

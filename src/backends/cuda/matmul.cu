@@ -3,7 +3,9 @@
 // C^T = B^T A^T, so B is cuBLASLt's first operand. Batch dims broadcast: the innermost
 // batch group is one strided-batched call (a stride of 0 repeats a matrix), outer groups a
 // loop of calls; with an unbatched B, A's batches fold into M (one tall GEMM). A bias [N] is
-// one value per row of C^T: cuBLASLt's bias epilogue adds it while C is written.
+// one value per row of C^T: cuBLASLt's bias epilogue adds it while C is written. For decode
+// (at most 8 rows of f16/bf16 times a weight stored [N, K]) the GEMV of dense_gemv.cu is a
+// second kernel, timed against cuBLASLt's algorithms.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -13,6 +15,7 @@
 #include "backends/cuda/cuda_backend_impl.h"
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/dense_gemv.h"
 #include "backends/cuda/device/indexing.cuh"
 #include "backends/cuda/device/launch.cuh"
 #include "backends/cuda/device/types.cuh"
@@ -305,6 +308,8 @@ void register_matmul_kernels(Backend& b) {
     return cublas_tactics(static_cast<CudaBackend&>(b), node, in, out);
   };
   b.add_kernel("matmul", std::move(cublaslt));
+  // Few rows of f16/bf16 times a weight stored [N, K]: timed against cuBLASLt's algorithms.
+  b.add_kernel("matmul", dense_gemv_kernel());
   b.add_kernel("matmul", Kernel{"cuda.matmul.i32", run_i32_matmul,
                                 [](const ir::Node&, std::span<const TensorView> in) {
                                   return in[0].dtype == DType::i32 && matmul_reads_views(in);
