@@ -165,6 +165,66 @@ TEST(CpuSimd, SumF32IsTheSameOnEveryLevelAndCloseToDouble) {
   }
 }
 
+TEST(CpuSimd, ExpIsTheSameOnEveryLevelAndWithinUlpsOfExp) {
+  std::vector<float> x;
+  std::uniform_real_distribution<float> dist(-110.f, 95.f);
+  for (int i = 0; i < 4000; ++i) x.push_back(dist(rng()));
+  for (float v : {0.f,  -0.f,  1.f,    -1.f,   0.5f,   1e-8f,   -1e-8f,  88.72f,  88.7228f, 88.73f,
+                  89.f, 100.f, -87.3f, -87.4f, -100.f, -103.2f, -103.3f, -103.9f, -104.f,   -120.f})
+    x.push_back(v);
+  x.push_back(std::numeric_limits<float>::infinity());
+  x.push_back(-std::numeric_limits<float>::infinity());
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(17), int64_t(x.size())}) {
+    std::vector<float> first;
+    for (SimdLevel level : levels()) {
+      LevelCap cap(level);
+      std::vector<float> y(static_cast<size_t>(n));
+      cpu::simd_exp(x.data(), 1, y.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp(double(x[size_t(i)]));
+        const float got = y[size_t(i)];
+        if (std::isnan(want)) {
+          EXPECT_TRUE(std::isnan(got)) << x[size_t(i)];
+        } else if (want > double(std::numeric_limits<float>::max())) {
+          EXPECT_EQ(got, std::numeric_limits<float>::infinity()) << x[size_t(i)];
+        } else {
+          // 4 ulp relative, and two of the smallest subnormal absolute.
+          EXPECT_LE(std::abs(double(got) - want), 4 * 0x1p-23 * want + 0x1p-148)
+              << cpu::simd_level_name(level) << " exp(" << x[size_t(i)] << ")";
+        }
+      }
+      if (first.empty()) first = y;
+      for (int64_t i = 0; i < n; ++i) {
+        if (!std::isnan(y[size_t(i)])) {
+          EXPECT_EQ(bits_of(y[size_t(i)]), bits_of(first[size_t(i)]))
+              << cpu::simd_level_name(level) << " exp(" << x[size_t(i)] << ")";
+        }
+      }
+    }
+    // Strided input, and f16 / bf16, through the same formula.
+    std::vector<float> strided(static_cast<size_t>(n / 2));
+    cpu::simd_exp(x.data(), 2, strided.data(), n / 2);
+    for (int64_t i = 0; i < n / 2; ++i) {
+      if (!std::isnan(x[size_t(2 * i)])) {
+        EXPECT_EQ(bits_of(strided[size_t(i)]), bits_of(first[size_t(2 * i)])) << i;
+      }
+    }
+  }
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (SimdLevel level : levels()) {
+      LevelCap cap(level);
+      TensorData in = random_tensor(dtype, {1027}, -8.f, 8.f);
+      Graph g;
+      Tensor t = g.placeholder("x", {1027}, dtype);
+      auto out = run_once(g, {exp(t)}, {{"x", in}});
+      std::vector<double> want;
+      for (double v : to_doubles(in)) want.push_back(std::exp(v));
+      expect_close(out[0], want, tolerance_for(dtype),
+                   std::string(dtype_name(dtype)) + " " + cpu::simd_level_name(level));
+    }
+}
+
 // Whole graphs (the kernels' callers: broadcasting loop, threaded chunks, reductions) give
 // the same results with the vector levels capped to portable.
 TEST(CpuSimd, GraphsMatchWithTheLevelCapped) {
@@ -175,7 +235,7 @@ TEST(CpuSimd, GraphsMatchWithTheLevelCapped) {
       Tensor b = g.placeholder("b", {n}, dtype);
       Tensor s = g.placeholder("s", {1}, dtype);
       std::vector<Tensor> outs;
-      for (Tensor t : {a + b, a * s, s - b, a / b}) outs.push_back(t);
+      for (Tensor t : {a + b, a * s, s - b, a / b, exp(a)}) outs.push_back(t);
       if (dtype == DType::f32) {
         outs.push_back(sum(a));
         outs.push_back(mean(reshape(a, {1, n}), std::vector<int64_t>{1}));
@@ -197,8 +257,8 @@ TEST(CpuSimd, GraphsMatchWithTheLevelCapped) {
       if (dtype == DType::f32) {
         double want = 0;
         for (float v : feeds.at("a").to_vector<float>()) want += double(v);
-        expect_close(fast[4], {want}, accumulation_tolerance(dtype, n));
-        expect_close(fast[5], {want / double(n)}, accumulation_tolerance(dtype, n));
+        expect_close(fast[5], {want}, accumulation_tolerance(dtype, n));
+        expect_close(fast[6], {want / double(n)}, accumulation_tolerance(dtype, n));
       }
     }
 }

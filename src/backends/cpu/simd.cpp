@@ -3,8 +3,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
+
+#include "backends/cpu/half_convert.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -42,6 +45,10 @@ inline float scalar_op(float a, float b) {
   else
     return a / b;
 }
+
+namespace portable {
+#include "backends/cpu/exp_kernel.inc"
+}  // namespace portable
 
 void sum_lanes_portable(const float* x, int64_t blocks, double* lanes) {
   for (int64_t blk = 0; blk < blocks; ++blk)
@@ -102,6 +109,7 @@ struct Isa {
     _mm256_storeu_pd(lanes + 12, s3);
   }
 };
+#include "backends/cpu/exp_kernel.inc"
 #include "backends/cpu/simd_kernels.inc"
 }  // namespace
 }  // namespace avx2
@@ -154,6 +162,7 @@ struct Isa {
     _mm512_storeu_pd(lanes + 8, s1);
   }
 };
+#include "backends/cpu/exp_kernel.inc"
 #include "backends/cpu/simd_kernels.inc"
 }  // namespace
 }  // namespace avx512
@@ -235,6 +244,30 @@ bool simd_binary(SimdBinary op, const bf16_t* a, int64_t sa, const bf16_t* b, in
                  int64_t n) {
   return binary_any(op, a, sa, b, sb, y, n);
 }
+
+namespace {
+template <class T>
+void exp_any(const T* x, int64_t sx, T* y, int64_t n) {
+  if (sx != 1) {
+    for (int64_t i = 0; i < n; ++i) store(y + i, portable::exp_f32(load(x + i * sx)));
+    return;
+  }
+  switch (simd_level()) {
+#if LOOM_SIMD_X86
+    case SimdLevel::avx512:
+      return avx512::exp_contiguous(x, y, n);
+    case SimdLevel::avx2:
+      return avx2::exp_contiguous(x, y, n);
+#endif
+    default:
+      return portable::exp_contiguous(x, y, n);
+  }
+}
+}  // namespace
+
+void simd_exp(const float* x, int64_t sx, float* y, int64_t n) { exp_any(x, sx, y, n); }
+void simd_exp(const f16_t* x, int64_t sx, f16_t* y, int64_t n) { exp_any(x, sx, y, n); }
+void simd_exp(const bf16_t* x, int64_t sx, bf16_t* y, int64_t n) { exp_any(x, sx, y, n); }
 
 double sum_f32(const float* x, int64_t n) {
   double lanes[16] = {};

@@ -37,6 +37,13 @@ bool simd_binary(SimdBinary op, const f16_t* a, int64_t sa, const f16_t* b, int6
 bool simd_binary(SimdBinary op, const bf16_t* a, int64_t sa, const bf16_t* b, int64_t sb, bf16_t* y,
                  int64_t n);
 
+// y[i] = exp(x[i * sx]) for i < n: one branch-free formula within about 2 ulp of exp
+// (simd.cpp, exp_kernel.inc), the same bits on every level; contiguous runs (sx = 1) are
+// vectorised. f16 and bf16 compute in f32.
+void simd_exp(const float* x, int64_t sx, float* y, int64_t n);
+void simd_exp(const f16_t* x, int64_t sx, f16_t* y, int64_t n);
+void simd_exp(const bf16_t* x, int64_t sx, bf16_t* y, int64_t n);
+
 // The sum of n contiguous floats, accumulated in double in 16 lanes (element i into lane
 // i % 16; the lanes are then added in a fixed tree, then the n % 16 tail one at a time).
 // Every level, the portable loop included, adds in this order, so the result does not
