@@ -22,6 +22,10 @@ namespace {
 
 std::atomic<int> test_cap{-1};
 
+// Columns of a GEMV block (gemv_columns): its accumulators, 8 KB, stay in L1, and each row
+// streams by in 8 KB runs (two pages), long enough for the hardware prefetchers.
+constexpr int64_t kGemvBlock = 2048;
+
 // LOOM_CPU_SIMD=portable|avx2|avx512 caps the level (read on first use).
 SimdLevel env_cap() {
   static const SimdLevel cap = [] {
@@ -68,6 +72,7 @@ struct Isa {
   static constexpr int64_t kWidth = 8;
   static V broadcast(float v) { return _mm256_set1_ps(v); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V load(const f16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -128,6 +133,7 @@ struct Isa {
   static constexpr int64_t kWidth = 16;
   static V broadcast(float v) { return _mm512_set1_ps(v); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V load(const f16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -268,6 +274,27 @@ void exp_any(const T* x, int64_t sx, T* y, int64_t n) {
 void simd_exp(const float* x, int64_t sx, float* y, int64_t n) { exp_any(x, sx, y, n); }
 void simd_exp(const f16_t* x, int64_t sx, f16_t* y, int64_t n) { exp_any(x, sx, y, n); }
 void simd_exp(const bf16_t* x, int64_t sx, bf16_t* y, int64_t n) { exp_any(x, sx, y, n); }
+
+bool simd_gemv(const float* x, const float* b, int64_t ldb, int64_t k, int64_t n, float* y) {
+#if LOOM_SIMD_X86
+  const SimdLevel level = simd_level();
+  if (level == SimdLevel::portable) return false;
+  const int64_t blocks = (n + kGemvBlock - 1) / kGemvBlock;
+  // Blocks of columns on threads; each column's sum is the same whatever the split.
+  parallel_for(blocks, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(k * kGemvBlock, 1)),
+               [&](int64_t blk) {
+                 const int64_t j0 = blk * kGemvBlock, j1 = std::min(n, j0 + kGemvBlock);
+                 if (level == SimdLevel::avx512)
+                   avx512::gemv_columns(x, b, ldb, k, j0, j1, y);
+                 else
+                   avx2::gemv_columns(x, b, ldb, k, j0, j1, y);
+               });
+  return true;
+#else
+  (void)x, (void)b, (void)ldb, (void)k, (void)n, (void)y;
+  return false;
+#endif
+}
 
 double sum_f32(const float* x, int64_t n) {
   double lanes[16] = {};

@@ -4,7 +4,7 @@
 // CPU supports, capped by the environment variable LOOM_CPU_SIMD (portable, avx2, avx512)
 // and by set_simd_level_for_testing. Every kernel here computes the same result on every
 // level: the vector paths do the same IEEE operations in the same order as the portable
-// loops.
+// loops (simd_gemv excepted: it fuses multiply-adds where the portable BLAS call may not).
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,12 @@ bool simd_binary(SimdBinary op, const bf16_t* a, int64_t sa, const bf16_t* b, in
 void simd_exp(const float* x, int64_t sx, float* y, int64_t n);
 void simd_exp(const f16_t* x, int64_t sx, f16_t* y, int64_t n);
 void simd_exp(const bf16_t* x, int64_t sx, bf16_t* y, int64_t n);
+
+// y[j] = sum_k x[k] * b[k * ldb + j] for j < n (a [1, K] x [K, N] product, B row-major):
+// column blocks on threads, each column's k in order with fused multiply-adds (the same bits
+// on AVX2 and AVX-512, and with any thread count). Returns false, doing nothing, without a
+// vector level (the caller uses BLAS).
+bool simd_gemv(const float* x, const float* b, int64_t ldb, int64_t k, int64_t n, float* y);
 
 // The sum of n contiguous floats, accumulated in double in 16 lanes (element i into lane
 // i % 16; the lanes are then added in a fixed tree, then the n % 16 tail one at a time).
