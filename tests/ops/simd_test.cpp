@@ -225,6 +225,59 @@ TEST(CpuSimd, ExpIsTheSameOnEveryLevelAndWithinUlpsOfExp) {
     }
 }
 
+TEST(CpuSimd, GemvMatchesANaiveProductOnEveryLevel) {
+  for (auto [k, n] : {std::pair<int64_t, int64_t>{1, 1},
+                      {3, 7},
+                      {4, 16},
+                      {5, 17},
+                      {9, 33},
+                      {64, 2047},
+                      {7, 2049},
+                      {130, 4100}}) {
+    const int64_t ldb = n + 3;  // a row stride wider than the row
+    std::vector<float> x(static_cast<size_t>(k)), b(static_cast<size_t>(k * ldb));
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    for (auto& v : x) v = dist(rng());
+    for (auto& v : b) v = dist(rng());
+    std::vector<float> first;
+    for (SimdLevel level : levels()) {
+      LevelCap cap(level);
+      std::vector<float> y(static_cast<size_t>(n), -7.f);
+      const bool ran = cpu::simd_gemv(x.data(), b.data(), ldb, k, n, y.data());
+      EXPECT_EQ(ran, level != SimdLevel::portable);
+      if (!ran) continue;
+      std::vector<double> want(static_cast<size_t>(n), 0.0);
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < k; ++i)
+          want[size_t(j)] += double(x[size_t(i)]) * double(b[size_t(i * ldb + j)]);
+      TensorData got = TensorData::from_vector<float>(y, {n});
+      expect_close(got, want, accumulation_tolerance(DType::f32, k),
+                   std::string(cpu::simd_level_name(level)) + " k " + std::to_string(k) + " n " +
+                       std::to_string(n));
+      if (first.empty()) first = y;
+      EXPECT_EQ(y, first) << cpu::simd_level_name(level);  // AVX2 and AVX-512 agree bit for bit
+    }
+  }
+  // Through a graph: [1, K] x [K, N], and transposed B (sgemv), against the portable BLAS.
+  Graph g;
+  Tensor a = g.placeholder("a", {1, 300});
+  Tensor w = g.placeholder("w", {300, 2050});
+  Tensor wt = g.placeholder("wt", {2050, 300});
+  Feeds feeds{{"a", random_tensor(DType::f32, {1, 300})},
+              {"w", random_tensor(DType::f32, {300, 2050})},
+              {"wt", random_tensor(DType::f32, {2050, 300})}};
+  std::vector<Tensor> outs;
+  for (Tensor t : {matmul(a, w), matmul(a, wt, false, true)}) outs.push_back(t);
+  auto fast = run_once(g, outs, feeds);
+  std::vector<TensorData> slow;
+  {
+    LevelCap cap(SimdLevel::portable);
+    slow = run_once(g, outs, feeds);
+  }
+  for (size_t o = 0; o < 2; ++o)
+    expect_close(fast[o], to_doubles(slow[o]), accumulation_tolerance(DType::f32, 300));
+}
+
 // Whole graphs (the kernels' callers: broadcasting loop, threaded chunks, reductions) give
 // the same results with the vector levels capped to portable.
 TEST(CpuSimd, GraphsMatchWithTheLevelCapped) {
