@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backends/cpu/exp_f32.h"
 #include "backends/cpu/half_convert.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -255,7 +256,7 @@ namespace {
 template <class T>
 void exp_any(const T* x, int64_t sx, T* y, int64_t n) {
   if (sx != 1) {
-    for (int64_t i = 0; i < n; ++i) store(y + i, portable::exp_f32(load(x + i * sx)));
+    for (int64_t i = 0; i < n; ++i) store(y + i, exp_f32(load(x + i * sx)));
     return;
   }
   switch (simd_level()) {
