@@ -63,6 +63,7 @@ struct Executable::Impl {
   runtime::Plan* last_plan = nullptr;
   std::map<std::vector<int64_t>, uint64_t> evicted_uses;  // use counts of dropped plans
   std::vector<const Buffer*> in_place_feeds;              // this run's feeds read where they are
+  std::vector<bool> direct_outputs;  // this run's outputs written in place (bind_outputs)
   uint64_t run_count = 0;
   std::vector<PassDump> dumps;
   RunStats stats;
@@ -118,6 +119,11 @@ struct Executable::Impl {
   void launch(std::vector<runtime::Step>& steps, const StepHook* hook = nullptr);
   void copy_view(void* dst, const TensorView& view);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);
+  // run.cpp (CPU): points each direct output slot's views at the caller's buffer (reused
+  // when it fits, else a new one), so its step writes there and copy_outputs skips it;
+  // unbind_outputs points them back at the arena.
+  void bind_outputs(runtime::Plan& plan, std::vector<TensorData>& outputs);
+  void unbind_outputs(runtime::Plan& plan);
   // call.cpp: runs this executable as a callee on the caller's stream, inside the caller's
   // run (and CUDA capture): feeds copied into its arena, its steps, its output copied into
   // `out`; nothing synchronised and, once planned, nothing allocated on the device.

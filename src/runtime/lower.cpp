@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/strided_views.h"
 #include "ir/op_registry.h"
 #include "loom/error.h"
 #include "runtime/executable_impl.h"
@@ -436,6 +437,47 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       }
     }
   for (size_t i = 0; i < plan->outputs.size(); ++i) note(program->outputs()[i], &plan->outputs[i]);
+
+  // 9. Outputs their step can write in the caller's buffer (CPU; run.cpp bind_outputs): a
+  // step's own contiguous arena value, not a view, feed, constant or variable, that no assign
+  // snapshots and no step updates in place; each value once. Its views are found by value,
+  // as the feeds' are.
+  plan->output_slots.resize(plan->outputs.size());
+  if (device.kind == DeviceKind::cpu) {
+    std::set<ir::Value> snapshotted, claimed;
+    for (const auto& [assign, index] : snapshot_index) snapshotted.insert(root(assign->inputs[1]));
+    for (size_t i = 0; i < plan->outputs.size(); ++i) {
+      const ir::Value v = program->outputs()[i];
+      const ir::Node* n = v.node;
+      if (!(root(v) == v) || !arena_index.count(v) || n->is(ir::OpRole::placeholder) ||
+          !pending.count(n) || n->op->writes_state() || written.count(n) || snapshotted.count(v) ||
+          !is_contiguous(plan->outputs[i]) || !claimed.insert(v).second)
+        continue;
+      runtime::OutputSlot& slot = plan->output_slots[i];
+      auto use = [&](ir::Value u, TensorView* view) {
+        if (!(root(u) == v)) return;
+        slot.uses.push_back(view);
+        slot.use_offsets.push_back(storage_bytes(view->dtype, layout_of(u).offset));
+      };
+      for (auto* list : {&plan->steps, &plan->assign_steps})
+        for (auto& step : *list) {
+          for (size_t o = 0; o < step.outputs.size(); ++o)
+            use({const_cast<ir::Node*>(step.node), int(o)}, &step.outputs[o]);
+          for (size_t k = 0; k < step.inputs.size(); ++k) {
+            auto g = std::find_if(step.gathers.begin(), step.gathers.end(),
+                                  [&](const auto& x) { return x.input == k; });
+            if (g != step.gathers.end())
+              use(step.node->inputs[k], &g->view);
+            else if (!reads_copy.count({step.node, k}))
+              use(step.node->inputs[k], &step.inputs[k]);
+          }
+        }
+      for (size_t j = 0; j < plan->outputs.size(); ++j)
+        use(program->outputs()[j], &plan->outputs[j]);
+      slot.arena_data = static_cast<char*>(views.at(v).data);
+      slot.direct = true;
+    }
+  }
   return plan;
 }
 

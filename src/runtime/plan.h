@@ -53,6 +53,22 @@ struct FeedSlot {
   std::vector<size_t> use_offsets;  // bytes from the feed's start to each use's first element
 };
 
+// Feeds and outputs the CPU reads and writes where the caller's memory is (a run's feeds,
+// the buffers of Executable::run(feeds, outputs)): aligned to this many bytes.
+inline constexpr size_t kInPlaceAlignment = 16;
+
+// A program output that its step writes straight into the caller's buffer (CPU only): a
+// value with arena storage of its own, contiguous, made by a step, that no assign snapshots
+// and no step updates in place. `uses` are every view of it (the step's output, later
+// readers, the plan's outputs); a run points them at the caller's buffer and back at the
+// arena (`arena_data`) when it ends.
+struct OutputSlot {
+  bool direct = false;
+  char* arena_data = nullptr;
+  std::vector<TensorView*> uses;
+  std::vector<size_t> use_offsets;  // bytes from the value's start to each use's first element
+};
+
 // Captures tried per plan before it runs eagerly for good; failures space the next try out.
 inline constexpr int kMaxCaptureAttempts = 3;
 
@@ -68,8 +84,9 @@ struct Plan {
   // (variable buffer, arena copy) pairs copied before the assigns run.
   std::vector<std::pair<TensorView, TensorView>> snapshots;
   std::vector<TensorView> outputs;
-  std::vector<ArenaBuffer> buffers;  // the arena's layout
-  size_t gathers = 0;                // copies the planner put before kernels (Step::gathers)
+  std::vector<OutputSlot> output_slots;  // one per output
+  std::vector<ArenaBuffer> buffers;      // the arena's layout
+  size_t gathers = 0;                    // copies the planner put before kernels (Step::gathers)
   size_t bytes_written = 0;
   // CUDA graph of `steps`: captured on the second run, replayed from the third. A failed
   // capture runs eagerly and is retried from run `next_capture_run`.

@@ -11,8 +11,9 @@ namespace loom {
 using runtime::Plan;
 using runtime::Step;
 
-// A feed on the CPU executable's own device, contiguous and 64-byte aligned, is read where
-// it is: its uses point at it for this run. Every other feed is copied into its arena slot.
+// A feed on the CPU executable's own device, contiguous and 16-byte aligned (as NumPy and
+// malloc give; no CPU kernel needs more, they load unaligned), is read where it is: its uses
+// point at it for this run. Every other feed is copied into its arena slot.
 // (On CUDA a captured graph holds the arena addresses, and tactics were chosen for the
 // arena's alignment, so feeds are always copied there.)
 void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
@@ -20,7 +21,8 @@ void Executable::Impl::copy_feeds(Plan& plan, const Feeds& feeds) {
   for (auto& slot : plan.feeds) {
     const TensorData& data = feeds.at(slot.name);
     bool in_place = device.kind == DeviceKind::cpu && data.device() == device &&
-                    data.is_contiguous() && reinterpret_cast<uintptr_t>(data.data()) % 64 == 0;
+                    data.is_contiguous() &&
+                    reinterpret_cast<uintptr_t>(data.data()) % runtime::kInPlaceAlignment == 0;
     char* read_at = static_cast<char*>(in_place ? data.data() : slot.view.data);
     for (size_t u = 0; u < slot.uses.size(); ++u)
       slot.uses[u]->data = read_at + slot.use_offsets[u];
@@ -127,18 +129,66 @@ void Executable::Impl::run_steps(Plan& plan) {
   ++plan.runs;
 }
 
+namespace {
+
+bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return x < y + b_bytes && y < x + a_bytes;
+}
+
+}  // namespace
+
+// Whether the caller's outputs[i] can take output i: the same dtype, shape and device,
+// contiguous, a buffer no earlier output uses, and no feed read in place (which a later step,
+// output or assign may still read) in its bytes.
+static bool reusable_output(const TensorData& out, const TensorView& v,
+                            const std::vector<TensorData>& outputs, size_t i,
+                            const std::vector<const Buffer*>& in_place_feeds, Device device) {
+  bool reusable = out.defined() && out.dtype() == v.dtype && out.shape() == v.shape &&
+                  out.device() == device && out.is_contiguous();
+  for (size_t j = 0; reusable && j < i; ++j) reusable = outputs[j].buffer() != out.buffer();
+  for (const Buffer* feed : in_place_feeds)
+    reusable = reusable && feed != out.buffer().get() &&
+               !overlaps(feed->data(), feed->bytes(), out.data(), v.nbytes());
+  return reusable;
+}
+
+void Executable::Impl::bind_outputs(Plan& plan, std::vector<TensorData>& outputs) {
+  outputs.resize(plan.outputs.size());
+  direct_outputs.assign(outputs.size(), false);
+  if (device.kind != DeviceKind::cpu) return;
+  for (size_t i = 0; i < plan.outputs.size(); ++i) {
+    runtime::OutputSlot& slot = plan.output_slots[i];
+    if (!slot.direct) continue;
+    const TensorView& v = plan.outputs[i];
+    TensorData& out = outputs[i];
+    if (!reusable_output(out, v, outputs, i, in_place_feeds, device))
+      out = TensorData::empty(v.dtype, v.shape, device);
+    if (reinterpret_cast<uintptr_t>(out.data()) % runtime::kInPlaceAlignment != 0) continue;
+    char* at = static_cast<char*>(out.data());
+    for (size_t u = 0; u < slot.uses.size(); ++u) slot.uses[u]->data = at + slot.use_offsets[u];
+    direct_outputs[i] = true;
+  }
+}
+
+void Executable::Impl::unbind_outputs(Plan& plan) {
+  for (size_t i = 0; i < direct_outputs.size() && i < plan.output_slots.size(); ++i) {
+    if (!direct_outputs[i]) continue;
+    runtime::OutputSlot& slot = plan.output_slots[i];
+    for (size_t u = 0; u < slot.uses.size(); ++u)
+      slot.uses[u]->data = slot.arena_data + slot.use_offsets[u];
+  }
+  direct_outputs.clear();
+}
+
 void Executable::Impl::copy_outputs(const Plan& plan, std::vector<TensorData>& outputs) {
   outputs.resize(plan.outputs.size());
   for (size_t i = 0; i < plan.outputs.size(); ++i) {
+    if (i < direct_outputs.size() && direct_outputs[i]) continue;  // written in place
     const TensorView& v = plan.outputs[i];
     TensorData& out = outputs[i];
-    bool reusable = out.defined() && out.dtype() == v.dtype && out.shape() == v.shape &&
-                    out.device() == device && out.is_contiguous();
-    for (size_t j = 0; reusable && j < i; ++j) reusable = outputs[j].buffer() != out.buffer();
-    // A feed read in place may still be read (by a later output or an assign): never write
-    // over it.
-    for (const Buffer* feed : in_place_feeds) reusable = reusable && feed != out.buffer().get();
-    if (!reusable) out = TensorData::empty(v.dtype, v.shape, device);
+    if (!reusable_output(out, v, outputs, i, in_place_feeds, device))
+      out = TensorData::empty(v.dtype, v.shape, device);
     copy_view(out.data(), v);
   }
 }
@@ -163,12 +213,15 @@ void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
     // Feeds handed over by other libraries (DLPack) are ordered before they are read.
     impl.backend->wait_for_handoffs(impl.stream);
     impl.copy_feeds(plan, feeds);
+    impl.bind_outputs(plan, outputs);
     impl.run_steps(plan);
     impl.copy_outputs(plan, outputs);
     for (const auto& [from, to] : plan.snapshots) impl.copy_view(to.data, from);
     impl.launch(plan.assign_steps);
     impl.backend->synchronize(impl.stream);
+    impl.unbind_outputs(plan);
   } catch (...) {
+    impl.unbind_outputs(plan);
     // Nothing queued may outlive the error: the caller may free the feeds or retry at once.
     try {
       impl.backend->synchronize(impl.stream);

@@ -7,6 +7,7 @@
 #include "backends/cpu/broadcast_loop.h"
 #include "backends/cpu/complex_binary.h"
 #include "backends/cpu/elementwise.h"
+#include "backends/cpu/simd.h"
 #include "core/scalar_semantics.h"
 
 namespace loom::cpu {
@@ -58,6 +59,23 @@ struct Greater {
   }
 };
 
+// The ops with AVX2 / AVX-512 loops for f32, f16 and bf16 runs (simd.h).
+template <class Op>
+constexpr bool kHasSimd = std::is_same_v<Op, Add> || std::is_same_v<Op, Sub> ||
+                          std::is_same_v<Op, Mul> || std::is_same_v<Op, Div>;
+
+template <class Op>
+constexpr SimdBinary simd_op() {
+  if constexpr (std::is_same_v<Op, Add>)
+    return SimdBinary::add;
+  else if constexpr (std::is_same_v<Op, Sub>)
+    return SimdBinary::sub;
+  else if constexpr (std::is_same_v<Op, Mul>)
+    return SimdBinary::mul;
+  else
+    return SimdBinary::div;
+}
+
 // f16/bf16 operands: convert a block to float, compute, convert the block back.
 template <class Op, class T, class R>
 void binary_half_run(const Op& op, const T* pa, int64_t sa, const T* pb, int64_t sb, R* py,
@@ -105,6 +123,13 @@ void run_binary(KernelContext& ctx, const ir::Node&, std::span<const TensorView>
             const T* pa = a + off[0];
             const T* pb = b + off[1];
             R* py = y + o;
+            if constexpr (kHasSimd<Op> && (std::is_same_v<T, float> || is_half_v<T>)) {
+              // Runs contiguous or with a scalar operand take the vector loops when the CPU
+              // has them (the same IEEE operations, so the same results).
+              if (s[0] <= 1 && s[1] <= 1 && (s[0] | s[1]) != 0 &&
+                  simd_binary(simd_op<Op>(), pa, s[0], pb, s[1], py, n))
+                return;
+            }
             if constexpr (is_half_v<T>) {
               binary_half_run(op, pa, s[0], pb, s[1], py, n);
             } else if (s[0] == 1 && s[1] == 1) {

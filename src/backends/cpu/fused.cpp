@@ -21,6 +21,7 @@
 #include "backends/cpu/broadcast_loop.h"
 #include "backends/cpu/convert.h"
 #include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/exp_f32.h"
 #include "ops/fused_expression.h"
 
 namespace loom::cpu {
@@ -74,7 +75,7 @@ LOOM_FUSED_BINARY(GreaterF, uint8_t(a > b))
 LOOM_FUSED_UNARY(NegF, scalar::negate(x))
 LOOM_FUSED_UNARY(AbsF, scalar::absolute(x))
 LOOM_FUSED_UNARY(ReluF, scalar::relu(x))
-LOOM_FUSED_UNARY(ExpF, std::exp(x))
+LOOM_FUSED_UNARY(ExpF, exp_f32(x))  // the unfused kernel's formula (exp_f32.h)
 LOOM_FUSED_UNARY(LogF, std::log(x))
 LOOM_FUSED_UNARY(SqrtF, std::sqrt(x))
 LOOM_FUSED_UNARY(RsqrtF, 1.0f / std::sqrt(x))

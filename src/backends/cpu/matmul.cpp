@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/cpu/simd.h"
 #include "backends/strided_views.h"
 #include "ops/matmul_params.h"
 
@@ -77,7 +78,19 @@ void for_each_batch(const ir::Node& node, std::span<const TensorView> in, const 
   }
 }
 
+// One row of A (M = 1: a GEMV, the decode step's shape) with B [K, N] goes to Loom's own
+// AVX2 / AVX-512 kernel (simd.h simd_gemv); otherwise to sgemv, which OpenBLAS runs about
+// twice as fast as sgemm at M = 1. A's row is contiguous either way ([1, K], or [K, 1]
+// when transposed).
 void sgemm(const GemmShape& s, const float* a, const float* b, int64_t ldb, float* c) {
+  if (s.m == 1 && !s.transpose_b && simd_gemv(a, b, ldb, s.k, s.n, c)) return;
+  if (s.m == 1) {
+    // y[n] = sum_k a[k] B[k, n]: B^T x for B [K, N] row-major, B x for B stored [N, K].
+    cblas_sgemv(CblasRowMajor, s.transpose_b ? CblasNoTrans : CblasTrans,
+                int(s.transpose_b ? s.n : s.k), int(s.transpose_b ? s.k : s.n), 1.0f, b, int(ldb),
+                a, 1, 0.0f, c, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, s.transpose_a ? CblasTrans : CblasNoTrans,
               s.transpose_b ? CblasTrans : CblasNoTrans, int(s.m), int(s.n), int(s.k), 1.0f, a,
               int(s.transpose_a ? s.m : s.k), b, int(ldb), 0.0f, c, int(s.n));

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/cpu/simd.h"
 #include "ops/norm_params.h"
 
 namespace loom::cpu {
@@ -67,12 +68,14 @@ void softmax_row(const T* x, T* y, int64_t n, int64_t stride) {
   double sum = 0.0;
   if constexpr (std::is_same_v<T, float> && !is_log) {
     if (stride == 1) {  // keep the exponentials and rescale them: one exp per element
+      // x - max, then simd_exp in place: AVX2 / AVX-512 where the CPU has them. For inputs
+      // <= 0 exp_f32 gives exp_nonpositive's bits, except below ln(FLT_MIN), where it gives
+      // the subnormal instead of 0.
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] - mx;
+      simd_exp(y, 1, y, n);
 #pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) {
-        float e = exp_nonpositive(x[i] - mx);
-        y[i] = e;
-        sum += e;
-      }
+      for (int64_t i = 0; i < n; ++i) sum += y[i];
       const float inv = float(1.0 / sum);
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) y[i] *= inv;

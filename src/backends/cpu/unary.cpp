@@ -6,6 +6,7 @@
 
 #include "backends/cpu/broadcast_loop.h"
 #include "backends/cpu/elementwise.h"
+#include "backends/cpu/simd.h"
 #include "core/scalar_semantics.h"
 
 namespace loom::cpu {
@@ -35,6 +36,7 @@ LOOM_NUMERIC_UNARY(Relu, relu)
     float operator()(float x) const { return expr; } \
   };
 
+// exp runs through simd_exp (below); this form is not used for it.
 LOOM_FLOAT_UNARY(Exp, std::exp(x))
 LOOM_FLOAT_UNARY(Log, std::log(x))
 LOOM_FLOAT_UNARY(Sqrt, std::sqrt(x))
@@ -59,6 +61,10 @@ void unary_loop(KernelContext& ctx, const TensorView& in, TensorView& out) {
   for_each_run(layout, out.numel(), [&](int64_t o, const auto& off, const auto& s, int64_t n) {
     const T* px = x + off[0];
     T* py = y + o;
+    if constexpr (std::is_same_v<Op, Exp> && (std::is_same_v<T, float> || is_half_v<T>)) {
+      simd_exp(px, s[0], py, n);  // vectorised where the CPU allows, the same bits everywhere
+      return;
+    }
     if constexpr (is_half_v<T>) {
       // f16/bf16: convert a block to float, compute, convert the block back.
       float buffer[kHalfBlock];
