@@ -378,7 +378,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       step.bytes_written = step.inputs.at(1).nbytes();
     } else {
       for (size_t o = 0; o < step.outputs.size(); ++o)
-        if (n->op->aliased_input(int(o)) < 0) step.bytes_written += step.outputs[o].nbytes();
+        if (view_plan.alias_source(*n, int(o)) < 0) step.bytes_written += step.outputs[o].nbytes();
     }
     auto snap = snapshot_index.find(n);
     if (snap != snapshot_index.end()) {

@@ -380,11 +380,6 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// quantized_qkv_rope: the rows of three weights (q, k, v; W warps a block, never straddling
-// two) in one launch, q and k rotated in the epilogue. A rope pair's two features are
-// computed by the two warps w and w ^ 1 of one block: warp t of a head computes feature t for
-// (2i, 2i+1) pairs, and feature t / 2 + (t % 2) * dims / 2 for (i, i + dims / 2) pairs; the
-// features past dims pass through. The pair's values meet in shared memory.
 // With a cache window for k or v (quantized_qkv_rope_cache), the warp that finishes one of its
 // features stores it in the cache instead of y: output element e = row i * n + feature is the
 // window's element e in row-major order, at the starts read here, at run time (a captured
@@ -395,6 +390,11 @@ struct QkvCache {
   int64_t window[4], extent[4];
 };
 
+// quantized_qkv_rope: the rows of three weights (q, k, v; W warps a block, never straddling
+// two) in one launch, q and k rotated in the epilogue. A rope pair's two features are
+// computed by the two warps w and w ^ 1 of one block: warp t of a head computes feature t for
+// (2i, 2i+1) pairs, and feature t / 2 + (t % 2) * dims / 2 for (i, i + dims / 2) pairs; the
+// features past dims pass through. The pair's values meet in shared memory.
 struct QkvRope {
   const uint8_t* w[3];
   float* y[3];
