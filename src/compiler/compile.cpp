@@ -90,16 +90,17 @@ void declare_variables(Executable::Impl& impl, const CompileOptions& options) {
 
 // The variable a value is, through read and other aliasing ops; null for other values.
 static const ir::Node* variable_behind(ir::Value v) {
-  const ir::Node* n = v.node;
-  while (n->op->aliases_input >= 0) n = n->inputs.at(size_t(n->op->aliases_input)).node;
-  return n->is(ir::OpRole::variable) ? n : nullptr;
+  for (int source = v.node->op->aliased_input(v.output); source >= 0;
+       source = v.node->op->aliased_input(v.output))
+    v = v.node->inputs.at(size_t(source));
+  return v.node->is(ir::OpRole::variable) ? v.node : nullptr;
 }
 
 void prepare_runtime(Executable::Impl& impl, const CompileOptions& options) {
   for (const auto& n : impl.program->nodes()) {
     if (n->is(ir::OpRole::variable)) impl.variable_nodes.push_back(n.get());
-    if (n->op->writes_state())
-      if (const ir::Node* var = variable_behind(n->inputs.at(0)))
+    for (int i = 0; i < n->op->written_inputs(); ++i)
+      if (const ir::Node* var = variable_behind(n->inputs.at(size_t(i))))
         impl.written_variables.insert(var->name);
     if (n->is(ir::OpRole::placeholder)) {
       impl.placeholders.push_back(n.get());

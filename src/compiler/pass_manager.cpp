@@ -19,6 +19,7 @@ const std::vector<Pass>& all_passes() {
       {"fuse_qkv_rope", fuse_qkv_rope},
       {"fuse_elementwise", fuse_elementwise},
       {"inplace_state", update_state_in_place},
+      {"fuse_qkv_cache_write", fuse_qkv_cache_write},
   };
   return passes;
 }

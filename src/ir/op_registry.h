@@ -78,6 +78,10 @@ struct OpDef {
   bool has_side_effect = false;
   // Output 0 shares the storage of this input: the op moves no bytes (reshape, read).
   int aliases_input = -1;
+  // An in-place update writes the variables behind its first `updated_inputs` inputs, and its
+  // output i is input i's buffer (i < updated_inputs; aliases_input is 0): slice_update_inplace
+  // writes one, quantized_qkv_rope_cache two (the k and v caches of a layer).
+  int updated_inputs = 1;
   // Constant folding may evaluate it when all inputs are constants.
   bool foldable = true;
   // A source of values with no kernel: placeholder, constant, variable.
@@ -93,6 +97,16 @@ struct OpDef {
   const AttrSpec* attr(const std::string& attr_name) const;
   // Writes a variable's buffer (assign, in-place updates).
   bool writes_state() const { return role == OpRole::assign || role == OpRole::inplace_update; }
+  // The inputs whose variables a state-writing op writes: assign's input 0, an in-place
+  // update's first updated_inputs; 0 for other ops.
+  int written_inputs() const {
+    return role == OpRole::assign ? 1 : role == OpRole::inplace_update ? updated_inputs : 0;
+  }
+  // The input whose storage output `output` is; -1 when it has its own.
+  int aliased_input(int output) const {
+    if (role == OpRole::inplace_update && output < updated_inputs) return output;
+    return output == 0 ? aliases_input : -1;
+  }
 };
 
 class OpRegistry {

@@ -61,6 +61,45 @@ void check_qkv_rope_flags(const std::string& op, Attributes& attrs,
   set_presence_flags(op, attrs, present, 5, {{"has_norm_weight", "norm_weight"}});
 }
 
+// quantized_qkv_rope_cache: the caches first (the variables it writes), then
+// quantized_qkv_rope's inputs, then the starts; outputs the caches (their own buffers) and q.
+std::vector<ir::TensorType> infer_qkv_rope_cache(const ir::InferContext& ctx) {
+  std::vector<ir::TensorType> fused_inputs(ctx.inputs.begin() + 2, ctx.inputs.begin() + 7);
+  if (ctx.inputs.size() > 8) fused_inputs.push_back(ctx.input(8));
+  const std::vector<ir::TensorType> qkv =
+      infer_qkv_rope(ir::InferContext{ctx.op, fused_inputs, ctx.attrs, ctx.binding});
+  const ir::TensorType& starts = ctx.input(7);
+  for (int c = 0; c < 2; ++c) {
+    const ir::TensorType& cache = ctx.input(size_t(c));
+    const char* name = c == 0 ? "k_window" : "v_window";
+    const std::vector<int64_t> window = ctx.attrs.get<std::vector<int64_t>>(name);
+    if (cache.dtype != DType::f32)
+      ctx.fail(ErrorKind::dtype, "the caches must be f32 (the projections' dtype)");
+    if (window.size() != cache.shape.size())
+      ctx.fail(ErrorKind::shape, std::string(name) + " must have the cache's rank");
+    int64_t count = 1;
+    for (size_t d = 0; d < window.size(); ++d) {
+      const Dim& extent = cache.shape[d];
+      if (window[d] < 0 || (extent.is_static() && window[d] > extent.value()))
+        ctx.fail(ErrorKind::shape, std::string(name) + " does not fit in the cache");
+      count *= window[d];
+    }
+    const ir::TensorType& rows = qkv[size_t(1 + c)];
+    if (is_static(rows.shape) && numel(static_extents(rows.shape)) != count)
+      ctx.fail(ErrorKind::shape, std::string(name) + " must hold the projection's elements");
+  }
+  if ((starts.dtype != DType::i32 && starts.dtype != DType::i64) || starts.shape.size() != 1 ||
+      !(starts.shape[0] == Dim(int64_t(ctx.input(0).shape.size()))) ||
+      ctx.input(1).shape.size() != ctx.input(0).shape.size())
+    ctx.fail(ErrorKind::shape, "starts must be an index vector [rank of the caches]");
+  return {ctx.input(0), ctx.input(1), qkv[0]};
+}
+
+void check_qkv_rope_cache_flags(const std::string& op, Attributes& attrs,
+                                const std::vector<bool>& present) {
+  set_presence_flags(op, attrs, present, 8, {{"has_norm_weight", "norm_weight"}});
+}
+
 }  // namespace
 
 void register_projection_ops(ir::OpRegistry& r) {
@@ -93,6 +132,39 @@ void register_projection_ops(ir::OpRegistry& r) {
                      output("v", "f32 [..., Nv]")},
          .infer = infer_qkv_rope,
          .check_attrs = check_qkv_rope_flags,
+         .foldable = false});
+  // The same node writing k and v into a layer's caches in place, as slice_update_inplace
+  // would (made by the fuse_qkv_cache_write pass after inplace_state): output 0 is the k
+  // cache's buffer, output 1 the v cache's.
+  std::vector<AttrSpec> cache_attrs = r.at("quantized_qkv_rope").attrs;
+  cache_attrs.push_back(required_attr(
+      "k_window", AttrType::int_list,
+      "the window k fills in the k cache, k's elements in order (a slice_update's update shape)"));
+  cache_attrs.push_back(required_attr("v_window", AttrType::int_list, "the same for v"));
+  r.add({.name = "quantized_qkv_rope_cache",
+         .doc = "quantized_qkv_rope writing k and v into the caches' windows at starts, in place "
+                "(made by the fuse_qkv_cache_write pass).",
+         .role = ir::OpRole::inplace_update,
+         .internal = true,
+         .inputs = {input("k_cache", "f32 variable the rotated k goes into", {DType::f32}),
+                    input("v_cache", "f32 variable v goes into", {DType::f32}),
+                    input("x", "activations [..., K], one decode position per row", kFloatDTypes),
+                    input("q_blocks", "u8 [Nq, row_bytes]", {DType::u8}),
+                    input("k_blocks", "u8 [Nk, row_bytes]", {DType::u8}),
+                    input("v_blocks", "u8 [Nv, row_bytes]", {DType::u8}),
+                    input("offset", "the rows' position: shape [] or [1]", kIndexDTypes),
+                    input("starts", "[rank of the caches], read at run time and clamped",
+                          kIndexDTypes),
+                    optional_input("norm_weight", "[K]: x is rms_norm(x, norm_weight) first",
+                                   kFloatDTypes)},
+         .attrs = cache_attrs,
+         .outputs = {output("k_cache", "aliases k_cache"), output("v_cache", "aliases v_cache"),
+                     output("q", "f32 [..., Nq], rotated")},
+         .infer = infer_qkv_rope_cache,
+         .check_attrs = check_qkv_rope_cache_flags,
+         .has_side_effect = true,
+         .aliases_input = 0,
+         .updated_inputs = 2,
          .foldable = false});
 }
 

@@ -71,13 +71,14 @@ std::unique_ptr<ir::Node> rebuild_node(const package::PackedNode& p,
   }
   // State is written only into variables: read and assign take one, an in-place update a
   // read of one (never a constant's or a feed's bytes).
-  if (def->is(ir::OpRole::read) || def->is(ir::OpRole::assign) ||
-      def->is(ir::OpRole::inplace_update)) {
-    const ir::Node* target = node->inputs.empty() ? nullptr : node->inputs[0].node;
+  const int targets = def->is(ir::OpRole::read) ? 1 : def->written_inputs();
+  for (int i = 0; i < targets; ++i) {
+    const ir::Node* target =
+        size_t(i) < node->inputs.size() ? node->inputs[size_t(i)].node : nullptr;
     if (target && def->is(ir::OpRole::inplace_update))
       while (target->is(ir::OpRole::read)) target = target->inputs.at(0).node;
     if (!target || !target->is(ir::OpRole::variable))
-      fail(ErrorKind::value, "input 0 must be a variable");
+      fail(ErrorKind::value, "input " + std::to_string(i) + " must be a variable");
   }
   std::vector<int> slots = input_slots(*def, p);
   std::vector<bool> present(def->inputs.size(), false);

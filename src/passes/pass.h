@@ -33,6 +33,7 @@ void fuse_qkv_rope(ir::Program& program, const PassContext& ctx);
 void transposes_as_reshapes(ir::Program& program, const PassContext& ctx);
 void fuse_elementwise(ir::Program& program, const PassContext& ctx);
 void update_state_in_place(ir::Program& program, const PassContext& ctx);
+void fuse_qkv_cache_write(ir::Program& program, const PassContext& ctx);
 
 // The passes in the order they run.
 const std::vector<Pass>& all_passes();

@@ -32,13 +32,14 @@ void verify(ir::Program& program, const PassContext&) {
         fail(ErrorKind::internal, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
                                       ") records " + node->outputs[i].str() + " but infers " +
                                       inferred[i].str());
-    if (node->is(ir::OpRole::read) || node->op->writes_state()) {
-      const ir::Node* target = node->inputs.at(0).node;
-      while (target->is(ir::OpRole::read) || target->is(ir::OpRole::inplace_update))
-        target = target->inputs.at(0).node;
-      if (!target->is(ir::OpRole::variable))
+    const int targets = node->is(ir::OpRole::read) ? 1 : node->op->written_inputs();
+    for (int i = 0; i < targets; ++i) {
+      ir::Value target = node->inputs.at(size_t(i));
+      while (target.node->is(ir::OpRole::read) || target.node->is(ir::OpRole::inplace_update))
+        target = target.node->inputs.at(size_t(target.node->op->aliased_input(target.output)));
+      if (!target.node->is(ir::OpRole::variable))
         fail(ErrorKind::value, "verify: %" + std::to_string(node->id) + " (" + node->op_name() +
-                                   ") must target a variable, not " + target->op_name());
+                                   ") must target a variable, not " + target.node->op_name());
     }
     if ((node->is(ir::OpRole::variable) || node->is(ir::OpRole::placeholder)) && node->name.empty())
       fail(ErrorKind::value,

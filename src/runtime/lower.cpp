@@ -85,15 +85,15 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   };
   for (const auto& node : nodes) {
     ir::Node* n = node.get();
-    if (int source = view_plan.alias_source(*n); source >= 0) {
-      root_of[{n, 0}] = root(n->inputs.at(size_t(source)));
-      continue;
-    }
     bool in_arena = n->is(ir::OpRole::placeholder) || !n->op->is_source;
-    if (!in_arena) continue;
     // Feeds are copied in before any step runs, so a placeholder lives from the start.
     int first = n->is(ir::OpRole::placeholder) ? 0 : position[n];
     for (size_t o = 0; o < n->outputs.size(); ++o) {
+      if (int source = view_plan.alias_source(*n, int(o)); source >= 0) {
+        root_of[{n, int(o)}] = root(n->inputs.at(size_t(source)));
+        continue;
+      }
+      if (!in_arena) continue;
       const auto& t = types[n][o];
       arena_index[{n, int(o)}] = int(lifetimes.size());
       lifetimes.push_back(
@@ -148,7 +148,7 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
       for (size_t o = 0; o < n->outputs.size(); ++o) {
         ir::Value v{mut, int(o)};
         void* data = nullptr;
-        if (int source = view_plan.alias_source(*n); source >= 0) {
+        if (int source = view_plan.alias_source(*n, int(o)); source >= 0) {
           // The root's first byte, then this view's offset into it.
           ir::Value r = root(v);
           data = static_cast<char*>(views.at(r).data) +
@@ -345,7 +345,8 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
   // copy or snapshot, which a step of the run writes).
   std::set<const ir::Node*> written;
   for (const auto& node : nodes)
-    if (node->op->writes_state()) written.insert(root(node->inputs.at(0)).node);
+    for (int i = 0; i < node->op->written_inputs(); ++i)
+      written.insert(root(node->inputs.at(size_t(i))).node);
   auto invariant = [&](ir::Value v) {
     const ir::Node* r = root(v).node;
     return r->is(ir::OpRole::constant) || (r->is(ir::OpRole::variable) && !written.count(r));
@@ -371,12 +372,14 @@ std::unique_ptr<Plan> Executable::Impl::make_plan(const SymbolBinding& binding) 
     step.tried = pend->second.tried;
     if (auto ws = workspace_index.find(n); ws != workspace_index.end())
       step.workspace = base + layout.offsets[size_t(ws->second)];
-    // Ops that write state (assign, slice_update_inplace) move only their input 1: the value
-    // or the update window.
-    if (n->op->writes_state()) {
+    // Ops that write one variable (assign, slice_update_inplace) move only their input 1: the
+    // value or the update window; others count their outputs that are not a variable's buffer
+    // (the windows that an in-place update of several variables writes are not counted).
+    if (n->op->written_inputs() == 1) {
       step.bytes_written = step.inputs.at(1).nbytes();
     } else {
-      for (const auto& o : step.outputs) step.bytes_written += o.nbytes();
+      for (size_t o = 0; o < step.outputs.size(); ++o)
+        if (view_plan.alias_source(*n, int(o)) < 0) step.bytes_written += step.outputs[o].nbytes();
     }
     auto snap = snapshot_index.find(n);
     if (snap != snapshot_index.end()) {

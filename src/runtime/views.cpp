@@ -8,10 +8,10 @@
 
 namespace loom::runtime {
 
-int ViewPlan::alias_source(const ir::Node& node) const {
-  if (views.count(&node)) return 0;
-  if (node.op->aliases_input >= 0 && !copies.count(&node)) return node.op->aliases_input;
-  return -1;
+int ViewPlan::alias_source(const ir::Node& node, int output) const {
+  if (views.count(&node)) return output == 0 ? 0 : -1;
+  if (copies.count(&node)) return -1;
+  return node.op->aliased_input(output);
 }
 
 ValueLayout ViewPlan::layout(ir::Value v, const Extents& shape) const {
@@ -54,10 +54,12 @@ ViewPlan plan_views(const std::vector<std::unique_ptr<ir::Node>>& nodes,
       if (n->op->aliases_input >= 0) plan.copies.insert(n);
       continue;  // otherwise its kernel runs
     }
-    if (n->op->aliases_input >= 0) {  // read, slice_update_inplace: the input's own layout
-      ir::Value in = n->inputs.at(size_t(n->op->aliases_input));
-      auto it = plan.layouts.find(in);
-      if (it != plan.layouts.end()) plan.layouts[out] = it->second;
+    // read, in-place updates: each aliasing output has its input's own layout.
+    for (size_t o = 0; o < n->outputs.size(); ++o) {
+      const int source = n->op->aliased_input(int(o));
+      if (source < 0) continue;
+      auto it = plan.layouts.find(n->inputs.at(size_t(source)));
+      if (it != plan.layouts.end()) plan.layouts[{n, int(o)}] = it->second;
     }
   }
   return plan;

@@ -25,7 +25,7 @@ struct ViewPlan {
   std::set<const ir::Node*> copies;          // reshapes whose input cannot be re-strided:
                                              // a step of copy_kernel gathers it
   // The input whose storage output 0 shares, or -1 (the node has storage of its own).
-  int alias_source(const ir::Node& node) const;
+  int alias_source(const ir::Node& node, int output = 0) const;
   ValueLayout layout(ir::Value v, const Extents& shape) const;
 };
 

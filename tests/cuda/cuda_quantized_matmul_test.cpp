@@ -292,6 +292,91 @@ TEST(CudaQuantizedGemv, QkvProjectionsAndRopeInOneLaunchMatchTheCpu) {
   }
 }
 
+// The same projections with the layer's KV-cache writes folded in (fuse_qkv_cache_write): the
+// GEMV's epilogue stores k (rotated) and v in the f32 cache variables at the run-time starts.
+// One executable runs a step per position, the first eagerly, the second captured, the rest
+// replayed at new positions: the outputs (attention over the caches, q) and both caches match
+// the CPU's unfused graph after every step.
+TEST(CudaQuantizedGemv, QkvProjectionsWithCacheWritesInOneLaunchMatchTheCpu) {
+  LOOM_REQUIRE_CUDA();
+  std::mt19937 gen(12);
+  const int64_t k = 576, head_dim = 64, q_heads = 9, kv_heads = 3, capacity = 16;
+  for (int64_t rows : {1, 3}) {
+    for (DType starts_dtype : {DType::i64, DType::i32}) {
+      Graph g;
+      Tensor x = g.placeholder("x", Shape{rows, 1, k});
+      Tensor starts = g.placeholder("cache_starts", Shape{4}, starts_dtype);
+      Tensor kv_len = g.placeholder("kv_len", Shape{1}, DType::i64);
+      Tensor offset = slice(starts, {0}, {2}, {3});
+      Tensor gamma = g.constant(testing::random_tensor(DType::f32, {k}));
+      Tensor h = rms_norm(x, gamma, 1e-5);
+      auto heads = [&](const std::string& name, int64_t n_heads) {
+        const std::vector<uint8_t> bytes =
+            random_blocks(GgmlType::Q4_1, n_heads * head_dim, k, gen);
+        Tensor w = g.variable(
+            name, TensorData::from_vector(
+                      bytes, {n_heads * head_dim, int64_t(bytes.size()) / (n_heads * head_dim)}));
+        Tensor y = quantized_matmul(h, w, "Q4_1", false);
+        return transpose(reshape(y, {rows, 1, n_heads, head_dim}), {0, 2, 1, 3});
+      };
+      const RopeOptions options{.interleaved = false, .dims = 32};
+      Tensor q = rope(heads("wq", q_heads), offset, options);
+      Tensor kk = rope(heads("wk", kv_heads), offset, options);
+      Tensor v = heads("wv", kv_heads);
+      const Extents cache_shape{rows, kv_heads, capacity, head_dim};
+      Tensor k_cache = g.variable("cache.k", TensorData::zeros(DType::f32, cache_shape));
+      Tensor v_cache = g.variable("cache.v", TensorData::zeros(DType::f32, cache_shape));
+      Tensor keys = slice_update(g.read(k_cache), kk, starts);
+      Tensor values = slice_update(g.read(v_cache), v, starts);
+      g.assign(k_cache, keys);
+      g.assign(v_cache, values);
+      AttentionOptions attention_options;
+      attention_options.causal = true;
+      attention_options.kv_len = kv_len;
+      const std::vector<Tensor> outs{
+          scaled_dot_product_attention(q, keys, values, attention_options), q * 1.0};
+      CompileOptions on_cpu;
+      on_cpu.outputs = outs;
+      on_cpu.disabled_passes = {"fuse_qkv_rope", "fuse_qkv_cache_write"};
+      Executable cpu = compile(g, on_cpu);
+      CompileOptions on_gpu;
+      on_gpu.device = testing::gpu();
+      on_gpu.outputs = outs;
+      Executable gpu = compile(g, on_gpu);
+      const std::string dump = gpu.dump();
+      EXPECT_NE(dump.find("quantized_qkv_rope_cache"), std::string::npos) << dump;
+      EXPECT_EQ(dump.find("slice_update_inplace"), std::string::npos) << dump;
+      int run = 0;
+      for (int64_t position : {3, 0, 9, 15, 4}) {  // eager, captured, then replays
+        std::vector<int64_t> s{0, 0, position, 0};
+        TensorData starts_data =
+            starts_dtype == DType::i64
+                ? TensorData::from_vector(s, {4})
+                : TensorData::from_vector(std::vector<int32_t>(s.begin(), s.end()), {4});
+        const Feeds feeds{
+            {"x", testing::random_tensor(DType::f32, {rows, 1, k})},
+            {"cache_starts", starts_data},
+            {"kv_len", TensorData::from_vector(std::vector<int64_t>{position + 1}, {1})}};
+        const std::vector<TensorData> want = cpu.run(feeds);
+        const std::vector<TensorData> got = gpu.run(feeds);
+        const std::string label = "rows " + std::to_string(rows) + " position " +
+                                  std::to_string(position) + " starts " + dtype_name(starts_dtype);
+        if (++run >= 3 && gpu.device().kind == DeviceKind::cuda) {
+          EXPECT_TRUE(gpu.last_run_stats().replayed_graph) << label << ": no CUDA graph replay";
+        }
+        for (size_t i = 0; i < outs.size(); ++i)
+          testing::expect_close(got[i].to_host(), testing::to_doubles(want[i]),
+                                testing::Tolerance{2e-4, 2e-4},
+                                label + " output " + std::to_string(i));
+        for (const char* name : {"cache.k", "cache.v"})
+          testing::expect_close(gpu.variables().get(name).to_host(),
+                                testing::to_doubles(cpu.variables().get(name)),
+                                testing::Tolerance{1e-4, 1e-4}, label + " " + name);
+      }
+    }
+  }
+}
+
 TEST(CudaQuantizedGemv, RejectsWhatItCannotRun) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU";
   float dummy = 0;

@@ -3,6 +3,7 @@
 // (scripts/fetch_model.sh fetches it; CI's set-up does).
 #include "models/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -127,6 +128,31 @@ void expect_golden(const LlamaLoadOptions& options, double tolerance = kLogitTol
       model.forward(std::span(&generated.back(), 1));
     }
     EXPECT_EQ(generated, g.greedy) << name;
+  }
+}
+
+// fuse_qkv_cache_write folds each layer's two KV-cache writes into its fused q/k/v node: a
+// decode step runs two kernels a layer fewer, and prefill then decode steps give the logits of
+// the model compiled without the pass, to the bit (the CPU kernel writes the same values).
+TEST_F(LlamaModelTest, CacheWritesInTheQkvNodeChangeNoLogit) {
+  LlamaLoadOptions fused_options, plain_options;
+  fused_options.context = plain_options.context = 64;
+  plain_options.disabled_passes = {"fuse_qkv_cache_write"};
+  LlamaModel fused = LlamaModel::load(kModel, fused_options);
+  LlamaModel plain = LlamaModel::load(kModel, plain_options);
+  const std::vector<int32_t> prompt{1, 504, 3458, 282, 4649, 314};
+  auto a = fused.forward(prompt);
+  auto b = plain.forward(prompt);
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end())) << "prefill";
+  for (int step = 0; step < 6; ++step) {
+    const int32_t token = fused.greedy_token();
+    ASSERT_EQ(token, plain.greedy_token()) << "step " << step;
+    auto x = fused.forward(std::span(&token, 1));
+    auto y = plain.forward(std::span(&token, 1));
+    ASSERT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end())) << "decode step " << step;
+    EXPECT_EQ(fused.decode_stats().kernels + 2 * size_t(fused.config().layers),
+              plain.decode_stats().kernels)
+        << "decode step " << step;
   }
 }
 

@@ -227,6 +227,80 @@ TEST(QuantOps, QkvProjectionsAndRopeFuseIntoOneNode) {
   }
 }
 
+// A decode step's attention layer as build_llama_graph makes it: q, k, v projections with
+// rope, k and v written into f32 cache variables by slice_update + assign at run-time starts,
+// attention over the updated caches. After inplace_state, fuse_qkv_cache_write folds the two
+// in-place cache writes into the fused projection node: two kernels fewer, and over several
+// steps (positions read at run time by one executable) the outputs and the caches keep the
+// bits of the graph with the pass off.
+TEST(QuantOps, QkvCacheWritesFuseIntoTheProjectionNode) {
+  const int64_t k = 64, head_dim = 16, q_heads = 4, kv_heads = 2, capacity = 8;
+  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0}) {
+    for (int64_t batch : {1, 2}) {
+      Graph g;
+      Tensor x = g.placeholder("x", Shape{batch, 1, k});
+      Tensor starts = g.placeholder("cache_starts", Shape{4}, DType::i64);
+      Tensor kv_len = g.placeholder("kv_len", Shape{1}, DType::i64);
+      Tensor offset = slice(starts, {0}, {2}, {3});
+      Tensor gamma = g.constant(loom::testing::random_tensor(DType::f32, {k}));
+      Tensor h = rms_norm(x, gamma, 1e-5);
+      const std::string format = io::ggml_type_traits(type).name;
+      auto heads = [&](const std::string& name, int64_t n_heads) {
+        Tensor w = g.variable(name, random_blocks(type, n_heads * head_dim, k));
+        Tensor y = quantized_matmul(h, w, format);
+        return transpose(reshape(y, {batch, 1, n_heads, head_dim}), {0, 2, 1, 3});
+      };
+      const RopeOptions rope_options{.base = 10000.0, .interleaved = false, .dims = 0};
+      Tensor q = rope(heads("wq", q_heads), offset, rope_options);
+      Tensor kk = rope(heads("wk", kv_heads), offset, rope_options);
+      Tensor v = heads("wv", kv_heads);
+      const Extents cache_shape{batch, kv_heads, capacity, head_dim};
+      Tensor k_cache = g.variable("cache.k", TensorData::zeros(DType::f32, cache_shape));
+      Tensor v_cache = g.variable("cache.v", TensorData::zeros(DType::f32, cache_shape));
+      Tensor keys = slice_update(g.read(k_cache), kk, starts);
+      Tensor values = slice_update(g.read(v_cache), v, starts);
+      g.assign(k_cache, keys);
+      g.assign(v_cache, values);
+      AttentionOptions attention_options;
+      attention_options.causal = true;
+      attention_options.kv_len = kv_len;
+      Tensor out = scaled_dot_product_attention(q, keys, values, attention_options);
+
+      std::vector<Feeds> steps;  // positions out of order: each step reads its own
+      for (int64_t position : {0, 1, 5, 2, 7})
+        steps.push_back(
+            {{"x", loom::testing::random_tensor(DType::f32, {batch, 1, k})},
+             {"cache_starts",
+              TensorData::from_vector(std::vector<int64_t>{0, 0, position, 0}, {4})},
+             {"kv_len", TensorData::from_vector(std::vector<int64_t>{position + 1}, {1})}});
+      std::vector<std::vector<float>> results[2], caches[2];
+      size_t kernels[2] = {0, 0};
+      for (bool enabled : {true, false}) {
+        CompileOptions options;
+        options.outputs = {out, q * 1.5};
+        if (!enabled) options.disabled_passes = {"fuse_qkv_cache_write"};
+        Executable exe = compile(g, options);
+        const std::string dump = exe.dump();
+        EXPECT_EQ(dump.find("quantized_qkv_rope_cache") != std::string::npos, enabled) << dump;
+        EXPECT_EQ(dump.find("slice_update_inplace") == std::string::npos, enabled) << dump;
+        for (const Feeds& feeds : steps) {
+          for (const TensorData& t : exe.run(feeds)) results[enabled].push_back(t.to_floats());
+          kernels[enabled] = exe.last_run_stats().kernels;
+          for (const char* name : {"cache.k", "cache.v"})
+            caches[enabled].push_back(exe.variables().get(name).to_floats());
+        }
+      }
+      EXPECT_EQ(kernels[0], kernels[1] + 2) << format << " batch " << batch;  // [enabled]
+      ASSERT_EQ(results[0].size(), results[1].size());
+      for (size_t i = 0; i < results[0].size(); ++i)
+        EXPECT_EQ(results[1][i], results[0][i]) << format << " output " << i << " batch " << batch;
+      ASSERT_EQ(caches[0].size(), caches[1].size());
+      for (size_t i = 0; i < caches[0].size(); ++i)
+        EXPECT_EQ(caches[1][i], caches[0][i]) << format << " cache " << i << " batch " << batch;
+    }
+  }
+}
+
 TEST(QuantOps, InferenceRejectsBadBlocks) {
   const TensorData blocks = random_blocks(GgmlType::Q4_0, 4, 64);  // rows of 36 bytes
   auto kind_of = [](auto&& f) {

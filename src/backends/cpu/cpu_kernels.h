@@ -20,4 +20,8 @@ void rms_norm_rows(DType dtype, const void* x, const void* weight, void* y, int6
 // it; for kernels that rotate their own outputs.
 void rope_in_place(TensorView& x, int64_t offset, const ops::RopeParams& p);
 
+// Writes the contiguous `update` into the window of y at the run-time starts (clamped so the
+// window stays inside), as slice_update's kernels do; for kernels that update a variable.
+void write_window(TensorView& y, const TensorView& update, const TensorView& starts);
+
 }  // namespace loom::cpu

@@ -71,7 +71,8 @@ void run_dynamic_slice(KernelContext&, const ir::Node& node, std::span<const Ten
   strided_copy(y.data, static_cast<const char*>(x.data) + offset * int64_t(bytes), layout, bytes);
 }
 
-// Writes `update` into the window of y at the (clamped) run-time starts.
+}  // namespace
+
 void write_window(TensorView& y, const TensorView& update, const TensorView& starts) {
   int rank = y.rank();
   check_copy_rank(rank, "slice_update");
@@ -87,6 +88,8 @@ void write_window(TensorView& y, const TensorView& update, const TensorView& sta
   size_t bytes = element_bytes(y.dtype, "slice_update");
   strided_copy(static_cast<char*>(y.data) + offset * int64_t(bytes), update.data, layout, bytes);
 }
+
+namespace {
 
 void run_slice_update(KernelContext&, const ir::Node&, std::span<const TensorView> in,
                       std::span<TensorView> out) {

@@ -25,6 +25,16 @@ struct QkvRopeArgs {
   bool interleaved = false;
   double base = 10000.0, scale = 1.0;
   bool weights_invariant = false;  // see GemvEdges
+  // quantized_qkv_rope_cache: k (c = 0) and v (c = 1) go into a window of a cache instead of
+  // y[1 + c], their elements in order filling the window at the run-time starts (clamped so it
+  // stays inside, as slice_update's); data null: into y.
+  struct CacheWindow {
+    float* data = nullptr;
+    int rank = 0;                      // at most 4
+    int64_t window[4]{}, extent[4]{};  // the window's and the cache's shapes
+  } caches[2];
+  const void* starts = nullptr;  // device i32 or i64 [rank]
+  bool starts_i64 = false;
 };
 
 // Rows of x beyond 8 go in groups of 8, as cuda_ggml_gemv's.

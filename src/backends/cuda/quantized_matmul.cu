@@ -380,6 +380,16 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
+// With a cache window for k or v (quantized_qkv_rope_cache), the warp that finishes one of its
+// features stores it in the cache instead of y: output element e = row i * n + feature is the
+// window's element e in row-major order, at the starts read here, at run time (a captured
+// graph replays at every position).
+struct QkvCache {
+  float* data;  // null: y
+  int rank;
+  int64_t window[4], extent[4];
+};
+
 // quantized_qkv_rope: the rows of three weights (q, k, v; W warps a block, never straddling
 // two) in one launch, q and k rotated in the epilogue. A rope pair's two features are
 // computed by the two warps w and w ^ 1 of one block: warp t of a head computes feature t for
@@ -394,7 +404,27 @@ struct QkvRope {
   int head_dim, dims;
   bool interleaved;
   double log_base, scale;
+  QkvCache cache[2];  // k, v
+  const void* starts;
+  bool starts_i64;
+  int64_t first_row;  // of x, in this launch (launches go by 8 rows)
 };
+
+__device__ inline int64_t cache_offset(const QkvCache& c, const void* starts, bool starts_i64,
+                                       int64_t e) {
+  int64_t offset = 0, stride = 1;
+  for (int d = c.rank - 1; d >= 0; --d) {
+    const int64_t within = e % c.window[d];
+    e /= c.window[d];
+    int64_t s = starts_i64 ? static_cast<const int64_t*>(starts)[d]
+                           : int64_t(static_cast<const int32_t*>(starts)[d]);
+    s = s < 0 ? 0 : s;
+    s = s > c.extent[d] - c.window[d] ? c.extent[d] - c.window[d] : s;
+    offset += (s + within) * stride;
+    stride *= c.extent[d];
+  }
+  return offset;
+}
 
 template <GgmlType T, int M, int W, class X>
 __global__ void __launch_bounds__(W * 32)
@@ -445,9 +475,16 @@ __global__ void __launch_bounds__(W * 32)
     }
   }
   if (lane == 0) {
+    const QkvCache* cache = which > 0 && p.cache[which - 1].data ? &p.cache[which - 1] : nullptr;
 #pragma unroll
-    for (int i = 0; i < M; ++i)
-      if (i < m) p.y[which][int64_t(i) * p.n[which] + row] = acc[i];
+    for (int i = 0; i < M; ++i) {
+      if (i >= m) continue;
+      if (cache)
+        cache->data[cache_offset(*cache, p.starts, p.starts_i64,
+                                 (p.first_row + i) * p.n[which] + row)] = acc[i];
+      else
+        p.y[which][int64_t(i) * p.n[which] + row] = acc[i];
+    }
   }
 }
 
@@ -715,11 +752,32 @@ void cuda_ggml_gemv_qkv_rope(const QkvRopeArgs& a, void* stream) {
   p.interleaved = a.interleaved;
   p.log_base = std::log(a.base);
   p.scale = a.scale;
+  for (int c = 0; c < 2; ++c) {
+    const QkvRopeArgs::CacheWindow& w = a.caches[c];
+    if (!w.data) continue;
+    int64_t count = 1;
+    for (int d = 0; d < w.rank; ++d) count *= w.window[d];
+    if (w.rank < 1 || w.rank > 4 || !a.starts || count != a.m * a.n[1 + c])
+      fail(ErrorKind::shape,
+           "CUDA quantized_qkv_rope_cache: a window of rank 1 to 4 holding "
+           "the projection's elements");
+    p.cache[c].data = w.data;
+    p.cache[c].rank = w.rank;
+    for (int d = 0; d < w.rank; ++d) {
+      if (w.window[d] < 1 || w.window[d] > w.extent[d])
+        fail(ErrorKind::shape, "CUDA quantized_qkv_rope_cache: the window does not fit");
+      p.cache[c].window[d] = w.window[d];
+      p.cache[c].extent[d] = w.extent[d];
+    }
+  }
+  p.starts = a.starts;
+  p.starts_i64 = a.starts_i64;
   auto s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamPerThread;
   const size_t x_row_bytes = storage_bytes(a.x_dtype, a.k);
   for (int64_t r = 0; r < a.m; r += 8) {
     const int64_t rows = std::min<int64_t>(8, a.m - r);
-    for (int i = 0; i < 3; ++i) p.y[i] = a.y[i] + r * a.n[i];
+    for (int i = 0; i < 3; ++i) p.y[i] = a.y[i] ? a.y[i] + r * a.n[i] : nullptr;
+    p.first_row = r;
     const void* x = static_cast<const char*>(a.x) + size_t(r) * x_row_bytes;
     switch (GgmlType(a.ggml_type)) {
       case GgmlType::Q4_0:
