@@ -3,11 +3,15 @@
 #include "compiler/compile.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <optional>
+#include <unordered_map>
 
 #include "compiler/pass_manager.h"
 #include "ir/op_registry.h"
 #include "loom/error.h"
+#include "ops/view_layouts.h"
 #include "runtime/executable_impl.h"
 #include "runtime/kernel_selection.h"
 #include "runtime/memory_plan.h"
@@ -18,19 +22,38 @@ namespace loom {
 namespace {
 
 // Every node that needs a kernel has one on the device for its dtypes and rank, asked with
-// each symbolic extent set to 1 (a plan later asks again with the real extents).
+// each symbolic extent set to 1 (a plan later asks again with the real extents). An input
+// that an alias op makes a view (a transposed weight, a slice) is offered as that view, as the
+// planner will offer it: a kernel that reads only such views (the CUDA GEMV reads W^T only)
+// is found here too.
 void check_kernels_exist(const Executable::Impl& impl) {
-  auto probe = [](const ir::TensorType& t) {
+  auto extents_of = [](const ir::TensorType& t) {
     Extents shape;
     for (const auto& d : t.shape) shape.push_back(d.is_static() && d.value() >= 0 ? d.value() : 1);
-    alignas(runtime::kArenaAlignment) static char nowhere[runtime::kArenaAlignment];
-    return TensorView{nowhere, t.dtype, shape, contiguous_strides(shape)};
+    return shape;
   };
+  std::unordered_map<const ir::Node*, Strides> strides_of;  // output 0 of each node
+  std::function<Strides(ir::Value)> strides = [&](ir::Value v) -> Strides {
+    const Extents shape = extents_of(v.node->type(v.output));
+    const ops::ViewFn* view = v.output == 0 ? ops::view_function(*v.node->op) : nullptr;
+    if (!view || v.node->inputs.empty()) return contiguous_strides(shape);
+    if (auto it = strides_of.find(v.node); it != strides_of.end()) return it->second;
+    const ir::Value in = v.node->inputs[0];
+    std::optional<ops::ViewLayout> layout =
+        (*view)(*v.node, extents_of(in.node->type(in.output)), strides(in), shape);
+    Strides out = layout && layout->offset == 0 ? layout->strides : contiguous_strides(shape);
+    strides_of.emplace(v.node, out);
+    return out;
+  };
+  alignas(runtime::kArenaAlignment) static char nowhere[runtime::kArenaAlignment];
   std::vector<TensorView> in;
   for (const auto& n : impl.program->nodes()) {
     if (!runtime::needs_kernel(*n)) continue;
     in.clear();
-    for (const auto& v : n->inputs) in.push_back(probe(v.node->type(v.output)));
+    for (const auto& v : n->inputs) {
+      const ir::TensorType& t = v.node->type(v.output);
+      in.push_back(TensorView{nowhere, t.dtype, extents_of(t), strides(v)});
+    }
     if (impl.backend->kernels_for(*n, in).empty()) runtime::fail_no_kernel(impl.device, *n, in);
   }
 }

@@ -1,6 +1,8 @@
 // Lowering at compile time: static graphs and CompileOptions::plan_for bindings are planned
 // by compile(), so dump() shows their kernels before any run and the first run plans nothing;
 // a node without a kernel on the device fails at compile, naming the op, dtypes and device.
+#include <cmath>
+
 #include "kernel_test_hooks.h"
 #include "test_util.h"
 
@@ -105,6 +107,56 @@ TEST(CompilePlan, RunWithoutKernelChangesNoVariable) {
   EXPECT_EQ(exe.variables().get("count").to_vector<float>()[0], 1.f);
   exe.run({{"x", testing::random_tensor(DType::f32, {2})}});
   EXPECT_EQ(exe.variables().get("count").to_vector<float>()[0], 2.f);
+}
+
+// A kernel that reads only a transposed view of its weight (as the CUDA GEMV reads W^T):
+// compile's check for a kernel offers the input as the view the planner will make, so such a
+// graph compiles, static or symbolic, and runs; a weight stored [K, N] still finds no kernel.
+TEST(CompilePlan, KernelThatReadsOnlyATransposedViewIsFoundAtCompile) {
+  std::vector<std::shared_ptr<const Kernel>> views_only;
+  for (const auto& k : backend_for(Device::cpu()).kernels("matmul")) {
+    if (!k->strided_inputs) continue;
+    Kernel limited = *k;
+    limited.supports = [inner = k->supports](const ir::Node& node, std::span<const TensorView> in) {
+      const bool b_transposed = in.size() >= 2 && in[1].shape.size() == 2 &&
+                                in[1].strides.size() == 2 && in[1].strides[0] == 1 &&
+                                in[1].strides[1] == in[1].shape[0] && in[1].shape[0] > 1;
+      return b_transposed && (!inner || inner(node, in));
+    };
+    views_only.push_back(std::make_shared<const Kernel>(std::move(limited)));
+  }
+  ASSERT_FALSE(views_only.empty()) << "no CPU matmul kernel reads strided inputs";
+  KernelOverride hook(Device::cpu(), "matmul", views_only);
+  for (Shape rows : {Shape{3}, Shape{"m"}}) {
+    Graph g;
+    Tensor x = g.placeholder("x", {rows[0], 5});
+    Tensor w = g.placeholder("w", {4, 5});
+    CompileOptions options;
+    options.outputs = {matmul(x, transpose(w))};
+    Executable exe = compile(g, options);
+    TensorData xd = testing::random_tensor(DType::f32, {3, 5});
+    TensorData wd = testing::random_tensor(DType::f32, {4, 5});
+    std::vector<float> got = exe.run({{"x", xd}, {"w", wd}}).at(0).to_vector<float>();
+    std::vector<float> xv = xd.to_vector<float>(), wv = wd.to_vector<float>();
+    ASSERT_EQ(got.size(), 12u);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j) {
+        double want = 0;
+        for (int k = 0; k < 5; ++k) want += double(xv[size_t(i * 5 + k)]) * wv[size_t(j * 5 + k)];
+        EXPECT_NEAR(got[size_t(i * 4 + j)], want, 1e-5 * (1 + std::abs(want))) << i << "," << j;
+      }
+  }
+  Graph g;
+  Tensor x = g.placeholder("x", {3, 5});
+  Tensor w = g.placeholder("w", {5, 4});
+  CompileOptions options;
+  options.outputs = {matmul(x, w)};
+  try {
+    compile(g, options);
+    FAIL() << "compiled x @ W with a kernel that reads only W^T views";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+  }
 }
 
 }  // namespace loom
