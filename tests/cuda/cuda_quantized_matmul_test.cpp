@@ -66,6 +66,17 @@ void check(GgmlType type, int64_t n, int64_t k, int64_t m, DType x_dtype) {
     }
 }
 
+// A projection of h [rows, 1, k] by a random Q4_1 weight variable `name`, as the attention
+// heads [rows, n_heads, 1, head_dim] (the layout the Llama builder gives q, k and v).
+Tensor q4_1_heads(Graph& g, const Tensor& h, const std::string& name, int64_t n_heads,
+                  int64_t head_dim, std::mt19937& gen) {
+  const int64_t rows = h.shape()[0].value(), k = h.shape()[2].value(), n = n_heads * head_dim;
+  const std::vector<uint8_t> bytes = random_blocks(GgmlType::Q4_1, n, k, gen);
+  Tensor w = g.variable(name, TensorData::from_vector(bytes, {n, int64_t(bytes.size()) / n}));
+  Tensor y = quantized_matmul(h, w, "Q4_1", false);
+  return transpose(reshape(y, {rows, 1, n_heads, head_dim}), {0, 2, 1, 3});
+}
+
 }  // namespace
 
 TEST(CudaQuantizedGemv, MatchesTheCpuKernel) {
@@ -250,13 +261,7 @@ TEST(CudaQuantizedGemv, QkvProjectionsAndRopeInOneLaunchMatchTheCpu) {
         Tensor gamma = g.constant(testing::random_tensor(DType::f32, {k}));
         Tensor h = rms_norm(x, gamma, 1e-5);
         auto heads = [&](const std::string& name, int64_t n_heads) {
-          const std::vector<uint8_t> bytes =
-              random_blocks(GgmlType::Q4_1, n_heads * head_dim, k, gen);
-          Tensor w = g.variable(
-              name, TensorData::from_vector(
-                        bytes, {n_heads * head_dim, int64_t(bytes.size()) / (n_heads * head_dim)}));
-          Tensor y = quantized_matmul(h, w, "Q4_1", false);
-          return transpose(reshape(y, {rows, 1, n_heads, head_dim}), {0, 2, 1, 3});
+          return q4_1_heads(g, h, name, n_heads, head_dim, gen);
         };
         const RopeOptions options{.interleaved = interleaved, .dims = interleaved ? 0 : 32};
         Tensor q = rope(heads("wq", q_heads), pos, options);
@@ -311,13 +316,7 @@ TEST(CudaQuantizedGemv, QkvProjectionsWithCacheWritesInOneLaunchMatchTheCpu) {
       Tensor gamma = g.constant(testing::random_tensor(DType::f32, {k}));
       Tensor h = rms_norm(x, gamma, 1e-5);
       auto heads = [&](const std::string& name, int64_t n_heads) {
-        const std::vector<uint8_t> bytes =
-            random_blocks(GgmlType::Q4_1, n_heads * head_dim, k, gen);
-        Tensor w = g.variable(
-            name, TensorData::from_vector(
-                      bytes, {n_heads * head_dim, int64_t(bytes.size()) / (n_heads * head_dim)}));
-        Tensor y = quantized_matmul(h, w, "Q4_1", false);
-        return transpose(reshape(y, {rows, 1, n_heads, head_dim}), {0, 2, 1, 3});
+        return q4_1_heads(g, h, name, n_heads, head_dim, gen);
       };
       const RopeOptions options{.interleaved = false, .dims = 32};
       Tensor q = rope(heads("wq", q_heads), offset, options);

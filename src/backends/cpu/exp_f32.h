@@ -17,6 +17,20 @@ inline float select(bool m, float a, float b) {
                               (std::bit_cast<uint32_t>(b) & ~mask));
 }
 
+// exp(x - n ln2) for an integer n with |x - n ln2| <= ln2 / 2: ln2 split in two parts so r is
+// exact, then Cephes' degree-6 polynomial. Shared by exp_f32 and softmax's exp_nonpositive
+// (norm.cpp), so both round the same way.
+inline float exp_reduced(float x, float n) {
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * (r * r) + r + 1.f;
+}
+
 // exp(x) within about 2 ulp over the whole f32 range: Cephes' method as in softmax
 // (norm.cpp exp_nonpositive): x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6
 // polynomial, then 2^n applied as 2^(n/2) * 2^(n - n/2) so that subnormal results and
@@ -29,14 +43,7 @@ inline float exp_f32(float x) {
   const float t = c * 1.44269504088896341f + kShifter;
   const float n = t - kShifter;
   const int32_t e = int32_t(std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kShifter));
-  const float r = (c - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.f;
+  const float p = exp_reduced(c, n);
   const int32_t e1 = e >> 1, e2 = e - e1;
   const float y = p * std::bit_cast<float>(uint32_t(e1 + 127) << 23) *
                   std::bit_cast<float>(uint32_t(e2 + 127) << 23);

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/cpu/exp_f32.h"
 #include "backends/cpu/simd.h"
 #include "ops/norm_params.h"
 
@@ -41,14 +42,7 @@ inline float exp_nonpositive(float x) {
   const float t = x * 1.44269504088896341f + kShifter;
   const float n = t - kShifter;
   const uint32_t exponent = std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kShifter);
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.f;
+  const float p = exp_reduced(x, n);
   const float y = p * std::bit_cast<float>((exponent + 127u) << 23);
   // Below kLowest the exponent wraps and y is garbage: mask it to +0.
   const uint32_t keep = uint32_t(x < kLowest) - 1u;
