@@ -155,31 +155,27 @@ void q6_k(const uint8_t* b, float* y) {
   }
 }
 
+// Each block format's decoder: one block of bytes_per_block bytes to block_size floats. Keyed
+// by the rows of ggml_types() (io/ggml_types.h); a block format added there needs its row
+// here (GgmlDequantize.EveryBlockFormatHasADecoder checks). The table of formats itself stays
+// free of the decoders, so the readers (and their fuzzers) do not link them.
 using BlockDecoder = void (*)(const uint8_t*, float*);
 
+struct BlockDecoderRow {
+  GgmlType type;
+  BlockDecoder decode;
+};
+
+constexpr BlockDecoderRow kBlockDecoders[]{
+    {GgmlType::Q4_0, q4_0},     {GgmlType::Q4_1, q4_1}, {GgmlType::Q5_0, q5<false>},
+    {GgmlType::Q5_1, q5<true>}, {GgmlType::Q8_0, q8_0}, {GgmlType::Q4_K, q4_k},
+    {GgmlType::Q5_K, q5_k},     {GgmlType::Q6_K, q6_k}, {GgmlType::IQ4_NL, iq4_nl},
+};
+
 BlockDecoder decoder_for(GgmlType type) {
-  switch (type) {
-    case GgmlType::Q4_0:
-      return q4_0;
-    case GgmlType::Q4_1:
-      return q4_1;
-    case GgmlType::Q5_0:
-      return q5<false>;
-    case GgmlType::Q5_1:
-      return q5<true>;
-    case GgmlType::Q8_0:
-      return q8_0;
-    case GgmlType::Q4_K:
-      return q4_k;
-    case GgmlType::Q5_K:
-      return q5_k;
-    case GgmlType::Q6_K:
-      return q6_k;
-    case GgmlType::IQ4_NL:
-      return iq4_nl;
-    default:
-      return nullptr;
-  }
+  for (const BlockDecoderRow& row : kBlockDecoders)
+    if (row.type == type) return row.decode;
+  return nullptr;
 }
 
 }  // namespace

@@ -114,12 +114,6 @@ std::vector<TensorType> infer_attention(const InferContext& ctx) {
 
 }  // namespace
 
-// has_mask and has_kv_len follow from the inputs given; when set by hand they must agree.
-static void check_attention_flags(const std::string& op, Attributes& attrs,
-                                  const std::vector<bool>& present) {
-  set_presence_flags(op, attrs, present, 3, {{"has_mask", "mask"}, {"has_kv_len", "kv_len"}});
-}
-
 void register_attention_ops(ir::OpRegistry& r) {
   r.add({.name = "scaled_dot_product_attention",
          .doc = "softmax(q kᵀ · scale + mask) v over heads, with GQA, causal, kv_len and window.",
@@ -142,7 +136,7 @@ void register_attention_ops(ir::OpRegistry& r) {
                                  "whether kv_len is given (follows from the inputs)")},
          .outputs = {output("y", "[B, Hq, Sq, D], q's dtype")},
          .infer = infer_attention,
-         .check_attrs = check_attention_flags});
+         .check_attrs = presence_flags(3, {{"has_mask", "mask"}, {"has_kv_len", "kv_len"}})});
 }
 
 }  // namespace ops

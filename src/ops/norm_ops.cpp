@@ -57,11 +57,6 @@ void check_feature_params(const ir::InferContext& ctx) {
   }
 }
 
-// has_weight and has_bias follow from the named inputs; when given they must agree.
-void check_norm_flags(const std::string& op, Attributes& attrs, const std::vector<bool>& present) {
-  set_presence_flags(op, attrs, present, 1, {{"has_weight", "weight"}, {"has_bias", "bias"}});
-}
-
 std::vector<ir::TensorType> infer_norm(const ir::InferContext& ctx) {
   ctx.expect_float(0);
   check_feature_params(ctx);
@@ -133,7 +128,7 @@ void register_norm_ops(ir::OpRegistry& r) {
                                  "whether bias is given (follows from the inputs)")},
          .outputs = {output("y", "x's dtype and shape")},
          .infer = infer_norm,
-         .check_attrs = check_norm_flags,
+         .check_attrs = presence_flags(1, {{"has_weight", "weight"}, {"has_bias", "bias"}}),
          .decompose = layer_norm_parts});
   r.add({.name = "rms_norm",
          .doc = "x / sqrt(mean(x^2) + eps) over the last axis, times weight.",

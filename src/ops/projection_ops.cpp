@@ -56,11 +56,6 @@ std::vector<ir::TensorType> infer_qkv_rope(const ir::InferContext& ctx) {
   return out;
 }
 
-void check_qkv_rope_flags(const std::string& op, Attributes& attrs,
-                          const std::vector<bool>& present) {
-  set_presence_flags(op, attrs, present, 5, {{"has_norm_weight", "norm_weight"}});
-}
-
 // quantized_qkv_rope_cache: the caches first (the variables it writes), then
 // quantized_qkv_rope's inputs, then the starts; outputs the caches (their own buffers) and q.
 std::vector<ir::TensorType> infer_qkv_rope_cache(const ir::InferContext& ctx) {
@@ -95,11 +90,6 @@ std::vector<ir::TensorType> infer_qkv_rope_cache(const ir::InferContext& ctx) {
   return {ctx.input(0), ctx.input(1), qkv[0]};
 }
 
-void check_qkv_rope_cache_flags(const std::string& op, Attributes& attrs,
-                                const std::vector<bool>& present) {
-  set_presence_flags(op, attrs, present, 8, {{"has_norm_weight", "norm_weight"}});
-}
-
 }  // namespace
 
 void register_projection_ops(ir::OpRegistry& r) {
@@ -131,7 +121,7 @@ void register_projection_ops(ir::OpRegistry& r) {
          .outputs = {output("q", "f32 [..., Nq], rotated"), output("k", "f32 [..., Nk], rotated"),
                      output("v", "f32 [..., Nv]")},
          .infer = infer_qkv_rope,
-         .check_attrs = check_qkv_rope_flags,
+         .check_attrs = presence_flags(5, {{"has_norm_weight", "norm_weight"}}),
          .foldable = false});
   // The same node writing k and v into a layer's caches in place, as slice_update_inplace
   // would (made by the fuse_qkv_cache_write pass after inplace_state): output 0 is the k
@@ -161,7 +151,7 @@ void register_projection_ops(ir::OpRegistry& r) {
          .outputs = {output("k_cache", "aliases k_cache"), output("v_cache", "aliases v_cache"),
                      output("q", "f32 [..., Nq], rotated")},
          .infer = infer_qkv_rope_cache,
-         .check_attrs = check_qkv_rope_cache_flags,
+         .check_attrs = presence_flags(8, {{"has_norm_weight", "norm_weight"}}),
          .has_side_effect = true,
          .aliases_input = 0,
          .updated_inputs = 2,

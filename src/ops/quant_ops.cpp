@@ -93,14 +93,6 @@ std::vector<ir::TensorType> infer_quantized_matmul(const ir::InferContext& ctx) 
   return {{DType::f32, out}};
 }
 
-void check_quantized_matmul_flags(const std::string& op, Attributes& attrs,
-                                  const std::vector<bool>& present) {
-  set_presence_flags(op, attrs, present, 2,
-                     {{"has_norm_weight", "norm_weight"},
-                      {"has_residual", "residual"},
-                      {"has_gate_blocks", "gate_blocks"}});
-}
-
 }  // namespace
 
 void register_quant_ops(ir::OpRegistry& r) {
@@ -146,7 +138,9 @@ void register_quant_ops(ir::OpRegistry& r) {
                                  "a gate_blocks input is given (set from the inputs)")},
          .outputs = {output("y", "f32 [..., N]")},
          .infer = infer_quantized_matmul,
-         .check_attrs = check_quantized_matmul_flags,
+         .check_attrs = presence_flags(2, {{"has_norm_weight", "norm_weight"},
+                                           {"has_residual", "residual"},
+                                           {"has_gate_blocks", "gate_blocks"}}),
          .foldable = false});
 }
 

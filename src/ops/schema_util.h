@@ -1,7 +1,6 @@
 // Short forms for declaring op schemas (OpDef inputs, attributes, outputs).
 #pragma once
 
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -78,7 +77,7 @@ struct PresenceFlag {
 
 inline void set_presence_flags(const std::string& op, Attributes& attrs,
                                const std::vector<bool>& present, size_t first_slot,
-                               std::initializer_list<PresenceFlag> flags) {
+                               const std::vector<PresenceFlag>& flags) {
   size_t slot = first_slot;
   for (const PresenceFlag& f : flags) {
     const bool given = present.size() > slot && present[slot];
@@ -89,6 +88,15 @@ inline void set_presence_flags(const std::string& op, Attributes& attrs,
                                  " input is given");
     attrs.set(f.flag, given);
   }
+}
+
+// An op's check_attrs when its only cross-checks are presence flags (layer_norm's has_weight
+// and has_bias, attention's has_mask and has_kv_len, ...).
+inline ir::AttrCheckFn presence_flags(size_t first_slot, std::vector<PresenceFlag> flags) {
+  return [first_slot, flags = std::move(flags)](const std::string& op, Attributes& attrs,
+                                                const std::vector<bool>& present) {
+    set_presence_flags(op, attrs, present, first_slot, flags);
+  };
 }
 
 inline OutputSpec output(std::string name, std::string doc) {

@@ -64,6 +64,17 @@ TEST(GgmlDequantize, MatchesGgufPyOnRandomBlocks) {
   }
 }
 
+// Every block format in the table of GGUF types has a block decoder: all-zero blocks (zero
+// scales and minimums) expand to zeros.
+TEST(GgmlDequantize, EveryBlockFormatHasADecoder) {
+  for (const GgmlTypeTraits& t : ggml_types()) {
+    std::vector<std::byte> bytes(size_t(2 * t.bytes_per_block));
+    std::vector<float> out(size_t(2 * t.block_size), -12345.f);
+    EXPECT_NO_THROW(dequantize_ggml(t.type, bytes, int64_t(out.size()), out.data())) << t.name;
+    for (float v : out) ASSERT_EQ(v, 0.f) << t.name;
+  }
+}
+
 TEST(GgmlDequantize, RefusesPartialBlocksAndShortData) {
   std::vector<std::byte> bytes(18);  // one Q4_0 block
   std::vector<float> out(64);
