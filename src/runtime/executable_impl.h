@@ -110,12 +110,27 @@ struct Executable::Impl {
   // plan_cache.cpp: the plan for a binding (`key`: one size per symbol), made and cached
   // when new, evicting by use count, recency and the cache's byte budget.
   runtime::Plan& plan_for(const std::vector<int64_t>& key);
-  // run.cpp
-  void copy_feeds(runtime::Plan& plan, const Feeds& feeds);
-  void run_steps(runtime::Plan& plan);
+  // run.cpp: what run() and profile() hold through a call, taken in a fixed order: the
+  // executable, then its variable store (see executable.h); and the executable's GPU, current
+  // for the call only (the caller's thread keeps its device). The call's stats start afresh.
+  struct RunScope {
+    explicit RunScope(Impl& impl);
+    std::lock_guard<std::mutex> lock;
+    std::unique_lock<std::recursive_mutex> store_lock;
+    DeviceScope device;
+  };
   // Runs each step's kernel in order; `hook` (profile.cpp) is called before (false) and
   // after (true) each one.
   using StepHook = std::function<void(runtime::Step&, bool after)>;
+  // run.cpp: one run of `plan`, for run() and profile() (inside a RunScope): feeds in, the
+  // steps, outputs out, snapshots, assigns, one synchronisation (also when it throws: nothing
+  // queued outlives an error), the run's stats. Without a hook (run()) outputs may be written
+  // in place (bind_outputs) and the steps may be a captured CUDA graph (run_steps); with one
+  // (profile()) the steps and assigns run eagerly through `launch` with the hook.
+  void execute(runtime::Plan& plan, const Feeds& feeds, std::vector<TensorData>& outputs,
+               const StepHook* hook = nullptr);
+  void copy_feeds(runtime::Plan& plan, const Feeds& feeds);
+  void run_steps(runtime::Plan& plan);
   void launch(std::vector<runtime::Step>& steps, const StepHook* hook = nullptr);
   void copy_view(void* dst, const TensorView& view);
   void copy_outputs(const runtime::Plan& plan, std::vector<TensorData>& outputs);

@@ -1,15 +1,14 @@
 // Executable::profile: one ordinary run (feeds, steps, assigns), eager and never captured,
-// through run.cpp's launch loop with a hook around each step. On a backend with device
-// events (an EventTimer: CUDA) the hook records an event pair on the executable's stream around the
-// step's kernels, and the times are read after the run's one synchronisation, so they are the
-// kernels' device time without the host's launch overhead. Elsewhere (the CPU, whose
+// through run.cpp's Impl::execute and its launch loop with a hook around each step. On a backend
+// with device events (an EventTimer: CUDA) the hook records an event pair on the executable's
+// stream around the step's kernels, and the times are read after the run's one synchronisation, so
+// they are the kernels' device time without the host's launch overhead. Elsewhere (the CPU, whose
 // kernels finish before they return) the hook reads the host clock around the step.
 // Times of different steps never overlap: each covers its own step only (feeds, output
 // copies and hook overhead fall between them), so together they are at most the run's time.
 #include <chrono>
 
 #include "backends/event_timer.h"
-#include "loom/error.h"
 #include "runtime/executable_impl.h"
 
 namespace loom {
@@ -40,12 +39,8 @@ class Events {
 
 std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
   Impl& impl = checked_impl(impl_);
-  std::lock_guard<std::mutex> lock(impl.mutex);
-  auto store_lock = impl.variables->lock();
-  DeviceScope device_scope(*impl.backend);
-  impl.stats = RunStats{};
-  const std::vector<int64_t>& key = impl.bind(feeds);
-  runtime::Plan& plan = impl.plan_for(key);
+  Impl::RunScope scope(impl);
+  runtime::Plan& plan = impl.plan_for(impl.bind(feeds));
   Backend& backend = *impl.backend;
 
   using clock = std::chrono::steady_clock;
@@ -83,21 +78,7 @@ std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
   };
 
   std::vector<TensorData> outputs;
-  try {
-    backend.wait_for_handoffs(impl.stream);
-    impl.copy_feeds(plan, feeds);
-    impl.launch(plan.steps, &hook);
-    impl.copy_outputs(plan, outputs);
-    for (const auto& [from, to] : plan.snapshots) impl.copy_view(to.data, from);
-    impl.launch(plan.assign_steps, &hook);
-    backend.synchronize(impl.stream);
-  } catch (...) {
-    try {
-      backend.synchronize(impl.stream);
-    } catch (const Error&) {
-    }
-    throw;
-  }
+  impl.execute(plan, feeds, outputs, &hook);
 
   std::vector<NodeTime> times;
   times.reserve(pending.size());
@@ -108,8 +89,6 @@ std::vector<NodeTime> Executable::profile(const Feeds& feeds) {
     double ms = p.end ? timer->elapsed_ms(p.start, p.end) : p.ms;
     times.push_back({step.node->id, step.node->op_name(), kernel, ms});
   }
-  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size() + plan.gathers;
-  impl.stats.bytes_written = plan.bytes_written;
   impl.last_profile = times;
   return times;
 }

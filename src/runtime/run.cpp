@@ -199,38 +199,46 @@ std::vector<TensorData> Executable::run(const Feeds& feeds) {
   return outputs;
 }
 
-void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
-  Impl& impl = checked_impl(impl_);
-  // Fixed order: the executable, then its variable store (see executable.h).
-  std::lock_guard<std::mutex> lock(impl.mutex);
-  auto store_lock = impl.variables->lock();
-  // The executable's GPU is current for the run only: the caller's thread keeps its device.
-  DeviceScope device_scope(*impl.backend);
+Executable::Impl::RunScope::RunScope(Impl& impl)
+    : lock(impl.mutex), store_lock(impl.variables->lock()), device(*impl.backend) {
   impl.stats = RunStats{};
-  const std::vector<int64_t>& key = impl.bind(feeds);
-  Plan& plan = impl.plan_for(key);
+}
+
+void Executable::Impl::execute(Plan& plan, const Feeds& feeds, std::vector<TensorData>& outputs,
+                               const StepHook* hook) {
   try {
     // Feeds handed over by other libraries (DLPack) are ordered before they are read.
-    impl.backend->wait_for_handoffs(impl.stream);
-    impl.copy_feeds(plan, feeds);
-    impl.bind_outputs(plan, outputs);
-    impl.run_steps(plan);
-    impl.copy_outputs(plan, outputs);
-    for (const auto& [from, to] : plan.snapshots) impl.copy_view(to.data, from);
-    impl.launch(plan.assign_steps);
-    impl.backend->synchronize(impl.stream);
-    impl.unbind_outputs(plan);
+    backend->wait_for_handoffs(stream);
+    copy_feeds(plan, feeds);
+    if (hook) {
+      launch(plan.steps, hook);  // eager, never captured; no output written in place
+    } else {
+      bind_outputs(plan, outputs);
+      run_steps(plan);
+    }
+    copy_outputs(plan, outputs);
+    for (const auto& [from, to] : plan.snapshots) copy_view(to.data, from);
+    launch(plan.assign_steps, hook);
+    backend->synchronize(stream);
+    unbind_outputs(plan);
   } catch (...) {
-    impl.unbind_outputs(plan);
+    unbind_outputs(plan);
     // Nothing queued may outlive the error: the caller may free the feeds or retry at once.
     try {
-      impl.backend->synchronize(impl.stream);
+      backend->synchronize(stream);
     } catch (const Error&) {
     }
     throw;
   }
-  impl.stats.kernels = plan.steps.size() + plan.assign_steps.size() + plan.gathers;
-  impl.stats.bytes_written = plan.bytes_written;
+  stats.kernels = plan.steps.size() + plan.assign_steps.size() + plan.gathers;
+  stats.bytes_written = plan.bytes_written;
+}
+
+void Executable::run(const Feeds& feeds, std::vector<TensorData>& outputs) {
+  Impl& impl = checked_impl(impl_);
+  Impl::RunScope scope(impl);
+  Plan& plan = impl.plan_for(impl.bind(feeds));
+  impl.execute(plan, feeds, outputs);
 }
 
 }  // namespace loom

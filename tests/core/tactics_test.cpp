@@ -4,47 +4,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <thread>
 
 #include "kernel_test_hooks.h"
 #include "test_util.h"
 
 namespace loom {
 
-using testing::KernelOverride;
-
 namespace {
-
-// A correct but deliberately slow f32 matmul (no transposes, no bias, rank 2).
-std::shared_ptr<const Kernel> slow_matmul() {
-  Kernel k;
-  k.name = "test.matmul.slow";
-  k.supports = [](const ir::Node& node, std::span<const TensorView> in) {
-    return in.size() == 2 && in[0].dtype == DType::f32 && in[0].rank() == 2 && in[1].rank() == 2 &&
-           !node.attrs.get_or<bool>("transpose_a", false) &&
-           !node.attrs.get_or<bool>("transpose_b", false);
-  };
-  k.run = [](KernelContext&, const ir::Node&, std::span<const TensorView> in,
-             std::span<TensorView> out) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const int64_t m = in[0].shape[0], kk = in[0].shape[1], n = in[1].shape[1];
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        float acc = 0;
-        for (int64_t p = 0; p < kk; ++p)
-          acc += in[0].as<float>()[i * kk + p] * in[1].as<float>()[p * n + j];
-        out[0].as<float>()[i * n + j] = acc;
-      }
-  };
-  return std::make_shared<const Kernel>(std::move(k));
-}
-
-// The slow kernel registered first, so that "the first that supports" would pick it.
-std::vector<std::shared_ptr<const Kernel>> slow_first() {
-  std::vector<std::shared_ptr<const Kernel>> kernels{slow_matmul()};
-  for (auto& k : backend_for(Device::cpu()).kernels("matmul")) kernels.push_back(k);
-  return kernels;
-}
 
 std::vector<double> naive_matmul(const TensorData& a, const TensorData& b) {
   auto x = testing::to_doubles(a), y = testing::to_doubles(b);
@@ -71,14 +37,9 @@ std::string temp_path(const std::string& name) {
 }  // namespace
 
 TEST(Tactics, FastestOfSeveralKernelsIsChosenAndShown) {
-  KernelOverride hook(Device::cpu(), "matmul", slow_first());
-  clear_tactic_cache();
-  Graph g;
-  Tensor a = g.placeholder("a", {5, 7}), b = g.placeholder("b", {7, 3});
-  CompileOptions options;
-  options.outputs = {matmul(a, b)};
+  testing::SlowMatmulGraph s(std::chrono::milliseconds(20), {5, 7}, {7, 3});
   size_t before = tactic_timings();
-  Executable exe = compile(g, options);  // static shapes: planned and timed here
+  Executable exe = compile(s.g, s.options);  // static shapes: planned and timed here
   EXPECT_EQ(tactic_timings() - before, 2u);
   std::string line = matmul_line(exe.dump());
   EXPECT_NE(line.find("cpu.matmul.openblas"), std::string::npos) << exe.dump();
@@ -96,8 +57,8 @@ TEST(Tactics, FastestOfSeveralKernelsIsChosenAndShown) {
 
   // By rule (no timing), the first registered kernel runs: the slow one, and still right.
   clear_tactic_cache();
-  options.time_tactics = false;
-  Executable by_rule = compile(g, options);
+  s.options.time_tactics = false;
+  Executable by_rule = compile(s.g, s.options);
   EXPECT_NE(matmul_line(by_rule.dump()).find("test.matmul.slow"), std::string::npos)
       << by_rule.dump();
   testing::expect_close(by_rule.run({{"a", av}, {"b", bv}})[0], naive_matmul(av, bv),
@@ -105,18 +66,13 @@ TEST(Tactics, FastestOfSeveralKernelsIsChosenAndShown) {
 }
 
 TEST(Tactics, SavedCacheMakesALaterCompileTimeNothing) {
-  KernelOverride hook(Device::cpu(), "matmul", slow_first());
-  clear_tactic_cache();
+  testing::SlowMatmulGraph s(std::chrono::milliseconds(20), {"n", 6}, {6, 4});
   std::string path = temp_path("tactics");
   std::remove(path.c_str());
-  Graph g;
-  Tensor a = g.placeholder("a", {"n", 6}), b = g.placeholder("b", {6, 4});
-  CompileOptions options;
-  options.outputs = {matmul(a, b)};
-  options.tactic_cache = path;
+  s.options.tactic_cache = path;
   size_t before = tactic_timings();
   {
-    Executable exe = compile(g, options);  // symbolic: nothing planned yet
+    Executable exe = compile(s.g, s.options);  // symbolic: nothing planned yet
     EXPECT_EQ(tactic_timings(), before);
     exe.run({{"a", testing::random_tensor(DType::f32, {3, 6})},
              {"b", testing::random_tensor(DType::f32, {6, 4})}});
@@ -126,7 +82,7 @@ TEST(Tactics, SavedCacheMakesALaterCompileTimeNothing) {
 
   clear_tactic_cache();  // as in a new process: only the file knows
   before = tactic_timings();
-  Executable again = compile(g, options);
+  Executable again = compile(s.g, s.options);
   TensorData av = testing::random_tensor(DType::f32, {3, 6}),
              bv = testing::random_tensor(DType::f32, {6, 4});
   auto out = again.run({{"a", av}, {"b", bv}});

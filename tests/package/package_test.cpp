@@ -9,15 +9,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <thread>
 
 #include "core/kernel_test_hooks.h"
 #include "package/package_format.h"
 #include "test_util.h"
 
 namespace loom {
-
-using testing::KernelOverride;
 
 namespace {
 
@@ -132,48 +129,10 @@ TEST(Package, WeightsSetAfterCompileAreSaved) {
   std::remove(path.c_str());
 }
 
-namespace {
-
-std::shared_ptr<const Kernel> slow_matmul() {
-  Kernel k;
-  k.name = "test.matmul.slow";
-  k.supports = [](const ir::Node& node, std::span<const TensorView> in) {
-    return in.size() == 2 && in[0].dtype == DType::f32 && in[0].rank() == 2 && in[1].rank() == 2 &&
-           !node.attrs.get_or<bool>("transpose_a", false) &&
-           !node.attrs.get_or<bool>("transpose_b", false);
-  };
-  k.run = [](KernelContext&, const ir::Node&, std::span<const TensorView> in,
-             std::span<TensorView> out) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    const int64_t m = in[0].shape[0], kk = in[0].shape[1], n = in[1].shape[1];
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        float acc = 0;
-        for (int64_t p = 0; p < kk; ++p)
-          acc += in[0].as<float>()[i * kk + p] * in[1].as<float>()[p * n + j];
-        out[0].as<float>()[i * n + j] = acc;
-      }
-  };
-  return std::make_shared<const Kernel>(std::move(k));
-}
-
-std::vector<std::shared_ptr<const Kernel>> slow_first() {
-  std::vector<std::shared_ptr<const Kernel>> kernels{slow_matmul()};
-  for (auto& k : backend_for(Device::cpu()).kernels("matmul")) kernels.push_back(k);
-  return kernels;
-}
-
-}  // namespace
-
 TEST(Package, LoadingTimesNoTacticAndKeepsTheChoice) {
-  KernelOverride hook(Device::cpu(), "matmul", slow_first());
-  clear_tactic_cache();
-  Graph g;
-  Tensor a = g.placeholder("a", {5, 7}), b = g.placeholder("b", {7, 3});
-  CompileOptions options;
-  options.outputs = {matmul(a, b)};
+  testing::SlowMatmulGraph s(std::chrono::milliseconds(10), {5, 7}, {7, 3});
   size_t before = tactic_timings();
-  Executable exe = compile(g, options);
+  Executable exe = compile(s.g, s.options);
   ASSERT_EQ(tactic_timings() - before, 2u);
   std::string path = temp_path("tactics");
   save(exe, path);
