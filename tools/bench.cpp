@@ -28,13 +28,12 @@ struct BenchFlags {
   bool profile = false;
 };
 
-// One decode step, node by node: the time per op (summed over its nodes), the slowest first,
-// on stderr.
-void print_decode_profile(models::LlamaModel& model) {
-  const RunStats& stats = model.decode_stats();
-  fmt::print(stderr, "loom: decode step: {} kernel calls, {}\n", stats.kernels,
+// One run, node by node: the time per op (summed over its nodes), the slowest first, on
+// stderr.
+void print_profile(const std::string& what, const RunStats& stats,
+                   const std::vector<NodeTime>& times) {
+  fmt::print(stderr, "loom: {}: {} kernel calls, {}\n", what, stats.kernels,
              stats.replayed_graph ? "replayed from a CUDA graph" : "launched one by one");
-  std::vector<NodeTime> times = model.profile_decode(1);
   std::map<std::string, std::pair<double, int>> by_op;
   double total = 0;
   for (const NodeTime& t : times) {
@@ -47,8 +46,8 @@ void print_decode_profile(models::LlamaModel& model) {
   for (const auto& [op, v] : by_op)
     rows.push_back({v.first, fmt::format("{:>5} x {}", v.second, op)});
   std::sort(rows.rbegin(), rows.rend());
-  fmt::print(stderr, "loom: profiled decode step (each node timed alone): {:.3f} ms\n", total);
-  for (const auto& [ms, what] : rows) fmt::print(stderr, "  {:8.3f} ms  {}\n", ms, what);
+  fmt::print(stderr, "loom: profiled {} (each node timed alone): {:.3f} ms\n", what, total);
+  for (const auto& [ms, row] : rows) fmt::print(stderr, "  {:8.3f} ms  {}\n", ms, row);
 }
 
 struct MeanDeviation {
@@ -101,7 +100,16 @@ void run_bench(const BenchFlags& f) {
     }
   }
 
-  if (f.profile && f.generate > 0) print_decode_profile(model);
+  if (f.profile && f.prompt > 1) {
+    std::vector<int32_t> ids(static_cast<size_t>(f.prompt));
+    for (auto& t : ids) t = token(rng);
+    model.reset();
+    model.forward(ids, false);  // the run the stats describe
+    print_profile("prefill of " + std::to_string(f.prompt) + " tokens", model.prefill_stats(),
+                  model.profile_prefill(ids));
+  }
+  if (f.profile && f.generate > 0)
+    print_profile("decode step", model.decode_stats(), model.profile_decode(1));
   const double mib = double(std::filesystem::file_size(path)) / (1024.0 * 1024.0);
   const std::string backend = model.device().kind == DeviceKind::cpu ? "CPU" : "CUDA";
   const int threads = model.device().kind == DeviceKind::cpu ? omp_get_max_threads() : 0;
@@ -132,7 +140,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-r,--repetitions", f->repetitions, "Timed repetitions of each test")
       ->check(positive_integer(1000));
   cmd->add_flag("--profile", f->profile,
-                "After the tests, time each node of one decode step and print the time per op");
+                "After the tests, time each node of a prefill (with -p) and of one decode step, "
+                "and print the time per op");
   cmd->callback([f] { run_bench(*f); });
 }
 

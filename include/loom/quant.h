@@ -164,11 +164,12 @@ void cuda_ggml_gemv(uint32_t ggml_type, const void* weight_blocks, int64_t weigh
 
 // Graph ops on weights kept as GGUF blocks: `blocks` is a u8 tensor [N, row_bytes] (each row
 // whole blocks of `format`, "Q4_0" ...). dequantize gives f32 [N, k]; quantized_matmul gives
-// f32 [..., N] = x [..., K] · Wᵀ (x f32, f16 or bf16), on the CPU and (M <= 8 rows at a time,
-// formats with blocks of 32) on CUDA.
+// f32 [..., N] = x [..., K] · Wᵀ (x f32, f16 or bf16), on the CPU and on CUDA (formats with
+// blocks of 32: a GEMV for M <= 8, else the faster of it and the weight expanded for a GEMM).
 Tensor dequantize(const Tensor& blocks, const std::string& format, int64_t k);
-// int8_activations (CPU): x rounded to int8 per block of 32 for integer dot products on
-// Q4_0, Q4_1 and Q8_0 (fast, as llama.cpp); false: float products, exact to f32 rounding.
+// int8_activations: the kernels may round x. CPU: to int8 per block of 32 for integer dot
+// products on Q4_0, Q4_1 and Q8_0 (fast, as llama.cpp); CUDA with M > 8 and x f32: to f16
+// for a tensor-core GEMM. false: float products, exact to f32 rounding.
 Tensor quantized_matmul(const Tensor& x, const Tensor& blocks, const std::string& format,
                         bool int8_activations = true);
 

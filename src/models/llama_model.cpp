@@ -184,6 +184,19 @@ std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens, bool
   return logits_;
 }
 
+std::vector<NodeTime> LlamaModel::profile_prefill(std::span<const int32_t> tokens) {
+  if (tokens.size() < 2 || int64_t(tokens.size()) > context_)
+    fail(ErrorKind::value, "profile_prefill: between 2 tokens and the context's " +
+                               std::to_string(context_) + " are needed");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= config_.vocab) fail(ErrorKind::value, "profile_prefill: bad token");
+  const int64_t at = position_;
+  position_ = 0;
+  Feeds feeds = feeds_for(tokens);
+  position_ = at;
+  return prefill_->profile(feeds);
+}
+
 std::vector<NodeTime> LlamaModel::profile_decode(int32_t token) {
   if (token < 0 || token >= config_.vocab || position_ >= context_)
     fail(ErrorKind::value, "profile_decode: bad token or a full context");

@@ -81,6 +81,11 @@ class LlamaModel {
   // Times each node of one decode step of `token` at the current position (the cache row is
   // written; the position does not advance).
   std::vector<NodeTime> profile_decode(int32_t token);
+  // Times each node of a prefill of `tokens` from position 0 (the cache rows are written;
+  // the position does not advance). Throws loom::Error(value) for bad tokens or too many.
+  std::vector<NodeTime> profile_prefill(std::span<const int32_t> tokens);
+  // What the last prefill ran.
+  const RunStats& prefill_stats() const { return prefill_->last_run_stats(); }
   // The greedy next token of the last forward().
   int32_t greedy_token() const { return greedy_; }
 

@@ -125,9 +125,10 @@ void register_quant_ops(ir::OpRegistry& r) {
                                    {DType::u8})},
          .attrs = {format,
                    attr("int8_activations", AttrType::boolean, true,
-                        "CPU: round x to int8 per block of 32 for integer dot products (Q4_0, "
-                        "Q4_1, Q8_0), as llama.cpp does; false: exact float products. CUDA "
-                        "always multiplies in f32."),
+                        "the kernels may round x. CPU: to int8 per block of 32 for integer dot "
+                        "products (Q4_0, Q4_1, Q8_0), as llama.cpp does; CUDA, more than 8 "
+                        "rows of f32 x: to f16 for a tensor-core GEMM. false: exact float "
+                        "products."),
                    attr("norm_eps", AttrType::real, op_defaults::rms_norm_eps,
                         "epsilon of the RMS normalisation (with norm_weight)"),
                    optional_attr("has_norm_weight", AttrType::boolean,

@@ -96,9 +96,10 @@ TEST(CudaQuantizedGemv, MatchesTheCpuKernel) {
 }
 
 // The op on the GPU against the same product with the weight expanded in f32 on the CPU
-// (dequantize + matmul, the fusion pass off): the GPU keeps x in f32, so only the order of
-// the f32 sums differs (K = 512 terms of |w x| <= 0.8: well inside 1e-4). The CPU op itself
-// quantizes x to int8 and is checked against its own bound in tests/quant.
+// (dequantize + matmul, the fusion pass off): with int8_activations off the GPU keeps x in f32,
+// so only the order of the f32 sums differs (K = 512 terms of |w x| <= 0.8: well inside 1e-4).
+// The CPU op itself quantizes x to int8 and is checked against its own bound in tests/quant;
+// the GPU's rounding of x to f16 for more rows, in ManyRowsThroughTheExpandedGemmMatchTheCpu.
 TEST(CudaQuantizedGemv, OpMatchesCpuForFewAndManyRows) {
   LOOM_REQUIRE_CUDA();
   std::mt19937 gen(7);
@@ -108,7 +109,7 @@ TEST(CudaQuantizedGemv, OpMatchesCpuForFewAndManyRows) {
     Graph g;
     Tensor x = g.placeholder("x", Shape{m, k});
     Tensor blocks = g.constant(TensorData::from_vector(bytes, {n, k / 32 * 20}));
-    Tensor fused = quantized_matmul(x, blocks, "Q4_1");
+    Tensor fused = quantized_matmul(x, blocks, "Q4_1", /*int8_activations=*/false);
     Tensor expanded = matmul(x, dequantize(blocks, "Q4_1", k), false, true);
     Feeds feeds{{"x", testing::random_tensor(DType::f32, {m, k})}};
     CompileOptions on_cpu;
@@ -135,22 +136,28 @@ TEST(CudaQuantizedGemv, OpMatchesCpuForFewAndManyRows) {
   }
 }
 
-// Many rows (prefill): the dequant_gemm tactic (the weight expanded into the workspace, then
-// cuBLASLt) is the first tactic, so it runs when tactics are not timed; timed, the faster of it
-// and the GEMV. Per output the error is bounded by sum_k |w x| times the rounding of the
-// expanded weight (none in f32, 2^-11 in f16) plus K f32 roundings of the sum (K * 2^-24).
+// Many rows (prefill): the dequant_gemm tactics (the weight expanded into the workspace, then
+// cuBLASLt) come first, so they run when tactics are not timed; timed, the fastest of them and
+// the GEMV. Per output the error is bounded by sum_k |w x| times the rounding of the expanded
+// weight (none in f32, 2^-11 in f16) and of x (f32 x with int8_activations is rounded to f16
+// for the f16 GEMM: 2^-11 more; without it x stays f32) plus K f32 roundings of the sum.
 TEST(CudaQuantizedGemv, ManyRowsThroughTheExpandedGemmMatchTheCpu) {
   LOOM_REQUIRE_CUDA();
   std::mt19937 gen(11);
   const int64_t n = 72, k = 512;
   const std::vector<uint8_t> bytes = random_blocks(GgmlType::Q4_1, n, k, gen);
-  for (DType dtype : {DType::f32, DType::f16}) {
+  struct Case {
+    DType dtype;
+    bool int8_activations;
+  };
+  for (Case c : {Case{DType::f32, true}, Case{DType::f32, false}, Case{DType::f16, true}}) {
+    const bool f16_gemm = c.dtype == DType::f16 || c.int8_activations;
     for (int64_t m : {9, 64, 300}) {
       for (bool timed : {false, true}) {
         Graph g;
-        Tensor x = g.placeholder("x", Shape{m, k}, dtype);
+        Tensor x = g.placeholder("x", Shape{m, k}, c.dtype);
         Tensor blocks = g.constant(TensorData::from_vector(bytes, {n, k / 32 * 20}));
-        TensorData feed = testing::random_tensor(dtype, {m, k});
+        TensorData feed = testing::random_tensor(c.dtype, {m, k});
         // The CPU reference on the same values in f32, the weight expanded exactly, and the
         // bound's sum_k |w x|.
         Graph ref;
@@ -163,17 +170,26 @@ TEST(CudaQuantizedGemv, ManyRowsThroughTheExpandedGemmMatchTheCpu) {
         TensorData as_f32 = TensorData::from_floats(feed.to_floats(), DType::f32, {m, k});
         std::vector<TensorData> ref_out = compile(ref, on_cpu).run({{"x", as_f32}});
         std::vector<float> want = ref_out[0].to_floats(), magnitude = ref_out[1].to_floats();
-        const double rounding =
-            (dtype == DType::f16 ? std::ldexp(1.0, -11) : 0.0) + double(k) * std::ldexp(1.0, -24);
+        const double weight_rounding = f16_gemm ? std::ldexp(1.0, -11) : 0.0;
+        const double x_rounding = c.dtype == DType::f32 && f16_gemm ? std::ldexp(1.0, -11) : 0.0;
+        const double rounding = weight_rounding + x_rounding + weight_rounding * x_rounding +
+                                double(k) * std::ldexp(1.0, -24);
         CompileOptions on_gpu;
         on_gpu.device = testing::gpu();
-        on_gpu.outputs = {quantized_matmul(x, blocks, "Q4_1")};
+        on_gpu.outputs = {quantized_matmul(x, blocks, "Q4_1", c.int8_activations)};
         on_gpu.time_tactics = timed;
         Executable gpu = compile(g, on_gpu);
-        const std::string what = std::string("quantized_matmul ") + dtype_name(dtype) +
-                                 " m=" + std::to_string(m) + (timed ? " timed" : " first tactic");
+        const std::string what = std::string("quantized_matmul ") + dtype_name(c.dtype) +
+                                 (c.int8_activations ? "" : " exact") + " m=" + std::to_string(m) +
+                                 (timed ? " timed" : " first tactic");
         if (!timed) {
-          EXPECT_NE(gpu.dump().find("dequant_gemm"), std::string::npos) << what;
+          const std::string dump = gpu.dump();
+          EXPECT_NE(dump.find("dequant_gemm"), std::string::npos) << what;
+          // The rounded-x tactic only where x is f32 and int8_activations allows it.
+          EXPECT_EQ(dump.find("dequant_gemm_f16") != std::string::npos,
+                    c.dtype == DType::f32 && c.int8_activations)
+              << what << "\n"
+              << dump;
         }
         for (int run = 0; run < 2; ++run) {
           std::vector<float> got = gpu.run({{"x", feed}}).at(0).to_host().to_floats();

@@ -38,6 +38,14 @@ void launch_cast(const TensorView& x, TensorView& y, cudaStream_t stream) {
   }
 }
 
+void cast_values(const TensorView& x, TensorView& y, cudaStream_t stream) {
+  dispatch_all(x.dtype, [&](auto in_tag) {
+    dispatch_all(y.dtype, [&](auto out_tag) {
+      launch_cast<decltype(in_tag), decltype(out_tag)>(x, y, stream);
+    });
+  });
+}
+
 void run_cast(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
               std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -49,14 +57,18 @@ void run_cast(KernelContext& ctx, const ir::Node&, std::span<const TensorView> i
           "cast (same dtype copy)");
     return;
   }
-  dispatch_all(x.dtype, [&](auto in_tag) {
-    dispatch_all(y.dtype, [&](auto out_tag) {
-      launch_cast<decltype(in_tag), decltype(out_tag)>(x, y, stream_of(ctx));
-    });
-  });
+  cast_values(x, y, stream_of(ctx));
 }
 
 }  // namespace
+
+void cast_on_device(const void* x, DType x_dtype, void* y, DType y_dtype, int64_t count,
+                    void* stream) {
+  if (count <= 0) return;
+  const TensorView in{const_cast<void*>(x), x_dtype, Extents{count}, {}};
+  TensorView out{y, y_dtype, Extents{count}, {}};
+  cast_values(in, out, static_cast<cudaStream_t>(stream));
+}
 
 void register_cast_kernels(Backend& b) {
   b.add_kernel("cast", Kernel{"cuda.cast", run_cast, nullptr});

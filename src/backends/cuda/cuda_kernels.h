@@ -14,6 +14,11 @@ namespace loom::cuda {
 void register_unary_kernels(Backend& b);  // unary math
 void register_cast_kernels(Backend& b);   // cast
 
+// `count` values of x converted to y's dtype on `stream` as the cast op converts them; for
+// kernels that round an input before a library call (quantized_matmul's f16 GEMM).
+void cast_on_device(const void* x, DType x_dtype, void* y, DType y_dtype, int64_t count,
+                    void* stream);
+
 // Every family's kernels: what the CUDA backend holds.
 inline void register_kernels(Backend& b) {
 #define LOOM_OP_FAMILY(name) register_##name##_kernels(b);

@@ -552,24 +552,34 @@ void launch_dtype(DType x_dtype, int64_t m, const Launch& l) {
 
 namespace {
 
-// One thread per block of 32: the same decoders as the GEMV, written out as O (float, half
-// or bf16, rounded to nearest even).
+// Four threads per block of 32, each writing 8 consecutive outputs (O: float, half or bf16,
+// rounded to nearest even), so a warp's stores cover 256 contiguous elements and a weight of a
+// few thousand blocks still spreads over every SM. Each thread decodes the whole block (the
+// decoders are per block; its 18-34 bytes are shared by the four through L1) and keeps its
+// eighth: the unrolled select keeps v[] in registers.
 template <GgmlType T, class O>
 __global__ void dequantize_kernel(const uint8_t* __restrict__ blocks, O* __restrict__ out,
                                   int64_t count) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < count; b += stride) {
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < count * 4; t += stride) {
+    const int64_t b = t >> 2;
+    const int part = int(t & 3);
     float v[32];
     Format<T>::decode(blocks + b * Format<T>::bytes, v);
+    O* dst = out + b * 32 + part * 8;
 #pragma unroll
-    for (int i = 0; i < 32; ++i) out[b * 32 + i] = cuda::store_as<O>(v[i]);
+    for (int p = 0; p < 4; ++p)
+      if (p == part) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dst[i] = cuda::store_as<O>(v[p * 8 + i]);
+      }
   }
 }
 
 template <GgmlType T, class O>
 void launch_dequantize(const void* blocks, int64_t count, O* out, cudaStream_t s) {
   const int threads = 256;
-  const int64_t grid = std::min<int64_t>((count + threads - 1) / threads, 65535);
+  const int64_t grid = std::min<int64_t>((count * 4 + threads - 1) / threads, 65535);
   dequantize_kernel<T, O>
       <<<unsigned(grid), threads, 0, s>>>(static_cast<const uint8_t*>(blocks), out, count);
 }

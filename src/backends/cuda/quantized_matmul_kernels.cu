@@ -4,6 +4,11 @@
 //  - "dequant_gemm" (M > 8): the weight expanded into the node's workspace in x's dtype, then
 //    one cuBLASLt GEMM with f32 output. For prefill, where the GEMM's tensor cores amortise
 //    the expansion over many rows. The runtime times both and keeps the faster.
+//  - "dequant_gemm_f16" (M > 8, x f32, int8_activations set): the weight expanded in f16 and
+//    x rounded to f16 beside it, then an f16 tensor-core GEMM with f32 accumulation and
+//    output. int8_activations lets the kernel round x (the CPU rounds it to int8 per block of
+//    32); f16 keeps 11 significant bits, and an f32 GEMM without TF32 runs on CUDA cores at a
+//    tenth of the tensor cores' rate.
 #include <span>
 #include <string>
 
@@ -28,12 +33,15 @@ const quant::GgufFormat* format_of(const ir::Node& node) {
 
 size_t round_up_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-// What the dequant_gemm tactic carries: the GEMM plan, its algorithm, and where in the
-// workspace the expanded weight ends.
+// What the dequant_gemm tactics carry: the GEMM plan, its algorithm, the dtype the weight
+// is expanded in, and the workspace's layout: the expanded weight, then (when x is rounded
+// to a narrower dtype first) x in that dtype, then cuBLASLt's own workspace.
 struct DequantGemm {
   std::shared_ptr<const LtGemm> gemm;
   size_t algo = 0;
+  DType dtype = DType::f32;
   size_t weight_bytes = 0;  // rounded up to 256
+  size_t x_bytes = 0;       // 0: the GEMM reads x as it is
 };
 
 // Groups of up to 8 rows of x, each a GEMV launch; norm and residual go along per row.
@@ -75,35 +83,32 @@ void run_quantized_matmul(KernelContext& ctx, const ir::Node& node, std::span<co
   if (ctx.tactic && ctx.tactic->data) {
     const auto& t = *static_cast<const DequantGemm*>(ctx.tactic->data.get());
     auto* ws = static_cast<char*>(ctx.workspace);
-    quant::cuda_ggml_dequantize(format_of(node)->ggml_type, blocks.data, n * k / 32, ws, x.dtype,
+    quant::cuda_ggml_dequantize(format_of(node)->ggml_type, blocks.data, n * k / 32, ws, t.dtype,
                                 stream);
-    t.gemm->run(cuda_backend_of(ctx).cublaslt(), ws, x.data, y, ws + t.weight_bytes,
-                ctx.workspace_bytes - t.weight_bytes, stream, "quantized_matmul", nullptr, t.algo);
+    const void* b = x.data;
+    if (t.x_bytes > 0) {
+      cast_on_device(x.data, x.dtype, ws + t.weight_bytes, t.dtype, m * k, stream);
+      b = ws + t.weight_bytes;
+    }
+    const size_t used = t.weight_bytes + t.x_bytes;
+    t.gemm->run(cuda_backend_of(ctx).cublaslt(), ws, b, y, ws + used, ctx.workspace_bytes - used,
+                stream, "quantized_matmul", nullptr, t.algo);
     return;
   }
   run_gemv(ctx, node, in, y, m, n, k);
 }
 
-// GEMV always; for M > 8 first cuBLASLt's candidates over the expanded weight (the first
-// tactic is what runs when tactics are not timed). A norm or residual edge runs in the GEMV
-// only (the pass fuses them only where M <= 8 is known at compile).
-std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Node& node,
-                                             std::span<const TensorView> in,
-                                             std::span<const TensorView> out) {
-  const Tactic gemv{"gemv", 0, nullptr};
-  std::vector<Tactic> tactics;
-  const TensorView& x = in[0];
-  const int64_t k = x.shape.back();
-  const int64_t n = in[1].shape[0];
-  const int64_t m = k > 0 ? x.numel() / k : 0;
-  if (m <= 8 || out[0].numel() == 0 || ops::QuantizedMatmulParams::decode(node, in).has_edges())
-    return {gemv};
+// cuBLASLt's candidates for y^T [N, M] = W [N, K] (stored [K, N] column-major, so A^T)
+// times x^T [K, M], the weight and x in `dtype`, each named `prefix.algorithm`; none when
+// cuBLASLt has no algorithm for the description.
+void add_dequant_gemm_tactics(CudaBackend& backend, DType dtype, bool round_x, const TensorView& x,
+                              const TensorView& y, int64_t m, int64_t n, int64_t k,
+                              const std::string& prefix, std::vector<Tactic>& tactics) {
   GemmDesc d;
-  d.dtype = cuda_dtype(x.dtype);
+  d.dtype = cuda_dtype(dtype);
   d.d_f32 = true;
   d.compute =
-      x.dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  // Column-major: y^T [N, M] = W [N, K] (stored [K, N], so A^T) times x^T [K, M].
+      dtype == DType::f32 && tf32_enabled() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   d.m = uint64_t(n);
   d.n = uint64_t(m);
   d.k = uint64_t(k);
@@ -112,28 +117,56 @@ std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Nod
   d.ldb = k;
   d.ldc = n;
   d.workspace_bytes = kMaxGemmWorkspace;
-  const size_t elem = storage_bytes(x.dtype, 1);
+  const size_t elem = storage_bytes(dtype, 1);
+  const size_t weight_bytes = round_up_256(storage_bytes(dtype, n * k));
   d.align_a = common_alignment({uint64_t(k) * elem});  // the workspace base is 256-aligned
-  d.align_b = common_alignment({uint64_t(reinterpret_cast<uintptr_t>(x.data)), uint64_t(k) * elem});
+  // A rounded x lies in the workspace after the weight (256-aligned); else x is read in place.
+  d.align_b =
+      round_x
+          ? common_alignment({uint64_t(k) * elem})
+          : common_alignment({uint64_t(reinterpret_cast<uintptr_t>(x.data)), uint64_t(k) * elem});
   d.align_c = common_alignment(
-      {uint64_t(reinterpret_cast<uintptr_t>(out[0].data)), uint64_t(n) * sizeof(float)});
+      {uint64_t(reinterpret_cast<uintptr_t>(y.data)), uint64_t(n) * sizeof(float)});
   std::shared_ptr<const LtGemm> gemm;
   try {
     backend.activate();
     gemm = std::make_shared<const LtGemm>(backend.cublaslt(), d);
   } catch (const Error& e) {
-    if (e.kind() == ErrorKind::unsupported) return {gemv};
+    if (e.kind() == ErrorKind::unsupported) return;
     throw;
   }
-  const size_t weight_bytes = round_up_256(storage_bytes(x.dtype, n * k));
+  const size_t x_bytes = round_x ? round_up_256(storage_bytes(dtype, m * k)) : 0;
   for (size_t i = 0; i < gemm->algorithms(); ++i) {
     auto data = std::make_shared<DequantGemm>();
     data->gemm = gemm;
     data->algo = i;
+    data->dtype = dtype;
     data->weight_bytes = weight_bytes;
-    tactics.push_back({"dequant_gemm." + gemm->algorithm_name(i),
-                       weight_bytes + gemm->workspace_bytes(i), std::move(data)});
+    data->x_bytes = x_bytes;
+    tactics.push_back({prefix + "." + gemm->algorithm_name(i),
+                       weight_bytes + x_bytes + gemm->workspace_bytes(i), std::move(data)});
   }
+}
+
+// GEMV always; for M > 8 first cuBLASLt's candidates over the expanded weight (the first
+// tactic is what runs when tactics are not timed): in f16 with x rounded to f16 when x is f32
+// and int8_activations allows rounding it, then in x's dtype. A norm or residual edge runs in
+// the GEMV only (the pass fuses them only where M <= 8 is known at compile).
+std::vector<Tactic> quantized_matmul_tactics(CudaBackend& backend, const ir::Node& node,
+                                             std::span<const TensorView> in,
+                                             std::span<const TensorView> out) {
+  const Tactic gemv{"gemv", 0, nullptr};
+  const TensorView& x = in[0];
+  const int64_t k = x.shape.back();
+  const int64_t n = in[1].shape[0];
+  const int64_t m = k > 0 ? x.numel() / k : 0;
+  const ops::QuantizedMatmulParams p = ops::QuantizedMatmulParams::decode(node, in);
+  if (m <= 8 || out[0].numel() == 0 || p.has_edges()) return {gemv};
+  std::vector<Tactic> tactics;
+  if (x.dtype == DType::f32 && p.int8_activations)
+    add_dequant_gemm_tactics(backend, DType::f16, true, x, out[0], m, n, k, "dequant_gemm_f16",
+                             tactics);
+  add_dequant_gemm_tactics(backend, x.dtype, false, x, out[0], m, n, k, "dequant_gemm", tactics);
   tactics.push_back(gemv);
   return tactics;
 }
