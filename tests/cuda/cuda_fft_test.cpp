@@ -104,19 +104,22 @@ TEST(CudaFft, FramesStftAndLogMelMatchCpu) {
   o.hop = 160;
   LogMelOptions mel;
   Tensor w = g.placeholder("w", {64});
+  Tensor w50 = g.placeholder("w50", {50});  // a length not a multiple of 4: one block a frame
   std::vector<Tensor> outs = {frames(x, 400, 160, 200, "reflect"),
                               frames(x, 64, 7, 3),
                               windowed_frames(x, 64, 7, 3, "reflect", w),
                               windowed_frames(x, 64, 30, 40, "constant", w),
+                              windowed_frames(x, 50, 9, 25, "reflect", w50),
                               overlap_add(frames(x, 50, 20), 20),
                               stft(x, o),
                               log_mel_spectrogram(x, mel),
                               istft(stft(x, o), o, 16000)};
   testing::Tolerance tol = testing::accumulation_tolerance(DType::f32, 4 * 400, 2.0);
-  expect_gpu_matches_cpu(
-      g, outs,
-      {{"x", random_tensor(DType::f32, {4, 16000})}, {"w", random_tensor(DType::f32, {64})}},
-      "frames, stft, log-mel, istft", tol);
+  expect_gpu_matches_cpu(g, outs,
+                         {{"x", random_tensor(DType::f32, {4, 16000})},
+                          {"w", random_tensor(DType::f32, {64})},
+                          {"w50", random_tensor(DType::f32, {50})}},
+                         "frames, stft, log-mel, istft", tol);
 }
 
 }  // namespace

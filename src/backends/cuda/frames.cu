@@ -1,5 +1,7 @@
 // CUDA kernels of frames (overlapping windows with constant or reflect padding) and
 // overlap_add (each output sample sums the frames covering it, in frame order, as the CPU).
+#include <algorithm>
+
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/launch.cuh"
@@ -54,6 +56,41 @@ __global__ void windowed_frames_kernel(const float* __restrict__ x, const float*
   }
 }
 
+// The same framing four outputs at a time (frame lengths that are multiples of 4, aligned
+// output and window): one flat grid over all (row, frame, quad) with 32-bit index arithmetic
+// and 16-byte stores. A block per frame left most of a 256-thread block idle on 400-sample
+// frames and spent the time scheduling 48k tiny blocks (39% of copy bandwidth on the H200).
+__global__ void windowed_frames4_kernel(const float* __restrict__ x, const float4* __restrict__ w,
+                                        float4* __restrict__ y, uint32_t total_quads, int64_t t,
+                                        uint32_t frames, uint32_t quads_per_frame, int64_t hop,
+                                        int64_t pad, bool reflect) {
+  const uint32_t stride = gridDim.x * blockDim.x;
+  for (uint32_t q = blockIdx.x * blockDim.x + threadIdx.x; q < total_quads; q += stride) {
+    const uint32_t rf = q / quads_per_frame, kq = q - rf * quads_per_frame;
+    const uint32_t r = rf / frames, f = rf - r * frames;
+    const float* src = x + int64_t(r) * t;
+    const int64_t s0 = int64_t(f) * hop - pad + int64_t(kq) * 4;
+    float v[4];
+    if (s0 >= 0 && s0 + 3 < t) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = src[s0 + i];
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t s = s0 + i;
+        if (s >= 0 && s < t)
+          v[i] = src[s];
+        else if (reflect)
+          v[i] = src[s < 0 ? -s : 2 * (t - 1) - s];
+        else
+          v[i] = 0.f;
+      }
+    }
+    const float4 wq = w[kq];
+    y[q] = make_float4(v[0] * wq.x, v[1] * wq.y, v[2] * wq.z, v[3] * wq.w);
+  }
+}
+
 void run_frames(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                 std::span<TensorView> out) {
   const TensorView& x = in[0];
@@ -63,6 +100,18 @@ void run_frames(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   const ops::FramesParams p = ops::FramesParams::decode(node);
   const int64_t frames = y.shape[y.shape.size() - 2];
   if (in.size() > 1) {  // with a window (f32)
+    const int64_t quads = total / 4;
+    const bool aligned =
+        (reinterpret_cast<uintptr_t>(y.data) | reinterpret_cast<uintptr_t>(in[1].data)) % 16 == 0;
+    if (p.frame_length % 4 == 0 && aligned && quads <= 0xffffffffLL &&
+        total / p.frame_length <= 0xffffffffLL) {
+      const unsigned grid = unsigned(std::min<int64_t>((quads + 255) / 256, 65536));
+      windowed_frames4_kernel<<<grid, 256, 0, stream_of(ctx)>>>(
+          x.as<const float>(), in[1].as<const float4>(), y.as<float4>(), uint32_t(quads),
+          x.shape.back(), uint32_t(frames), uint32_t(p.frame_length / 4), p.hop, p.pad, p.reflect);
+      check_launch("frames (windowed)");
+      return;
+    }
     const int64_t blocks = total / p.frame_length;
     if (blocks > 0x7fffffff) fail(ErrorKind::unsupported, "frames: more than 2^31 frames");
     const unsigned threads = p.frame_length >= 256 ? 256u : 128u;
