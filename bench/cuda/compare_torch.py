@@ -3,7 +3,7 @@
 same GPU in one run, and prints a markdown table with the date, the device and the commit.
 
     python3 bench/cuda/compare_torch.py --bench build/bench/cuda/loom_cuda_bench [--json out.json]
-        [--only bandwidth|matmul|chain|reduce_chain|mlp|nvrtc|fft]
+        [--only bandwidth|matmul|chain|reduce_chain|mlp|nvrtc|fft|attention]
 
 Both sides time with CUDA events around many launches (median of several repeats) and
 rotate input sets that would otherwise sit in L2.
@@ -67,6 +67,26 @@ def torch_fft_ms(name):
         return None
     filters = torch.from_numpy(loom.mel_filter_bank(16000, 400, 80).numpy().copy()).cuda()
     return torch_time_ms(lambda i: torch.log10(torch.clamp(filters @ stft().abs() ** 2, min=1e-10)), 20)
+
+
+def torch_attention_ms(name):
+    """torch's SDPA on a loom_cuda_bench attention row's shape, bf16: (cuDNN, flash) ms."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    words = name.split()
+    b, h, s, d = (int(w[1:]) for w in words[1:5])
+    causal = words[5] == "causal"
+    q, k, v = (fill((b, h, s, d), torch.bfloat16, 40 + i) for i in range(3))
+    times = []
+    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION):
+        try:
+            with sdpa_kernel(backend):
+                times.append(torch_time_ms(
+                    lambda i: F.scaled_dot_product_attention(q, k, v, is_causal=causal), 10))
+        except RuntimeError:
+            times.append(None)
+    return times
 
 
 def graph_replay_ms(fn, iters=50):
@@ -135,6 +155,10 @@ def torch_equivalent(row):
         return torch_time_ms(lambda i: b.copy_(a), 20)
     if kind == "fft":
         return torch_fft_ms(name)
+    if kind == "attention":
+        cudnn, flash = torch_attention_ms(name)
+        row["torch_flash_ms"] = flash
+        return cudnn
     dt = dtypes.get(row["dtype"])
     if name in ("add", "mul"):
         n = parse_shape(row["shape"])[0]
@@ -204,7 +228,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bench", required=True, help="path of the loom_cuda_bench binary")
     parser.add_argument("--only", default="",
-                        help="bandwidth, matmul, chain, reduce_chain, mlp, nvrtc or fft")
+                        help="bandwidth, matmul, chain, reduce_chain, mlp, nvrtc, fft or attention")
     parser.add_argument("--json", help="also write every row as JSON to this file")
     parser.add_argument("--commit", default=os.environ.get("LOOM_COMMIT"),
                         help="commit to print (default: $LOOM_COMMIT, else git rev-parse)")
@@ -265,6 +289,12 @@ def main():
             torch_rate = f", torch {row['bytes'] / (t * 1e-3) / 1e9:.0f} GB/s" if t else ""
             rate = f"{row['gbps']:.0f} GB/s weights{torch_rate}"
             frac = f"{100 * row['gbps'] / copy_gbps:.0f}%" if copy_gbps else "-"
+        elif row["kind"] == "attention":
+            # torch ms is its cuDNN backend (the issue's target: Loom >= 0.9x of it); flash
+            # beside it.
+            flash = row.get("torch_flash_ms")
+            rate = f"{row['tflops']:.0f} TFLOP/s"
+            frac = f"flash {flash:.4f} ms" if flash else "-"
         elif row["kind"] == "nvrtc":
             rate = "-"
             frac = "-"

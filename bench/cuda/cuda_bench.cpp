@@ -319,6 +319,44 @@ void bench_fft(cudaStream_t stream) {
   }
 }
 
+// Fused attention, bf16, on the prefill shapes (TFLOP/s counting causal work as half):
+// the tensor-core kernel alone and, where it takes seconds no longer, the CUDA-core one.
+void bench_attention(cudaStream_t stream) {
+  struct Shape {
+    int64_t batch, heads, seq, dim;
+    bool causal;
+  };
+  const Shape shapes[] = {{1, 32, 4096, 128, true},
+                          {1, 32, 8192, 128, true},
+                          {4, 32, 4096, 128, false},
+                          {1, 32, 8192, 64, true},
+                          {1, 9, 512, 64, true}};  // SmolLM2's prefill of 512 (f16 path)
+  for (const Shape& s : shapes) {
+    const DType dt = DType::bf16;
+    const Extents qkv{s.batch, s.heads, s.seq, s.dim};
+    Graph g;
+    Tensor q = g.placeholder("q", to_shape(qkv), dt);
+    Tensor k = g.placeholder("k", to_shape(qkv), dt);
+    Tensor v = g.placeholder("v", to_shape(qkv), dt);
+    AttentionOptions o;
+    o.causal = s.causal;
+    Tensor y = scaled_dot_product_attention(q, k, v, o);
+    std::vector<std::vector<TensorData>> sets = {
+        {device_random(dt, qkv, 31), device_random(dt, qkv, 32), device_random(dt, qkv, 33)}};
+    const double flops = 4.0 * double(s.batch * s.heads) * double(s.seq) * double(s.seq) *
+                         double(s.dim) * (s.causal ? 0.5 : 1.0);
+    const double bytes = 4.0 * double(storage_bytes(dt, numel(qkv)));
+    const std::string label = "attention B" + std::to_string(s.batch) + " H" +
+                              std::to_string(s.heads) + " S" + std::to_string(s.seq) + " D" +
+                              std::to_string(s.dim) + (s.causal ? " causal" : " full");
+    bench_node("attention", label + " mma", y, sets, bytes, flops, stream, 10,
+               "cuda.attention.mma");
+    if (flops < 2e10)
+      bench_node("attention", label + " tiled", y, sets, bytes, flops, stream, 3,
+                 "cuda.attention.tiled");
+  }
+}
+
 // Wall time per run of an Executable (median of many runs).
 double run_ms(Executable& exe, const Feeds& feeds, int runs) {
   std::vector<TensorData> outputs;
@@ -570,6 +608,7 @@ int main(int argc, char** argv) {
     if (only.empty() || only == "mlp") bench_mlp();
     if (only.empty() || only == "nvrtc") bench_nvrtc();
     if (only.empty() || only == "fft") bench_fft(stream);
+    if (only.empty() || only == "attention") bench_attention(stream);
     check(cudaStreamSynchronize(stream), "final sync");
   } catch (const loom::Error& e) {
     std::fprintf(stderr, "loom error: %s\n", e.what());

@@ -1,7 +1,8 @@
 // scaled_dot_product_attention on CUDA against the CPU kernel (itself checked against a naive
 // reference in tests/ops/attention_test.cpp): the split-kv decode kernel over head dims, group
 // ratios, lengths that split into many chunks, masks, run-time kv_len and windows; the tiled
-// prefill kernel; and a KV-cache decode loop whose steps are CUDA-graph replays.
+// and tensor-core prefill kernels; and a KV-cache decode loop whose steps are CUDA-graph
+// replays.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -163,6 +164,44 @@ TEST(CudaAttention, Prefill) {
       if (variant == 2) c.window = 64, c.mask = 1;
       if (variant == 3) c.mask = 2;
       c.kernel = "cuda.attention.tiled";
+      check(c);
+    }
+}
+
+// The tensor-core prefill kernel (f16/bf16, D 64 and 128, no mask): GQA 1/4/8, odd lengths and
+// partial 64-row blocks, chunked prefill against a longer cache with per-batch kv_len, a
+// window, a kv_len shorter than the queries (the first rows see nothing: zeros). It rounds P
+// to the dtype before P v, which moves each output by at most u * max|v| (u = 2^-11 for f16,
+// 2^-8 for bf16; |v| <= 1 here): inside the same elementwise tolerances.
+TEST(CudaAttention, PrefillOnTensorCores) {
+  LOOM_REQUIRE_CUDA();
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (int variant = 0; variant < 6; ++variant) {
+      Case c;
+      c.dtype = dtype;
+      c.kernel = "cuda.attention.mma";
+      c.causal = variant != 2;
+      switch (variant) {
+        case 0:
+          c.batch = 2, c.q_heads = 8, c.kv_heads = 2, c.q_len = c.kv_cap = 301, c.dim = 128;
+          break;
+        case 1:  // chunked prefill: the queries are the last of 400 / 517 keys
+          c.batch = 2, c.q_heads = 8, c.kv_heads = 2, c.q_len = 301, c.kv_cap = 517, c.dim = 64;
+          c.kv_len = {400, 517};
+          break;
+        case 2:
+          c.q_heads = c.kv_heads = 4, c.q_len = c.kv_cap = 130, c.dim = 64;
+          break;
+        case 3:
+          c.q_heads = 8, c.kv_heads = 1, c.q_len = 97, c.kv_cap = 200, c.dim = 128, c.window = 50;
+          break;
+        case 4:
+          c.q_heads = c.kv_heads = 2, c.q_len = c.kv_cap = 9, c.dim = 64;
+          break;
+        case 5:
+          c.q_heads = 3, c.kv_heads = 1, c.q_len = 20, c.kv_cap = 64, c.dim = 64, c.kv_len = {10};
+          break;
+      }
       check(c);
     }
 }

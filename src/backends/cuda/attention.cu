@@ -15,6 +15,7 @@
 #include <limits>
 #include <memory>
 
+#include "backends/cuda/attention_kernels.h"
 #include "backends/cuda/cuda_error.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device/launch.cuh"
@@ -34,7 +35,6 @@ constexpr int kMaxBlockRows = 64;
 constexpr int kMinPrefillBlockRows = 8;
 constexpr size_t kMaxSharedBytes = 48 * 1024;  // the default limit, no opt-in needed
 constexpr int kMaxDim = 512;
-constexpr int64_t kDecodeMaxQueries = 8;
 constexpr int kMinKeysPerSplit = 16;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -562,7 +562,7 @@ bool fits(const ir::Node&, std::span<const TensorView> in) {
 }
 
 bool fits_decode(const ir::Node& node, std::span<const TensorView> in) {
-  return fits(node, in) && in[0].shape[2] <= kDecodeMaxQueries;
+  return fits(node, in) && in[0].shape[2] <= kDecodeQueries;
 }
 
 // Decode shapes take split_kv only. Timing the two at compile would be misleading: the keys
@@ -580,19 +580,22 @@ void run_split_kv(KernelContext& ctx, const ir::Node& node, std::span<const Tens
                  [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], true); });
 }
 
-void run_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
-               std::span<TensorView> out) {
+}  // namespace
+
+void run_attention_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+                         std::span<TensorView> out) {
   dispatch_float(in[0].dtype,
                  [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], false); });
 }
 
-}  // namespace
-
 void register_attention_kernels(Backend& b) {
   b.add_kernel("scaled_dot_product_attention",
                Kernel{"cuda.attention.split_kv", run_split_kv, fits_decode});
+  // The tensor-core kernel before the CUDA-core one: the first that supports a node runs
+  // when tactics are not timed; timed, the faster wins.
+  b.add_kernel("scaled_dot_product_attention", attention_mma_kernel());
   b.add_kernel("scaled_dot_product_attention",
-               Kernel{"cuda.attention.tiled", run_tiled, fits_prefill});
+               Kernel{"cuda.attention.tiled", run_attention_tiled, fits_prefill});
 }
 
 }  // namespace loom::cuda
