@@ -46,7 +46,8 @@ struct QuantizedKv {
 };
 
 // Symmetric int8 per row of D: scale = max|x| / 127 over the row (0 for an all-zero row),
-// code = round-half-away(x / scale) clamped to [-127, 127], so |x - scale * code| <= scale / 2.
+// code = round-half-away(x / scale) clamped to [-127, 127], so |x - scale * code| <= scale / 2
+// (up to the f32 rounding of x / scale).
 // x is f32, f16 or bf16 [B, H, S, D]. "quantize_kv": input x; outputs codes, scale.
 QuantizedKv quantize_kv(const Tensor& x);
 
