@@ -107,6 +107,7 @@ from ._loom import (
     op_names,
     permute,
     pow,
+    quantize_kv,
     relu,
     reshape,
     rms_norm,

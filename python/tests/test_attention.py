@@ -95,3 +95,57 @@ def test_errors():
         loom.scaled_dot_product_attention(q, k, k)
     with pytest.raises(TypeError):
         loom.scaled_dot_product_attention(q, k, k, True)  # options are keyword-only
+
+
+def numpy_quantize_kv(x):
+    """Symmetric int8 per row of D, as quantize_kv defines it (float32 arithmetic)."""
+    x = np.asarray(x, np.float32)
+    scale = (np.abs(x).max(-1) / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))[..., None]
+    # np.round rounds half to even; quantize_kv rounds half away from zero.
+    q = x / safe
+    codes = np.where(scale[..., None] > 0, np.sign(q) * np.floor(np.abs(q) + 0.5), 0)
+    return np.clip(codes, -127, 127).astype(np.int8), scale
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("sq,hq,causal", [(1, 8, True), (6, 2, True), (3, 8, False)], ids=str)
+def test_int8_kv_cache(rng, dtype, sq, hq, causal):
+    """quantize_kv's codes and scales against NumPy, and attention over the int8 cache against
+    the NumPy reference over the dequantized values (only f32 accumulation differs)."""
+    b, hkv, skv, d = 2, 2, 37, 64
+    q = random_array(rng, (b, hq, sq, d), dtype, -1, 1)
+    k = random_array(rng, (b, hkv, skv, d), dtype, -1, 1)
+    v = random_array(rng, (b, hkv, skv, d), dtype, -1, 1)
+    kv_len = np.array([skv, 20], np.int32)
+    g = loom.Graph()
+    kq, ks = loom.quantize_kv(g.placeholder("k", k.shape, dtype))
+    vq, vs = loom.quantize_kv(g.placeholder("v", v.shape, dtype))
+    assert kq.dtype == loom.int8 and ks.dtype == loom.float32 and tuple(ks.shape) == (b, hkv, skv)
+    y = loom.scaled_dot_product_attention(
+        g.placeholder("q", q.shape, dtype), kq, vq, causal=causal, k_scale=ks, v_scale=vs,
+        kv_len=g.placeholder("kv_len", (b,), loom.int32))
+    codes_k, scale_k, codes_v, scale_v, got = run_graph(
+        g, [kq, ks, vq, vs, y], {"q": q, "k": k, "v": v, "kv_len": kv_len})
+    want_codes, want_scale = numpy_quantize_kv(as_f64(k))
+    np.testing.assert_array_equal(codes_k, want_codes)
+    np.testing.assert_array_equal(scale_k, want_scale)
+    err = np.abs(as_f64(k) - scale_k[..., None].astype(np.float64) * codes_k)
+    # scale / 2, plus the f32 rounding of x / scale (< 128 * 2^-24 of scale).
+    assert (err <= scale_k[..., None] * (0.5 + 1e-5)).all()
+    dk = scale_k[..., None].astype(np.float64) * codes_k
+    dv = scale_v[..., None].astype(np.float64) * codes_v
+    want = reference(q, dk, dv, causal=causal, kv_len=kv_len)
+    atol = ATOL[loom.dtype(dtype)]
+    np.testing.assert_allclose(as_f64(got), want, atol=atol, rtol=atol)
+
+
+def test_int8_kv_errors():
+    g = loom.Graph()
+    q = g.placeholder("q", (1, 4, 1, 8))
+    k = g.placeholder("k", (1, 2, 5, 8), loom.int8)
+    s = g.placeholder("s", (1, 2, 5))
+    with pytest.raises(loom.Error, match="need k_scale and v_scale"):
+        loom.scaled_dot_product_attention(q, k, k)
+    with pytest.raises(loom.Error, match="go with i8"):
+        loom.scaled_dot_product_attention(q, q, q, k_scale=s, v_scale=s)

@@ -1,8 +1,8 @@
 // Builds one small node of any op from its schema, for tests that walk every op: value
 // inputs [4, 4] of a chosen dtype, index inputs of a few small shapes, required attributes
 // with plain values. A few ops relate their inputs' shapes in ways a schema does not state
-// (attention's [B, H, S, D] operands, the byte width of quantized rows); `kExamples` gives
-// those the shapes and attributes to start from.
+// (attention's and quantize_kv's [B, H, S, D] operands, the byte width of quantized rows);
+// `kExamples` gives those the shapes and attributes to start from.
 #pragma once
 
 #include <map>
@@ -77,6 +77,7 @@ inline const OpExample* example_for(const std::string& op) {
   static const std::map<std::string, OpExample> examples{
       {"scaled_dot_product_attention",
        {{{1, 2, 3, 8}, {1, 2, 5, 8}, {1, 2, 5, 8}, {1, 2, 3, 5}, {1}}, {}}},
+      {"quantize_kv", {{{1, 2, 3, 8}}, {}}},
       // One Q8_0 block (34 bytes) per row of 32 elements.
       {"dequantize", {{{4, 34}}, {{"format", std::string("Q8_0")}, {"k", int64_t(32)}}}},
       {"quantized_matmul", {{{3, 32}, {4, 34}}, {{"format", std::string("Q8_0")}}}},

@@ -1,8 +1,8 @@
 // scaled_dot_product_attention on CUDA against the CPU kernel (itself checked against a naive
 // reference in tests/ops/attention_test.cpp): the split-kv decode kernel over head dims, group
 // ratios, lengths that split into many chunks, masks, run-time kv_len and windows; the tiled
-// and tensor-core prefill kernels; and a KV-cache decode loop whose steps are CUDA-graph
-// replays.
+// and tensor-core prefill kernels; a KV-cache decode loop whose steps are CUDA-graph replays;
+// and the same over an int8 KV cache (i8 K/V + f32 scales per key, written by quantize_kv).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -35,6 +35,7 @@ void expect_elementwise(const TensorData& got, const TensorData& want, DType dty
 struct Case {
   int64_t batch = 1, q_heads = 1, kv_heads = 1, q_len = 1, kv_cap = 1, dim = 64;
   DType dtype = DType::f16;
+  bool int8_kv = false;  // k and v i8 codes with f32 scales per key
   bool causal = false;
   int64_t window = 0;
   int mask = 0;  // 0 none, 1 bool [B, 1, Sq, Skv], 2 float [Sq, Skv]
@@ -45,8 +46,8 @@ struct Case {
     std::string s = "B" + std::to_string(batch) + " Hq" + std::to_string(q_heads) + " Hkv" +
                     std::to_string(kv_heads) + " Sq" + std::to_string(q_len) + " Skv" +
                     std::to_string(kv_cap) + " D" + std::to_string(dim) + " " + dtype_name(dtype) +
-                    (causal ? " causal" : "") + " mask" + std::to_string(mask) + " window" +
-                    std::to_string(window);
+                    (int8_kv ? " int8-kv" : "") + (causal ? " causal" : "") + " mask" +
+                    std::to_string(mask) + " window" + std::to_string(window);
     for (int32_t n : kv_len) s += " kv_len " + std::to_string(n);
     return s;
   }
@@ -55,12 +56,25 @@ struct Case {
 void check(const Case& c) {
   Graph g;
   Tensor q = g.placeholder("q", {c.batch, c.q_heads, c.q_len, c.dim}, c.dtype);
-  Tensor k = g.placeholder("k", {c.batch, c.kv_heads, c.kv_cap, c.dim}, c.dtype);
-  Tensor v = g.placeholder("v", {c.batch, c.kv_heads, c.kv_cap, c.dim}, c.dtype);
+  const DType kv_dtype = c.int8_kv ? DType::i8 : c.dtype;
+  const Extents kv_shape{c.batch, c.kv_heads, c.kv_cap, c.dim};
+  Tensor k = g.placeholder("k", to_shape(kv_shape), kv_dtype);
+  Tensor v = g.placeholder("v", to_shape(kv_shape), kv_dtype);
   Feeds feeds{{"q", random_tensor(c.dtype, {c.batch, c.q_heads, c.q_len, c.dim})},
-              {"k", random_tensor(c.dtype, {c.batch, c.kv_heads, c.kv_cap, c.dim})},
-              {"v", random_tensor(c.dtype, {c.batch, c.kv_heads, c.kv_cap, c.dim})}};
+              {"k", random_tensor(kv_dtype, kv_shape, -127.f, 127.f)},
+              {"v", random_tensor(kv_dtype, kv_shape, -127.f, 127.f)}};
+  if (!c.int8_kv) {
+    feeds["k"] = random_tensor(kv_dtype, kv_shape);
+    feeds["v"] = random_tensor(kv_dtype, kv_shape);
+  }
   AttentionOptions options;
+  if (c.int8_kv) {
+    const Extents scale_shape{c.batch, c.kv_heads, c.kv_cap};
+    options.k_scale = g.placeholder("k_scale", to_shape(scale_shape));
+    options.v_scale = g.placeholder("v_scale", to_shape(scale_shape));
+    feeds["k_scale"] = random_tensor(DType::f32, scale_shape, 0.f, 0.01f);
+    feeds["v_scale"] = random_tensor(DType::f32, scale_shape, 0.f, 0.01f);
+  }
   options.causal = c.causal;
   options.window = c.window;
   if (c.mask == 1) {
@@ -145,6 +159,31 @@ TEST(CudaAttention, DecodeLengthsAndOptions) {
         check(c);
       }
     }
+}
+
+// An int8 KV cache read directly by both kernels, against the CPU kernel (which reads it the
+// same way; tests/ops/attention_int8_kv_test.cpp checks that against a reference).
+TEST(CudaAttention, Int8KvCache) {
+  LOOM_REQUIRE_CUDA();
+  for (DType dtype : {DType::f16, DType::bf16, DType::f32})
+    for (int64_t dim : {64, 128, 80, 20})
+      for (int64_t ratio : {1, 4})
+        for (int64_t q_len : {1, 5, 77}) {
+          Case c;
+          c.int8_kv = true;
+          c.dtype = dtype;
+          c.batch = 2;
+          c.kv_heads = 2;
+          c.q_heads = 2 * ratio;
+          c.dim = dim;
+          c.q_len = q_len;
+          c.kv_cap = q_len == 77 ? 300 : 1037;
+          c.causal = q_len != 5;
+          if (q_len == 5) c.kv_len = {700, 3};
+          if (dim == 80) c.mask = 1, c.window = 100;
+          if (q_len == 77) c.kernel = "cuda.attention.tiled";
+          check(c);
+        }
 }
 
 TEST(CudaAttention, Prefill) {
@@ -246,6 +285,71 @@ TEST(CudaAttention, KvCacheDecodeReplays) {
     auto got = gpu.run(feeds).at(0).to_host();
     expect_elementwise(got, want, dtype, "step " + std::to_string(step));
     if (HasFailure()) break;
+  }
+}
+
+// An int8 KV cache in variables on the GPU: each step quantizes its k/v with quantize_kv and
+// writes codes and scales in place; against the same graph on the CPU, the caches compared
+// bit for bit (both quantize in IEEE f32), every step after the second a CUDA-graph replay.
+TEST(CudaAttention, Int8KvCacheDecodeReplays) {
+  LOOM_REQUIRE_CUDA();
+  constexpr int64_t B = 2, Hkv = 2, Hq = 16, C = 300, D = 128, kSteps = 200;
+  for (DType dtype : {DType::f16, DType::f32}) {
+    Graph g;
+    Tensor k_cache = g.variable("k_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
+    Tensor v_cache = g.variable("v_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
+    Tensor k_scales = g.variable("k_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
+    Tensor v_scales = g.variable("v_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
+    Tensor q = g.placeholder("q", {B, Hq, 1, D}, dtype);
+    Tensor k_new = g.placeholder("k_new", {B, Hkv, 1, D}, dtype);
+    Tensor v_new = g.placeholder("v_new", {B, Hkv, 1, D}, dtype);
+    Tensor starts = g.placeholder("starts", {4}, DType::i32);
+    Tensor scale_starts = g.placeholder("scale_starts", {3}, DType::i32);
+    Tensor kv_len = g.placeholder("kv_len", {1}, DType::i32);
+    QuantizedKv kq = quantize_kv(k_new), vq = quantize_kv(v_new);
+    Tensor k_all = slice_update(g.read(k_cache), kq.codes, starts);
+    Tensor v_all = slice_update(g.read(v_cache), vq.codes, starts);
+    Tensor ks_all = slice_update(g.read(k_scales), kq.scale, scale_starts);
+    Tensor vs_all = slice_update(g.read(v_scales), vq.scale, scale_starts);
+    g.assign(k_cache, k_all);
+    g.assign(v_cache, v_all);
+    g.assign(k_scales, ks_all);
+    g.assign(v_scales, vs_all);
+    AttentionOptions options;
+    options.causal = true;
+    options.kv_len = kv_len;
+    options.k_scale = ks_all;
+    options.v_scale = vs_all;
+    Tensor y = scaled_dot_product_attention(q, k_all, v_all, options);
+    auto make = [&](Device device) {
+      CompileOptions co;
+      co.device = device;
+      co.outputs = {y};
+      return compile(g, co);
+    };
+    Executable cpu = make(Device::cpu()), gpu = make(testing::gpu());
+    EXPECT_NE(gpu.dump().find("slice_update_inplace"), std::string::npos) << gpu.dump();
+    if (!testing::cuda_tests_on_cpu()) {
+      EXPECT_NE(gpu.dump().find("cuda.attention.split_kv"), std::string::npos) << gpu.dump();
+      EXPECT_NE(gpu.dump().find("cuda.quantize_kv"), std::string::npos) << gpu.dump();
+    }
+    for (int32_t step = 0; step < kSteps; ++step) {
+      Feeds feeds{{"q", random_tensor(dtype, {B, Hq, 1, D})},
+                  {"k_new", random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f)},
+                  {"v_new", random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f)},
+                  {"starts", TensorData::from_vector<int32_t>({0, 0, step, 0}, {4})},
+                  {"scale_starts", TensorData::from_vector<int32_t>({0, 0, step}, {3})},
+                  {"kv_len", TensorData::from_vector<int32_t>({step + 1}, {1})}};
+      auto want = cpu.run(feeds).at(0);
+      auto got = gpu.run(feeds).at(0).to_host();
+      const std::string what = std::string(dtype_name(dtype)) + " step " + std::to_string(step);
+      expect_elementwise(got, want, dtype, what);
+      for (const char* name : {"k_cache", "v_cache", "k_scale", "v_scale"})
+        EXPECT_EQ(gpu.variables().get(name).to_host().to_floats(),
+                  cpu.variables().get(name).to_host().to_floats())
+            << what << " " << name;
+      if (HasFailure()) break;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // CPU kernel of scaled_dot_product_attention: tiled online softmax (flash attention on the
 // CPU). A task is (batch, kv head, tile of queries) and holds every query head of that kv
 // head's group, so each K/V tile is converted to f32 once and used by G = Hq / Hkv heads.
-// Extra memory is O(tile) per thread; the Sq x Skv scores never exist.
+// Extra memory is O(tile) per thread; the Sq x Skv scores never exist. An int8 cache (i8 K/V
+// with an f32 scale per key) is read as it is: each tile is expanded to f32 like an f16 one.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -35,6 +36,9 @@ struct Geometry {
   const void* kv_len = nullptr;
   DType kv_len_dtype = DType::i64;
   int64_t kv_len_count = 0;
+  // int8 K/V: f32 [B, Hkv, Skv] scales; null for float K/V.
+  const float* k_scale = nullptr;
+  const float* v_scale = nullptr;
 };
 
 int64_t valid_keys(const Geometry& g, int64_t b) {
@@ -99,6 +103,18 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* x, floa
   for (; i < n; ++i) y[i] += p * x[i];
 }
 
+// n codes times one scale (a key's row of an int8 cache).
+__attribute__((target("avx2"))) void i8_row_to_f32(const int8_t* src, float scale, float* dst,
+                                                   int64_t n) {
+  const __m256 s = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), s));
+  }
+  for (; i < n; ++i) dst[i] = scale * float(src[i]);
+}
+
 __attribute__((target("avx2,f16c"))) void f16_tile_to_f32(const f16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -132,18 +148,33 @@ void to_f32(const T* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = float(load(src + i));
 }
 
-template <class T>
+// `rows` rows of D codes, row j times scale[j].
+inline void i8_rows_to_f32(const int8_t* src, const float* scale, float* dst, int64_t rows,
+                           int64_t D) {
+  for (int64_t j = 0; j < rows; ++j) {
+#if LOOM_ATTENTION_AVX2
+    if (has_avx2()) {
+      i8_row_to_f32(src + j * D, scale[j], dst + j * D, D);
+      continue;
+    }
+#endif
+    for (int64_t d = 0; d < D; ++d) dst[j * D + d] = scale[j] * float(src[j * D + d]);
+  }
+}
+
+// T: q's (and the output's) dtype; KV: k's and v's, T or int8_t.
+template <class T, class KV>
 struct Task {
   const Geometry& g;
   const T* q;
-  const T* k;
-  const T* v;
+  const KV* k;
+  const KV* v;
   T* out;
   // Work buffers of this thread.
   std::vector<float> qf, acc, scores, kf, vf, m, l;
   std::vector<int64_t> first_key, end_key;
 
-  Task(const Geometry& geo, const T* q_, const T* k_, const T* v_, T* out_)
+  Task(const Geometry& geo, const T* q_, const KV* k_, const KV* v_, T* out_)
       : g(geo), q(q_), k(k_), v(v_), out(out_) {
     size_t rows = size_t(kRowsPerTask), d = size_t(g.dim), tile = size_t(kKeyTile);
     qf.resize(rows * d);
@@ -188,12 +219,18 @@ struct Task {
       m[size_t(r)] = kNegInf;
       l[size_t(r)] = 0.f;
     }
-    const T* kb = k + (b * g.kv_heads + kvh) * g.kv_cap * D;
-    const T* vb = v + (b * g.kv_heads + kvh) * g.kv_cap * D;
+    const KV* kb = k + (b * g.kv_heads + kvh) * g.kv_cap * D;
+    const KV* vb = v + (b * g.kv_heads + kvh) * g.kv_cap * D;
     for (int64_t j0 = lo_all; j0 < hi_all; j0 += kKeyTile) {
       int64_t tile = std::min(kKeyTile, hi_all - j0);
-      to_f32(kb + j0 * D, kf.data(), tile * D);
-      to_f32(vb + j0 * D, vf.data(), tile * D);
+      if constexpr (std::is_same_v<KV, int8_t>) {
+        const int64_t scales = (b * g.kv_heads + kvh) * g.kv_cap + j0;
+        i8_rows_to_f32(kb + j0 * D, g.k_scale + scales, kf.data(), tile, D);
+        i8_rows_to_f32(vb + j0 * D, g.v_scale + scales, vf.data(), tile, D);
+      } else {
+        to_f32(kb + j0 * D, kf.data(), tile * D);
+        to_f32(vb + j0 * D, vf.data(), tile * D);
+      }
       for (int64_t r = 0; r < rows; ++r) {
         int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0));
         int64_t hi = std::min(end_key[size_t(r)] - j0, tile);
@@ -233,7 +270,7 @@ struct Task {
   }
 };
 
-template <class T>
+template <class T, class KV>
 void attention(const Geometry& g, const TensorView& q, const TensorView& k, const TensorView& v,
                TensorView& out) {
   if (g.dim == 0 || g.q_len == 0) return;
@@ -245,12 +282,12 @@ void attention(const Geometry& g, const TensorView& q, const TensorView& k, cons
   const int64_t q_tiles = (g.q_len + positions - 1) / positions;
   const int64_t total = g.batch * g.kv_heads * head_chunks * q_tiles;
   const T* qp = q.as<const T>();
-  const T* kp = k.as<const T>();
-  const T* vp = v.as<const T>();
+  const KV* kp = k.as<const KV>();
+  const KV* vp = v.as<const KV>();
   T* op = out.as<T>();
 #pragma omp parallel if (total > 1)
   {
-    Task<T> task(g, qp, kp, vp, op);
+    Task<T, KV> task(g, qp, kp, vp, op);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < total; ++t) {
       int64_t tile = t % q_tiles, rest = t / q_tiles;
@@ -304,7 +341,50 @@ void run_attention(KernelContext&, const ir::Node& node, std::span<const TensorV
     g.kv_len_dtype = kv_len.dtype;
     g.kv_len_count = kv_len.numel();
   }
-  dispatch_float(q.dtype, [&](auto tag) { attention<decltype(tag)>(g, q, k, in[2], out[0]); });
+  if (node.attrs.get_or<bool>("has_k_scale", false)) {
+    g.k_scale = in[next++].as<const float>();
+    g.v_scale = in[next++].as<const float>();  // inference: both or neither
+  }
+  dispatch_float(q.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (k.dtype == DType::i8)
+      attention<T, int8_t>(g, q, k, in[2], out[0]);
+    else
+      attention<T, T>(g, q, k, in[2], out[0]);
+  });
+}
+
+// Symmetric int8 per row: scale = max|x| / 127, code = round(x / scale), in f32 division
+// (as the CUDA kernel does, so both give the same codes).
+template <class T>
+void quantize_kv_rows(const T* x, int8_t* codes, float* scales, int64_t rows, int64_t D) {
+#pragma omp parallel for if (rows * D > (int64_t(1) << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * D;
+    float top = 0.f;
+    for (int64_t d = 0; d < D; ++d) top = std::max(top, std::abs(float(load(xr + d))));
+    float scale = top / 127.f;
+    scales[r] = scale;
+    for (int64_t d = 0; d < D; ++d) {
+      float c = scale > 0.f ? std::round(float(load(xr + d)) / scale) : 0.f;
+      codes[r * D + d] = int8_t(std::clamp(c, -127.f, 127.f));
+    }
+  }
+}
+
+void run_quantize_kv(KernelContext&, const ir::Node&, std::span<const TensorView> in,
+                     std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  const int64_t D = x.shape[3];
+  const int64_t rows = D == 0 ? out[1].numel() : x.numel() / D;
+  if (D == 0) {
+    std::fill_n(out[1].as<float>(), rows, 0.f);
+    return;
+  }
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    quantize_kv_rows(x.as<const T>(), out[0].as<int8_t>(), out[1].as<float>(), rows, D);
+  });
 }
 
 }  // namespace
@@ -312,6 +392,7 @@ void run_attention(KernelContext&, const ir::Node& node, std::span<const TensorV
 void register_attention_kernels(Backend& b) {
   b.add_kernel("scaled_dot_product_attention",
                Kernel{"cpu.attention.flash", run_attention, nullptr});
+  b.add_kernel("quantize_kv", Kernel{"cpu.quantize_kv", run_quantize_kv, nullptr});
 }
 
 }  // namespace loom::cpu

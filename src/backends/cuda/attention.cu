@@ -8,7 +8,9 @@
 // K/V tiles come in through 16-byte loads into shared memory (rows padded by 16 bytes so the
 // 16-byte reads of the dot products hit distinct banks). Scores live in the log2 domain
 // (scale * log2 e folded into q) so exp2f does the exponentials. kv_len is read on the
-// device, so a captured decode step replays correctly at every length.
+// device, so a captured decode step replays correctly at every length. An int8 KV cache (i8
+// K/V, an f32 scale per key) is read as it is: 16 codes per 16-byte load, the key's scale
+// applied to its score and folded into its softmax weight for V.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -50,6 +52,8 @@ struct Params {
   int64_t mask_stride[4];
   bool mask_bool;
   const void* kv_len;
+  const float* k_scale;  // int8 K/V: f32 [B, Hkv, Skv]; null for float K/V
+  const float* v_scale;
   bool kv_len_i64;
   bool kv_len_per_batch;
   bool vec16;  // K/V rows can be loaded 16 bytes at a time
@@ -65,12 +69,13 @@ struct Params {
   int splits, keys_per_split;
 };
 
-// Shared memory: q rows (f32), scores, per-row m / l / alpha, then the K and V tiles.
+// Shared memory: q rows (f32), scores, per-row m / l / alpha, the K and V scales of the tile
+// (int8 K/V only), then the K and V tiles (of KV, the K/V element type).
 struct Layout {
-  size_t q, scores, rows, k, v, bytes;
+  size_t q, scores, rows, scales, k, v, bytes;
 };
 
-template <class T>
+template <class KV>
 __host__ __device__ Layout layout_of(const Params& p) {
   Layout l{};
   size_t at = 0;
@@ -82,8 +87,9 @@ __host__ __device__ Layout layout_of(const Params& p) {
   l.q = take(size_t(p.rows_per_block) * p.dim_padded * sizeof(float));
   l.scores = take(size_t(p.rows_per_block) * p.key_tile * sizeof(float));
   l.rows = take(size_t(p.rows_per_block) * 3 * sizeof(float));
-  l.k = take(size_t(p.key_tile) * p.k_stride * sizeof(T));
-  l.v = take(size_t(p.key_tile) * p.dim_padded * sizeof(T));
+  l.scales = take(std::is_same_v<KV, int8_t> ? size_t(p.key_tile) * 2 * sizeof(float) : 0);
+  l.k = take(size_t(p.key_tile) * p.k_stride * sizeof(KV));
+  l.v = take(size_t(p.key_tile) * p.dim_padded * sizeof(KV));
   l.bytes = at;
   return l;
 }
@@ -114,6 +120,12 @@ __device__ __forceinline__ float4 unpack4(uint32_t lo, uint32_t hi) {
   return make_float4(a.x, a.y, b.x, b.y);
 }
 
+// Four int8 codes packed in one 32-bit word (little-endian), as floats.
+__device__ __forceinline__ float4 unpack_i8x4(uint32_t w) {
+  return make_float4(float(int(w << 24) >> 24), float(int(w << 16) >> 24), float(int(w << 8) >> 24),
+                     float(int(w) >> 24));
+}
+
 // q (f32, 16-byte aligned) . k (T, 16-byte aligned), both padded with zeros to `n`, a
 // multiple of the vector width.
 template <class T>
@@ -128,6 +140,11 @@ __device__ __forceinline__ float dot_row(const float* q, const T* k, int n) {
                    make_float4(__uint_as_float(raw.x), __uint_as_float(raw.y),
                                __uint_as_float(raw.z), __uint_as_float(raw.w)),
                    sum);
+    } else if constexpr (std::is_same_v<T, int8_t>) {
+      add_products(qv[0], unpack_i8x4(raw.x), sum);
+      add_products(qv[1], unpack_i8x4(raw.y), sum);
+      add_products(qv[2], unpack_i8x4(raw.z), sum);
+      add_products(qv[3], unpack_i8x4(raw.w), sum);
     } else {
       add_products(qv[0], unpack4<T>(raw.x, raw.y), sum);
       add_products(qv[1], unpack4<T>(raw.z, raw.w), sum);
@@ -164,17 +181,22 @@ __device__ __forceinline__ float mask_log2(const Params& p, int b, int h, int s,
   return load(static_cast<const T*>(p.mask)[at]) * kLog2e;
 }
 
-template <class T>
+// T: q's (and the output's) element type; KV: k's and v's, T or int8_t (then k_scale and
+// v_scale are set).
+template <class T, class KV>
 __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
+  constexpr bool kInt8 = std::is_same_v<KV, int8_t>;
   extern __shared__ __align__(16) unsigned char smem[];
-  const Layout lay = layout_of<T>(p);
+  const Layout lay = layout_of<KV>(p);
   float* qs = reinterpret_cast<float*>(smem + lay.q);
   float* sc = reinterpret_cast<float*>(smem + lay.scores);
   float* row_m = reinterpret_cast<float*>(smem + lay.rows);
   float* row_l = row_m + p.rows_per_block;
   float* row_alpha = row_l + p.rows_per_block;
-  T* ks = reinterpret_cast<T*>(smem + lay.k);
-  T* vs = reinterpret_cast<T*>(smem + lay.v);
+  KV* ks = reinterpret_cast<KV*>(smem + lay.k);
+  KV* vs = reinterpret_cast<KV*>(smem + lay.v);
+  float* k_sc = reinterpret_cast<float*>(smem + lay.scales);  // int8 only: the tile's scales
+  float* v_sc = k_sc + p.key_tile;
   const float kNegInf = -std::numeric_limits<float>::infinity();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   // Everything below reads what earlier kernels wrote (q, the cache, kv_len).
@@ -208,13 +230,20 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
   if (p.window > 0) k_begin = int(max(int64_t(k_begin), int64_t(row0 / G + shift) - p.window + 1));
 
   const int64_t kv_base = (int64_t(b) * p.kv_heads + kvh) * p.kv_cap * D;
-  const T* kg = static_cast<const T*>(p.k) + kv_base;
-  const T* vg = static_cast<const T*>(p.v) + kv_base;
+  const KV* kg = static_cast<const KV*>(p.k) + kv_base;
+  const KV* vg = static_cast<const KV*>(p.v) + kv_base;
+  const int64_t scale_base = (int64_t(b) * p.kv_heads + kvh) * p.kv_cap;
   // A K/V tile into shared memory: asynchronous copies when rows are 16-byte vectors (the
   // first tile's are in flight while q is staged), else plain loads.
   auto load_tile = [&](int j0, int n) {
+    if constexpr (kInt8) {
+      for (int j = tid; j < n; j += kAttnThreads) {
+        k_sc[j] = p.k_scale[scale_base + j0 + j];
+        v_sc[j] = p.v_scale[scale_base + j0 + j];
+      }
+    }
     if (p.vec16) {
-      constexpr int kV = kVec<T>;
+      constexpr int kV = kVec<KV>;
       const int per_row = D / kV;
       for (int e = tid; e < n * per_row; e += kAttnThreads) {
         int j = e / per_row, c = (e - j * per_row) * kV;
@@ -243,7 +272,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
   // Padding columns of the K tile stay zero for every tile.
   for (int e = tid; e < Tk * (Dp - D); e += kAttnThreads) {
     int j = e / (Dp - D);
-    ks[j * p.k_stride + D + (e - j * (Dp - D))] = store_as<T>(0.f);
+    ks[j * p.k_stride + D + (e - j * (Dp - D))] = KV(0.f);
   }
   for (int r = tid; r < rows; r += kAttnThreads) {
     row_m[r] = kNegInf;
@@ -270,6 +299,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
         bool visible = (!p.causal || key <= pos) && (p.window <= 0 || key > pos - p.window);
         if (visible) {
           x = dot_row(qs + r * Dp, ks + j * p.k_stride, Dp);
+          if constexpr (kInt8) x *= k_sc[j];
           if (p.mask) x += mask_log2<T>(p, b, h, s, key);
         }
       }
@@ -289,7 +319,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
       float sum = 0.f;
       for (int j = lane; j < n; j += 32) {
         float pj = exp2f(sc[r * Tk + j] - m_use);
-        sc[r * Tk + j] = pj;
+        sc[r * Tk + j] = kInt8 ? pj * v_sc[j] : pj;  // the weight of V's codes
         sum += pj;
       }
 #pragma unroll
@@ -313,7 +343,7 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
         int r = e / D, d = e - r * D;
         float a = acc[i] * row_alpha[r];
         const float* pr = sc + r * Tk;
-        for (int j = 0; j < n; ++j) a = fmaf(pr[j], load(vs[j * Dp + d]), a);
+        for (int j = 0; j < n; ++j) a = fmaf(pr[j], float(load(vs[j * Dp + d])), a);
         acc[i] = a;
       }
     }
@@ -435,7 +465,7 @@ void mask_strides(const TensorView& mask, int64_t out[4]) {
   }
 }
 
-template <class T>
+template <class T, class KV>
 void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
             TensorView& out, bool split_kv) {
   const TensorView& q = in[0];
@@ -470,11 +500,15 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
     p.kv_len_i64 = kv_len.dtype == DType::i64;
     p.kv_len_per_batch = kv_len.numel() > 1;
   }
-  constexpr int kV = kVec<T>;
+  if (node.attrs.get_or<bool>("has_k_scale", false)) {
+    p.k_scale = static_cast<const float*>(in[next++].data);
+    p.v_scale = static_cast<const float*>(in[next++].data);  // inference: both or neither
+  }
+  constexpr int kV = kVec<KV>;
   p.dim_padded = (p.dim + kV - 1) / kV * kV;
   p.k_stride = p.dim_padded + kV;
   p.vec16 = p.dim % kV == 0 && aligned16(p.k) && aligned16(p.v);
-  int row_bytes = (p.k_stride + p.dim_padded) * int(sizeof(T));
+  int row_bytes = (p.k_stride + p.dim_padded) * int(sizeof(KV));
   p.key_tile = std::clamp(kKvTileBytes / row_bytes, 1, kMaxKeyTile);
   p.rows_total = p.group * p.q_len;
   p.rows_per_block = std::min({p.rows_total, kMaxBlockRows, std::max(1, kMaxBlockAcc / p.dim)});
@@ -504,7 +538,7 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
     p.splits = int((p.kv_cap + per - 1) / per);
     // The merge keeps two floats per (row, chunk) where the K/V tiles were.
     const int64_t kv_tile_bytes =
-        int64_t(p.key_tile) * (p.k_stride + p.dim_padded) * int64_t(sizeof(T));
+        int64_t(p.key_tile) * (p.k_stride + p.dim_padded) * int64_t(sizeof(KV));
     if (int64_t(p.rows_per_block) * p.splits * 2 * int64_t(sizeof(float)) > kv_tile_bytes) {
       int64_t most_splits = std::max<int64_t>(
           1, kv_tile_bytes / (int64_t(p.rows_per_block) * 2 * int64_t(sizeof(float))));
@@ -541,12 +575,12 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
     p.partial_acc = reinterpret_cast<float*>(static_cast<char*>(ws->data) + counts_bytes);
     p.partial_ml = p.partial_acc + size_t(p.splits) * size_t(rows) * size_t(p.dim);
   }
-  Layout lay = layout_of<T>(p);
+  Layout lay = layout_of<KV>(p);
   if (lay.bytes > kMaxSharedBytes)
     fail(ErrorKind::internal, "scaled_dot_product_attention: tile of " + std::to_string(lay.bytes) +
                                   " bytes of shared memory");
   int64_t blocks = base_blocks * p.splits;
-  check_cuda(launch_pdl(attention_kernel<T>, dim3(blocks_for(blocks, 1)), dim3(kAttnThreads),
+  check_cuda(launch_pdl(attention_kernel<T, KV>, dim3(blocks_for(blocks, 1)), dim3(kAttnThreads),
                         lay.bytes, stream, p),
              "scaled_dot_product_attention launch");
   check_launch("scaled_dot_product_attention");
@@ -574,18 +608,84 @@ bool fits_prefill(const ir::Node& node, std::span<const TensorView> in) {
   return fits(node, in) && !fits_decode(node, in);
 }
 
+// q's dtype, and k's: the same or i8.
+void run(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in, TensorView& out,
+         bool split_kv) {
+  dispatch_float(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (in[1].dtype == DType::i8)
+      launch<T, int8_t>(ctx, node, in, out, split_kv);
+    else
+      launch<T, T>(ctx, node, in, out, split_kv);
+  });
+}
+
 void run_split_kv(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                   std::span<TensorView> out) {
-  dispatch_float(in[0].dtype,
-                 [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], true); });
+  run(ctx, node, in, out[0], true);
+}
+
+void run_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
+               std::span<TensorView> out) {
+  run(ctx, node, in, out[0], false);
+}
+
+// quantize_kv: one warp per row of D. scale = max|x| / 127 and code = round(x / scale) in
+// IEEE f32 division and rounding half away from zero, as the CPU kernel does (the same
+// codes bit for bit).
+template <class T>
+__global__ void quantize_kv_kernel(const T* x, int8_t* codes, float* scales, int64_t rows, int D) {
+  pdl_wait();
+  pdl_release();
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const T* xr = x + row * D;
+  float top = 0.f;
+  for (int d = lane; d < D; d += 32) top = fmaxf(top, fabsf(float(load(xr[d]))));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+  const float scale = __fdiv_rn(top, 127.f);
+  if (lane == 0) scales[row] = scale;
+  for (int d = lane; d < D; d += 32) {
+    float c = scale > 0.f ? roundf(__fdiv_rn(float(load(xr[d])), scale)) : 0.f;
+    codes[row * D + d] = int8_t(fminf(fmaxf(c, -127.f), 127.f));
+  }
+}
+
+void run_quantize_kv(KernelContext& ctx, const ir::Node&, std::span<const TensorView> in,
+                     std::span<TensorView> out) {
+  const TensorView& x = in[0];
+  const int64_t rows = out[1].numel();
+  if (rows == 0) return;
+  const int64_t D = x.shape[3];
+  cudaStream_t stream = stream_of(ctx);
+  if (D == 0) {
+    check_cuda(cudaMemsetAsync(out[1].data, 0, size_t(rows) * sizeof(float), stream),
+               "quantize_kv");
+    return;
+  }
+  constexpr int kWarps = 8;
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    check_cuda(
+        launch_pdl(quantize_kv_kernel<T>, dim3(blocks_for(rows, kWarps)), dim3(kWarps * 32), 0,
+                   stream, static_cast<const T*>(x.data), static_cast<int8_t*>(out[0].data),
+                   static_cast<float*>(out[1].data), rows, int(D)),
+        "quantize_kv launch");
+  });
+  check_launch("quantize_kv");
+}
+
+bool fits_quantize_kv(const ir::Node&, std::span<const TensorView> in) {
+  return in[0].shape[3] < std::numeric_limits<int>::max();
 }
 
 }  // namespace
 
 void run_attention_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                          std::span<TensorView> out) {
-  dispatch_float(in[0].dtype,
-                 [&](auto tag) { launch<decltype(tag)>(ctx, node, in, out[0], false); });
+  run_tiled(ctx, node, in, out);
 }
 
 void register_attention_kernels(Backend& b) {
@@ -595,7 +695,8 @@ void register_attention_kernels(Backend& b) {
   // when tactics are not timed; timed, the faster wins.
   b.add_kernel("scaled_dot_product_attention", attention_mma_kernel());
   b.add_kernel("scaled_dot_product_attention",
-               Kernel{"cuda.attention.tiled", run_attention_tiled, fits_prefill});
+               Kernel{"cuda.attention.tiled", run_tiled, fits_prefill});
+  b.add_kernel("quantize_kv", Kernel{"cuda.quantize_kv", run_quantize_kv, fits_quantize_kv});
 }
 
 }  // namespace loom::cuda

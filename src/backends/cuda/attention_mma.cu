@@ -323,13 +323,18 @@ void launch_mma(KernelContext& ctx, const ir::Node& node, std::span<const Tensor
   check_launch("scaled_dot_product_attention (mma)");
 }
 
-// f16 / bf16, D 64 or 128, no mask, more query rows than decode takes, sizes within the
-// kernel's int indexing and its grid.
+// f16 / bf16 q, k and v, D 64 or 128, no mask, more query rows than decode takes, sizes
+// within the kernel's int indexing and its grid.
 bool fits_mma(const ir::Node& node, std::span<const TensorView> in) {
   const TensorView& q = in[0];
   const TensorView& k = in[1];
   if (q.dtype != DType::f16 && q.dtype != DType::bf16) return false;
-  if (node.attrs.get_or<bool>("has_mask", false)) return false;
+  // K and V in q's dtype (an int8 cache takes the CUDA-core kernels) and no mask: kv_len is
+  // then the only optional input.
+  if (k.dtype != q.dtype || in[2].dtype != q.dtype) return false;
+  if (node.attrs.get_or<bool>("has_mask", false) || node.attrs.get_or<bool>("has_k_scale", false) ||
+      node.attrs.get_or<bool>("has_v_scale", false))
+    return false;
   const int64_t d = q.shape[3];
   if (d != 64 && d != 128) return false;
   if (q.shape[2] <= kDecodeQueries) return false;
