@@ -16,6 +16,7 @@
 #include "runtime/kernel_selection.h"
 #include "runtime/memory_plan.h"
 #include "runtime/tactic_cache.h"
+#include "runtime/views.h"
 
 namespace loom {
 
@@ -54,7 +55,14 @@ void check_kernels_exist(const Executable::Impl& impl) {
       const ir::TensorType& t = v.node->type(v.output);
       in.push_back(TensorView{nowhere, t.dtype, extents_of(t), strides(v)});
     }
-    if (impl.backend->kernels_for(*n, in).empty()) runtime::fail_no_kernel(impl.device, *n, in);
+    if (!impl.backend->kernels_for(*n, in).empty()) continue;
+    // The planner gathers a view that no kernel reads as it is (runtime::candidates_for):
+    // offered contiguous, as the gathered copy will be.
+    std::vector<TensorView> gathered = in;
+    for (auto& v : gathered)
+      if (!runtime::plain_view(v)) v.strides = contiguous_strides(v.shape);
+    if (impl.backend->kernels_for(*n, gathered).empty())
+      runtime::fail_no_kernel(impl.device, *n, in);
   }
 }
 

@@ -113,6 +113,32 @@ TEST(Views, BatchedTransposedOperandsKeepTheirMeaning) {
   EXPECT_EQ(got.kernels, 2u);
 }
 
+// A view that matmul reads neither as it is nor as a swapped matrix (k stored [B, S, H, D],
+// permuted to heads first and then transposed, as imported attention graphs write Kᵀ): the
+// planner gathers it, so compile must find the kernel for the gathered copy too.
+TEST(Views, PermutedOperandIsGatheredNotRefused) {
+  const int64_t batch = 2, heads = 3, m = 4, len = 5, d = 6;
+  Graph g;
+  Tensor q = g.placeholder("q", {batch, heads, m, d});
+  Tensor k = g.placeholder("k", {batch, len, heads, d});
+  Tensor s = matmul(q, transpose(permute(k, {0, 2, 1, 3}), {0, 1, 3, 2}));
+  TensorData qv = random_tensor(DType::f32, {batch, heads, m, d});
+  TensorData kv = random_tensor(DType::f32, {batch, len, heads, d});
+  std::vector<double> x = to_doubles(qv), y = to_doubles(kv);
+  std::vector<double> want(size_t(batch * heads * m * len), 0.0);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < len; ++j)
+          for (int64_t p = 0; p < d; ++p)
+            want[size_t(((b * heads + h) * m + i) * len + j)] +=
+                x[size_t(((b * heads + h) * m + i) * d + p)] *
+                y[size_t(((b * len + j) * heads + h) * d + p)];
+  Measured got = measure(g, {s}, {{"q", qv}, {"k", kv}});
+  expect_near_all(got.outputs[0], want, 1e-5, "Q (K [B, S, H, D] permuted)^T");
+  EXPECT_EQ(got.kernels, 2u);  // the gather, then the product
+}
+
 // STFT framing: frames without padding are a view (stride hop) that rfft reads in place.
 TEST(Views, FramesIntoRfftReadTheSignal) {
   const int64_t rows = 2, t = 200, length = 32, hop = 12;
