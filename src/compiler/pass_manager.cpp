@@ -11,6 +11,8 @@ const std::vector<Pass>& all_passes() {
       {"verify", verify},
       {"constant_folding", fold_constants},
       {"common_subexpressions", eliminate_common_subexpressions},
+      // Before anything that rewrites transposes, softmax or matmuls.
+      {"fuse_attention", fuse_attention},
       {"fuse_quantized_matmul", fuse_quantized_matmul},
       {"transposes_as_reshapes", transposes_as_reshapes},
       {"dead_code", eliminate_dead_code},

@@ -26,6 +26,7 @@ void verify(ir::Program& program, const PassContext& ctx);
 void fold_constants(ir::Program& program, const PassContext& ctx);
 void eliminate_common_subexpressions(ir::Program& program, const PassContext& ctx);
 void eliminate_dead_code(ir::Program& program, const PassContext& ctx);
+void fuse_attention(ir::Program& program, const PassContext& ctx);
 void fuse_matmul_bias(ir::Program& program, const PassContext& ctx);
 void fuse_quantized_matmul(ir::Program& program, const PassContext& ctx);
 void fuse_quantized_matmul_norm_residual(ir::Program& program, const PassContext& ctx);
