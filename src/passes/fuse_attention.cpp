@@ -4,7 +4,8 @@
 // product of muls by (and divs by) scalar constants on q, on k or on the scores; kᵀ may be a
 // transpose/permute of k or matmul's transpose_b; k and v may be repeated over the query heads
 // (GQA: reshape -> broadcast_to [B, Hkv, G, S, D] -> reshape [B, Hkv·G, S, D]), in which case
-// the fused op reads them unrepeated. Only q, k, v of rank 4 with matching dims (equal static
+// the fused op reads them unrepeated. Rank-3 attention ([B·H, S, D], as bmm writes it) runs
+// as [1, B·H, S, D] through reshapes (views). Only q, k, v with matching dims (equal static
 // sizes or the same symbol), f32/f16/bf16, and only where the scores, the scaled and masked
 // scores and the probabilities have no other reader and are not outputs. A row whose keys are
 // all masked gives zeros instead of the unfused NaN (the fused op's rule).
@@ -25,8 +26,17 @@ namespace {
 
 using Perm = std::vector<int64_t>;
 
-const Perm kIdentity{0, 1, 2, 3};
-const Perm kSwapLast{0, 1, 3, 2};
+Perm identity(size_t rank) {
+  Perm p(rank);
+  for (size_t i = 0; i < rank; ++i) p[i] = int64_t(i);
+  return p;
+}
+
+Perm swap_last(size_t rank) {
+  Perm p = identity(rank);
+  std::swap(p[rank - 2], p[rank - 1]);
+  return p;
+}
 
 struct Ops {
   const ir::OpDef& matmul;
@@ -61,19 +71,18 @@ std::optional<double> scalar_constant(const Ops& ops, ir::Value v) {
   return double(values[0]);
 }
 
-// A rank-4 permutation with negative axes resolved; empty when it is not one.
-Perm rank4_perm(const ir::Node& transpose) {
+// A transpose's permutation with negative axes resolved.
+Perm perm_of(const ir::Node& transpose) {
   Perm p = transpose.attrs.get<Perm>("perm");
-  if (p.size() != 4) return {};
   for (auto& a : p)
-    if (a < 0) a += 4;
+    if (a < 0) a += int64_t(p.size());
   return p;
 }
 
 // transpose(transpose(x, inner), outer) == transpose(x, result).
 Perm compose(const Perm& inner, const Perm& outer) {
-  Perm r(4);
-  for (size_t i = 0; i < 4; ++i) r[i] = inner[size_t(outer[i])];
+  Perm r(outer.size());
+  for (size_t i = 0; i < outer.size(); ++i) r[i] = inner[size_t(outer[i])];
   return r;
 }
 
@@ -98,7 +107,7 @@ std::optional<ir::Value> peel_scale(const Ops& ops, ir::Value v, double& scale) 
   return std::nullopt;
 }
 
-// A rank-4 operand as transpose(base, perm) (no node made yet).
+// An operand as transpose(base, perm) (no node made yet).
 struct Operand {
   ir::Value base;
   Perm perm;
@@ -112,11 +121,9 @@ Operand peel(const Ops& ops, ir::Value v, Perm perm, const Perm& want, double* s
   std::optional<Operand> chosen;
   if (perm == want) chosen = Operand{v, perm};
   for (;;) {
-    if (type_of(v).shape.size() != 4) break;
+    if (type_of(v).shape.size() != perm.size()) break;
     if (v.node->op == &ops.transpose) {
-      Perm inner = rank4_perm(*v.node);
-      if (inner.empty()) break;
-      perm = compose(inner, perm);
+      perm = compose(perm_of(*v.node), perm);
       v = v.node->inputs[0];
     } else if (std::optional<ir::Value> inner; scale && (inner = peel_scale(ops, v, *scale))) {
       v = *inner;
@@ -195,13 +202,27 @@ bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
   try {
     // k and v as [B, Hkv, Skv, D] values: a repeat is read unrepeated when both are repeated.
     auto plain = [&](const Operand& o) -> ir::Value {
-      if (o.perm == kIdentity) return o.base;
+      if (o.perm == identity(o.perm.size())) return o.base;
       made.push_back(make_node(program, ops.transpose, {o.base}, {{"perm", o.perm}}));
       return {made.back().get(), 0};
     };
     ir::Value q = plain(m.q), k = plain(m.k), v = plain(m.v);
+    Shape ss = m.scores->type().shape;  // [B, Hq, Sq, Skv]
     auto rk = peel_repeat(ops, k), rv = peel_repeat(ops, v);
-    if (rk && rv && rk->unrepeated == rv->unrepeated) {
+    if (ss.size() == 3) {
+      // [B·H, S, D] as [1, B·H, S, D]: a unit axis in front is a view.
+      auto widen = [&](ir::Value x) -> ir::Value {
+        Shape shape = type_of(x).shape;
+        if (shape.size() != 3) return x;  // refused below
+        shape.insert(shape.begin(), Dim(1));
+        made.push_back(make_node(program, ops.reshape, {x}, {{"shape", shape}}));
+        return {made.back().get(), 0};
+      };
+      q = widen(q);
+      k = widen(k);
+      v = widen(v);
+      ss.insert(ss.begin(), Dim(1));
+    } else if (rk && rv && rk->unrepeated == rv->unrepeated) {
       auto unrepeat = [&](const Repeat& r) -> ir::Value {
         ir::Node* n = r.x5.node;
         if (n->op == &ops.reshape && type_of(n->inputs[0]).shape == r.unrepeated)
@@ -215,7 +236,6 @@ bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
     const Shape& qs = type_of(q).shape;
     const Shape& ks = type_of(k).shape;
     const Shape& vs = type_of(v).shape;
-    const Shape& ss = m.scores->type().shape;  // [B, Hq, Sq, Skv]
     if (qs.size() != 4 || ks.size() != 4 || vs.size() != 4) return false;
     for (size_t d = 0; d < 3; ++d)
       if (!same(qs[d], ss[d])) return false;
@@ -236,8 +256,13 @@ bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
                             {"window", int64_t(0)},
                             {"has_mask", m.mask.has_value()},
                             {"has_kv_len", false}});
-    if (!(fused->type() == m.output->type())) return false;
+    ir::TensorType want = m.output->type();
+    if (ss.size() != want.shape.size()) want.shape.insert(want.shape.begin(), Dim(1));
+    if (!(fused->type() == want)) return false;
     made.push_back(std::move(fused));
+    if (!(want == m.output->type()))
+      made.push_back(make_node(program, ops.reshape, {{made.back().get(), 0}},
+                               {{"shape", m.output->type().shape}}));
   } catch (const Error&) {
     return false;  // a shape or dtype the op does not take
   }
@@ -281,7 +306,10 @@ void fuse_attention(ir::Program& program, const PassContext&) {
   for (ir::Node* sm : softmaxes) {
     const ir::TensorType& st = sm->type();
     const int64_t axis = sm->attrs.get<int64_t>("axis");
-    if (st.shape.size() != 4 || !is_float_dtype(st.dtype) || (axis != -1 && axis != 3)) continue;
+    const size_t rank = st.shape.size();
+    if ((rank != 3 && rank != 4) || !is_float_dtype(st.dtype) ||
+        (axis != -1 && axis != int64_t(rank) - 1))
+      continue;
     const auto& sm_users = uses.users(sm);
     if (sm_users.size() != 1 || is_program_output(program, sm)) continue;
     ir::Node* out = sm_users[0];
@@ -347,13 +375,13 @@ void fuse_attention(ir::Program& program, const PassContext&) {
 
     // q from matmul's a, k from its b read as kᵀ (scalar muls on either are part of the
     // scale), v from the second matmul's b.
-    auto flag = [](const ir::Node* n, const char* name) {
-      return n->attrs.get<bool>(name) ? kSwapLast : kIdentity;
+    auto flag = [rank](const ir::Node* n, const char* name) {
+      return n->attrs.get<bool>(name) ? swap_last(rank) : identity(rank);
     };
-    m.q = peel(ops, mm->inputs[0], flag(mm, "transpose_a"), kIdentity, &scale);
-    Operand kt = peel(ops, mm->inputs[1], flag(mm, "transpose_b"), kSwapLast, &scale);
-    m.k = {kt.base, compose(kt.perm, kSwapLast)};
-    m.v = peel(ops, out->inputs[1], flag(out, "transpose_b"), kIdentity, nullptr);
+    m.q = peel(ops, mm->inputs[0], flag(mm, "transpose_a"), identity(rank), &scale);
+    Operand kt = peel(ops, mm->inputs[1], flag(mm, "transpose_b"), swap_last(rank), &scale);
+    m.k = {kt.base, compose(kt.perm, swap_last(rank))};
+    m.v = peel(ops, out->inputs[1], flag(out, "transpose_b"), identity(rank), nullptr);
     m.scale = scale;
     m.scores = mm;
     m.chain = {mm};

@@ -232,6 +232,32 @@ TEST(FuseAttention, SymbolicLengths) {
   }
 }
 
+// [B·H, S, D] attention (bmm style): fused as [1, B·H, S, D] through reshapes, with a mask
+// [Sq, Skv], k given as [B·H, D, Skv] already (no transpose node), and MQA by broadcasting a
+// k and v of batch 1.
+TEST(FuseAttention, RankThree) {
+  for (DType dtype : {DType::f32, DType::f16}) {
+    for (bool shared_kv : {false, true}) {
+      Graph g;
+      const int64_t n = 6, sq = 5, skv = 9, d = 12, nkv = shared_kv ? 1 : n;
+      Tensor q = g.placeholder("q", {n, sq, d}, dtype);
+      Tensor kt = g.placeholder("kt", {nkv, d, skv}, dtype);
+      Tensor v = g.placeholder("v", {nkv, skv, d}, dtype);
+      Tensor m = g.placeholder("m", {sq, skv}, dtype);
+      Tensor y = matmul(softmax(matmul(q * 0.25, kt) + m, -1), v);
+      Variant c;
+      c.dtype = dtype;
+      Feeds feeds{{"q", testing::random_tensor(dtype, {n, sq, d})},
+                  {"kt", testing::random_tensor(dtype, {nkv, d, skv})},
+                  {"v", testing::random_tensor(dtype, {nkv, skv, d})},
+                  {"m", random_mask(c, {sq, skv}, false)}};
+      Compiled r = compare(g, {y}, feeds, dtype, "rank 3");
+      EXPECT_EQ(count_ops(r.fused_dump, "scaled_dot_product_attention"), 1) << r.fused_dump;
+      EXPECT_EQ(count_ops(r.fused_dump, "softmax"), 0) << r.fused_dump;
+    }
+  }
+}
+
 TEST(FuseAttention, TurnedOffByNameAndInThePassDumps) {
   const auto names = pass_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "fuse_attention"), names.end());
