@@ -8,12 +8,14 @@
 // as [1, B·H, S, D] through reshapes (views). Only q, k, v with matching dims (equal static
 // sizes or the same symbol), f32/f16/bf16, and only where the scores, the scaled and masked
 // scores and the probabilities have no other reader and are not outputs. A row whose keys are
-// all masked gives zeros instead of the unfused NaN (the fused op's rule).
+// all masked gives zeros instead of the unfused NaN (the fused op's rule). The device must have
+// a kernel for the fused node (the CUDA kernels' head dim limit).
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "backends/backend.h"
 #include "ir/op_registry.h"
 #include "ir/use_lists.h"
 #include "loom/error.h"
@@ -186,6 +188,22 @@ std::unique_ptr<ir::Node> make_node(ir::Program& program, const ir::OpDef& def,
   return node;
 }
 
+// The device has a kernel for the fused node, asked as compile's check asks (symbols as 1,
+// contiguous inputs; a view the kernel does not read is gathered). The CUDA kernels take head
+// dims up to 512 only, so off the CPU, whose kernel takes every shape, D must be static.
+bool device_takes(const PassContext& ctx, const ir::Node& node) {
+  if (ctx.device.kind != DeviceKind::cpu && !type_of(node.inputs[0]).shape.back().is_static())
+    return false;
+  std::vector<TensorView> in;
+  for (const auto& v : node.inputs) {
+    const ir::TensorType& t = type_of(v);
+    Extents shape;
+    for (const Dim& d : t.shape) shape.push_back(d.is_static() ? d.value() : 1);
+    in.push_back(TensorView{nullptr, t.dtype, shape, contiguous_strides(shape)});
+  }
+  return !backend_for(ctx.device).kernels_for(node, in).empty();
+}
+
 struct Match {
   ir::Node* scores = nullptr;    // matmul(q, kᵀ)
   std::vector<ir::Node*> chain;  // scores .. probs @ v, in program order
@@ -197,7 +215,7 @@ struct Match {
 
 // Makes the fused node (and any transpose or reshape it reads) before match.output and
 // points output's readers at it; false, changing nothing, when the op refuses the shapes.
-bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
+bool rewrite(ir::Program& program, const PassContext& ctx, const Ops& ops, Match& m) {
   std::vector<std::unique_ptr<ir::Node>> made;
   try {
     // k and v as [B, Hkv, Skv, D] values: a repeat is read unrepeated when both are repeated.
@@ -258,7 +276,7 @@ bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
                             {"has_kv_len", false}});
     ir::TensorType want = m.output->type();
     if (ss.size() != want.shape.size()) want.shape.insert(want.shape.begin(), Dim(1));
-    if (!(fused->type() == want)) return false;
+    if (!(fused->type() == want) || !device_takes(ctx, *fused)) return false;
     made.push_back(std::move(fused));
     if (!(want == m.output->type()))
       made.push_back(make_node(program, ops.reshape, {{made.back().get(), 0}},
@@ -275,7 +293,7 @@ bool rewrite(ir::Program& program, const Ops& ops, Match& m) {
 
 }  // namespace
 
-void fuse_attention(ir::Program& program, const PassContext&) {
+void fuse_attention(ir::Program& program, const PassContext& ctx) {
   const ir::OpRegistry& r = ir::OpRegistry::instance();
   const Ops ops{r.at("matmul"),
                 r.at("softmax"),
@@ -388,7 +406,7 @@ void fuse_attention(ir::Program& program, const PassContext&) {
     for (auto it = steps.rbegin(); it != steps.rend(); ++it) m.chain.push_back(*it);
     m.chain.push_back(sm);
     m.chain.push_back(out);
-    rewrite(program, ops, m);
+    rewrite(program, ctx, ops, m);
   }
 }
 

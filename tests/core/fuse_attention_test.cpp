@@ -3,6 +3,7 @@
 // scaled_dot_product_attention and no softmax, and graphs the pass must leave alone keep theirs.
 #include <cmath>
 
+#include "core/kernel_test_hooks.h"
 #include "loom/attention.h"
 #include "test_util.h"
 
@@ -361,6 +362,29 @@ TEST(FuseAttention, OtherAxisOrScaleOrShapes) {
     feeds["m"] = testing::random_tensor(DType::f32, {1, 1, 5, 7});
     Tensor s = (matmul(p.q, transpose(p.k, {0, 1, 3, 2})) + m) * 0.35;
     expect_left_alone(p.g, {matmul(softmax(s, -1), p.v)}, feeds, "scale after the mask");
+  }
+}
+
+// A device without a kernel for the fused node keeps the graph as it is: here the CPU's
+// attention kernel is replaced by one that, like the CUDA kernels with D > 512, refuses
+// large head dims.
+TEST(FuseAttention, OnlyWhereTheDeviceHasAKernel) {
+  std::vector<std::shared_ptr<const Kernel>> limited;
+  for (const auto& k : backend_for(Device::cpu()).kernels("scaled_dot_product_attention")) {
+    auto copy = std::make_shared<Kernel>(*k);
+    copy->supports = [](const ir::Node&, std::span<const TensorView> in) {
+      return in[0].shape[3] <= 16;
+    };
+    limited.push_back(std::move(copy));
+  }
+  testing::KernelOverride hook(Device::cpu(), "scaled_dot_product_attention", std::move(limited));
+  for (int64_t dim : {16, 20}) {
+    Variant c;
+    c.dim = dim;
+    auto b = build(c);
+    Compiled r = compare(b->g, {b->y}, b->feeds, c.dtype, "D " + std::to_string(dim));
+    EXPECT_EQ(count_ops(r.fused_dump, "scaled_dot_product_attention"), dim <= 16 ? 1 : 0)
+        << r.fused_dump;
   }
 }
 
