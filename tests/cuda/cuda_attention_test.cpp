@@ -245,6 +245,43 @@ TEST(CudaAttention, PrefillOnTensorCores) {
     }
 }
 
+// A decomposed attention as imported models write it (kᵀ by transpose, a scale, softmax, the
+// GQA repeat of k and v) compiled for the GPU: the fuse_attention pass makes it one
+// scaled_dot_product_attention node (f16, 100 queries: the tensor-core kernel may take it),
+// against the unfused graph on the CPU (elementwise tolerance of the f16 cases above).
+TEST(CudaAttention, DecomposedGraphFusesOnTheGpu) {
+  LOOM_REQUIRE_CUDA();
+  const int64_t B = 2, Hq = 8, Hkv = 2, S = 100, D = 64;
+  const DType dt = DType::f16;
+  Graph g;
+  Tensor q = g.placeholder("q", {B, Hq, S, D}, dt);
+  Tensor k = g.placeholder("k", {B, Hkv, S, D}, dt);
+  Tensor v = g.placeholder("v", {B, Hkv, S, D}, dt);
+  auto repeat = [&](const Tensor& x) {
+    Tensor wide = broadcast_to(reshape(x, {B, Hkv, 1, S, D}), {B, Hkv, Hq / Hkv, S, D});
+    return reshape(wide, {B, Hq, S, D});
+  };
+  Tensor scores = matmul(q, transpose(repeat(k), {0, 1, 3, 2})) * 0.125;
+  Tensor y = matmul(softmax(scores, -1), repeat(v));
+  Feeds feeds{{"q", random_tensor(dt, {B, Hq, S, D})},
+              {"k", random_tensor(dt, {B, Hkv, S, D})},
+              {"v", random_tensor(dt, {B, Hkv, S, D})}};
+  CompileOptions unfused;
+  unfused.outputs = {y};
+  unfused.disabled_passes = {"fuse_attention"};
+  TensorData want = compile(g, unfused).run(feeds).at(0);
+  CompileOptions on_gpu;
+  on_gpu.device = testing::gpu();
+  on_gpu.outputs = {y};
+  Executable exe = compile(g, on_gpu);
+  const std::string dump = exe.dump();
+  EXPECT_NE(dump.find("scaled_dot_product_attention"), std::string::npos) << dump;
+  EXPECT_EQ(dump.find("softmax"), std::string::npos) << dump;
+  for (int run = 0; run < 2; ++run)
+    expect_elementwise(exe.run(feeds).at(0).to_host(), want, dt,
+                       "fused attention run " + std::to_string(run));
+}
+
 // Decode steps with fixed-capacity caches on the GPU, written in place, against the same
 // graph on the CPU; every step after the second is a CUDA-graph replay at a new kv_len.
 TEST(CudaAttention, KvCacheDecodeReplays) {
