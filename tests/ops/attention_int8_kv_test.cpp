@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/byte_reference.h"
+#include "ops/attention_reference.h"
 
 namespace loom {
 namespace {
@@ -19,26 +19,8 @@ using testing::random_tensor;
 using testing::rng;
 using testing::to_doubles;
 
-struct Case {
-  int64_t batch = 1, q_heads = 1, kv_heads = 1, q_len = 1, kv_cap = 1, dim = 64;
-  DType dtype = DType::f32;  // q's (and the output's)
-  bool causal = false;
-  int64_t window = 0;
-  std::vector<int64_t> kv_len;  // empty: none; else one per batch row or one for all
-
-  std::string str() const {
-    std::string s = "B" + std::to_string(batch) + " Hq" + std::to_string(q_heads) + " Hkv" +
-                    std::to_string(kv_heads) + " Sq" + std::to_string(q_len) + " Skv" +
-                    std::to_string(kv_cap) + " D" + std::to_string(dim) + " " + dtype_name(dtype) +
-                    (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "");
-    if (!kv_len.empty()) {
-      s += " kv_len[";
-      for (int64_t n : kv_len) s += std::to_string(n) + ",";
-      s += "]";
-    }
-    return s;
-  }
-};
+using Case = testing::AttentionCase;
+using testing::expect_attention_close;
 
 // The values an int8 tensor [B, H, S, D] with scales [B, H, S] stands for, in double.
 std::vector<double> dequantized(const TensorData& codes, const TensorData& scales) {
@@ -50,60 +32,9 @@ std::vector<double> dequantized(const TensorData& codes, const TensorData& scale
   return out;
 }
 
-// Naive attention in double over float K/V values (kd, vd: [B, Hkv, Skv, D]).
 std::vector<double> reference(const Case& c, const std::vector<double>& qd,
                               const std::vector<double>& kd, const std::vector<double>& vd) {
-  const int64_t D = c.dim, G = c.q_heads / c.kv_heads;
-  const double scale = 1.0 / std::sqrt(double(D));
-  std::vector<double> out(size_t(c.batch * c.q_heads * c.q_len * D), 0.0);
-  for (int64_t b = 0; b < c.batch; ++b) {
-    int64_t keys = c.kv_cap;
-    if (!c.kv_len.empty())
-      keys = std::clamp<int64_t>(c.kv_len.size() == 1 ? c.kv_len[0] : c.kv_len[size_t(b)], 0,
-                                 c.kv_cap);
-    for (int64_t h = 0; h < c.q_heads; ++h) {
-      const int64_t kvh = h / G;
-      for (int64_t s = 0; s < c.q_len; ++s) {
-        const int64_t pos = s + keys - c.q_len;
-        std::vector<double> p(size_t(keys), -INFINITY);
-        double top = -INFINITY;
-        for (int64_t j = 0; j < keys; ++j) {
-          if (c.causal && j > pos) continue;
-          if (c.window > 0 && j <= pos - c.window) continue;
-          double x = 0;
-          for (int64_t d = 0; d < D; ++d)
-            x += qd[size_t(((b * c.q_heads + h) * c.q_len + s) * D + d)] *
-                 kd[size_t(((b * c.kv_heads + kvh) * c.kv_cap + j) * D + d)];
-          p[size_t(j)] = x * scale;
-          top = std::max(top, p[size_t(j)]);
-        }
-        if (top == -INFINITY) continue;  // no visible key: zeros
-        double total = 0;
-        for (double& x : p) total += (x = std::exp(x - top));
-        for (int64_t j = 0; j < keys; ++j)
-          for (int64_t d = 0; d < D; ++d)
-            out[size_t(((b * c.q_heads + h) * c.q_len + s) * D + d)] +=
-                p[size_t(j)] / total * vd[size_t(((b * c.kv_heads + kvh) * c.kv_cap + j) * D + d)];
-      }
-    }
-  }
-  return out;
-}
-
-// The f32 attention tests' tolerances (output rounding of q's dtype + f32 accumulation).
-void expect_elementwise(const TensorData& got, const std::vector<double>& want, DType dtype,
-                        const std::string& what) {
-  double atol = 2e-5, rtol = 1e-4;
-  if (dtype == DType::f16) atol = rtol = 1e-3;
-  if (dtype == DType::bf16) atol = rtol = 8e-3;
-  auto g = got.to_floats();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  int reported = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    double err = std::abs(double(g[i]) - want[i]);
-    if (!(err <= atol + rtol * std::abs(want[i])) && reported++ < 5)
-      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", want " << want[i];
-  }
+  return testing::attention_reference(c, qd, kd, vd);
 }
 
 // Random codes in [-127, 127] and positive scales (some rows all zero, scale 0).
@@ -146,8 +77,8 @@ void check_case(const Case& c) {
   EXPECT_EQ(y.dtype(), c.dtype);
   EXPECT_EQ(y.shape(), (Shape{c.batch, c.q_heads, c.q_len, c.dim}));
   auto got = testing::run_once(g, {y}, feeds).at(0);
-  expect_elementwise(got, reference(c, to_doubles(q), dequantized(k, ks), dequantized(v, vs)),
-                     c.dtype, c.str());
+  expect_attention_close(got, reference(c, to_doubles(q), dequantized(k, ks), dequantized(v, vs)),
+                         c.dtype, c.str());
 }
 
 int64_t uniform(int64_t lo, int64_t hi) {
@@ -342,8 +273,8 @@ TEST(AttentionInt8Kv, KvCacheDecodeMatchesFullRecompute) {
     c.dim = D;
     c.causal = true;
     c.kv_len = {step + 1};
-    expect_elementwise(got, reference(c, to_doubles(qs), kd, vd), DType::f32,
-                       "decode step " + std::to_string(step));
+    expect_attention_close(got, reference(c, to_doubles(qs), kd, vd), DType::f32,
+                           "decode step " + std::to_string(step));
     EXPECT_EQ(exe.variables().get("k_cache").data(), k_buffer);
     EXPECT_EQ(exe.variables().get("k_scale").data(), ks_buffer);
   }

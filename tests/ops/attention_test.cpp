@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/byte_reference.h"
+#include "ops/attention_reference.h"
 
 namespace loom {
 namespace {
@@ -17,107 +17,13 @@ using testing::random_tensor;
 using testing::rng;
 using testing::to_doubles;
 
-struct Case {
-  int64_t batch = 1, q_heads = 1, kv_heads = 1, q_len = 1, kv_cap = 1, dim = 8;
-  DType dtype = DType::f32;
-  bool causal = false;
-  int64_t window = 0;
-  std::optional<double> scale;
-  // Mask: none, bool or float (q's dtype), with this shape (broadcast to [B, Hq, Sq, Skv]).
-  enum class Mask { none, boolean, additive } mask = Mask::none;
-  Extents mask_shape;
-  // kv_len: empty for none; else one value per batch row or a single value.
-  std::vector<int64_t> kv_len;
-  DType kv_len_dtype = DType::i32;
+using Case = testing::AttentionCase;
+using testing::expect_attention_close;
 
-  std::string str() const {
-    std::string s = "B" + std::to_string(batch) + " Hq" + std::to_string(q_heads) + " Hkv" +
-                    std::to_string(kv_heads) + " Sq" + std::to_string(q_len) + " Skv" +
-                    std::to_string(kv_cap) + " D" + std::to_string(dim) + " " + dtype_name(dtype) +
-                    (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "") +
-                    (mask == Mask::boolean ? " bool-mask" : "") +
-                    (mask == Mask::additive ? " float-mask" : "") +
-                    (mask != Mask::none ? to_string(mask_shape) : "");
-    if (!kv_len.empty()) {
-      s += " kv_len[";
-      for (int64_t n : kv_len) s += std::to_string(n) + ",";
-      s += "]";
-    }
-    return s;
-  }
-};
-
-// The reference, in double. A query that sees no key gives zeros (the op's definition).
 std::vector<double> reference(const Case& c, const TensorData& q, const TensorData& k,
                               const TensorData& v, const std::optional<TensorData>& mask) {
-  auto qd = to_doubles(q), kd = to_doubles(k), vd = to_doubles(v);
-  std::vector<double> md;
-  if (mask) md = to_doubles(*mask);
-  const int64_t D = c.dim, G = c.q_heads / c.kv_heads;
-  double scale = c.scale.value_or(1.0 / std::sqrt(double(D)));
-  std::vector<double> out(size_t(c.batch * c.q_heads * c.q_len * D), 0.0);
-  Extents full{c.batch, c.q_heads, c.q_len, c.kv_cap};
-  for (int64_t b = 0; b < c.batch; ++b) {
-    int64_t keys = c.kv_cap;
-    if (!c.kv_len.empty())
-      keys = std::clamp<int64_t>(c.kv_len.size() == 1 ? c.kv_len[0] : c.kv_len[size_t(b)], 0,
-                                 c.kv_cap);
-    for (int64_t h = 0; h < c.q_heads; ++h) {
-      int64_t kvh = h / G;
-      for (int64_t s = 0; s < c.q_len; ++s) {
-        int64_t pos = s + keys - c.q_len;
-        std::vector<double> scores(size_t(c.kv_cap), -INFINITY);
-        for (int64_t j = 0; j < keys; ++j) {
-          if (c.causal && j > pos) continue;
-          if (c.window > 0 && j <= pos - c.window) continue;
-          double x = 0;
-          for (int64_t d = 0; d < D; ++d)
-            x += qd[size_t(((b * c.q_heads + h) * c.q_len + s) * D + d)] *
-                 kd[size_t(((b * c.kv_heads + kvh) * c.kv_cap + j) * D + d)];
-          x *= scale;
-          if (mask) {
-            double mv = md[size_t(testing::broadcast_index({b, h, s, j}, c.mask_shape))];
-            if (c.mask == Case::Mask::boolean) {
-              if (mv == 0) continue;
-            } else {
-              x += mv;
-            }
-          }
-          scores[size_t(j)] = x;
-        }
-        double top = -INFINITY;
-        for (double x : scores) top = std::max(top, x);
-        if (top == -INFINITY) continue;  // no visible key: zeros
-        double total = 0;
-        for (double& x : scores) total += (x = std::exp(x - top));
-        for (int64_t j = 0; j < c.kv_cap; ++j) {
-          double p = scores[size_t(j)] / total;
-          if (p == 0) continue;
-          for (int64_t d = 0; d < D; ++d)
-            out[size_t(((b * c.q_heads + h) * c.q_len + s) * D + d)] +=
-                p * vd[size_t(((b * c.kv_heads + kvh) * c.kv_cap + j) * D + d)];
-        }
-      }
-    }
-  }
-  return out;
-}
-
-// Elementwise |got - want| <= atol + rtol |want|: the output rounding of each dtype plus a
-// margin for f32 accumulation (values are weighted means of v in [-1, 1]).
-void expect_elementwise(const TensorData& got, const std::vector<double>& want, DType dtype,
-                        const std::string& what) {
-  double atol = 2e-5, rtol = 1e-4;
-  if (dtype == DType::f16) atol = rtol = 1e-3;
-  if (dtype == DType::bf16) atol = rtol = 8e-3;
-  auto g = got.to_floats();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  int reported = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    double err = std::abs(double(g[i]) - want[i]);
-    if (!(err <= atol + rtol * std::abs(want[i])) && reported++ < 5)
-      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", want " << want[i];
-  }
+  return testing::attention_reference(c, to_doubles(q), to_doubles(k), to_doubles(v),
+                                      mask ? to_doubles(*mask) : std::vector<double>{});
 }
 
 struct Inputs {
@@ -172,7 +78,7 @@ void check_case(const Case& c) {
   EXPECT_EQ(y.shape(), (Shape{c.batch, c.q_heads, c.q_len, c.dim})) << c.str();
   EXPECT_EQ(y.dtype(), c.dtype);
   auto got = testing::run_once(g, {y}, feeds).at(0);
-  expect_elementwise(got, reference(c, in.q, in.k, in.v, in.mask), c.dtype, c.str());
+  expect_attention_close(got, reference(c, in.q, in.k, in.v, in.mask), c.dtype, c.str());
 }
 
 int64_t pick(std::initializer_list<int64_t> values) {
@@ -332,7 +238,7 @@ TEST(Attention, SymbolicLengths) {
     Inputs in = make_inputs(c);
     auto got = exe.run({{"q", in.q}, {"k", in.k}, {"v", in.v}}).at(0);
     EXPECT_NE(exe.dump().find("cpu.attention.flash"), std::string::npos) << exe.dump();
-    expect_elementwise(got, reference(c, in.q, in.k, in.v, std::nullopt), c.dtype, c.str());
+    expect_attention_close(got, reference(c, in.q, in.k, in.v, std::nullopt), c.dtype, c.str());
   }
 }
 
@@ -461,7 +367,7 @@ TEST(Attention, KvCacheDecodeMatchesFullRecompute) {
     c.causal = true;
     auto want = reference(c, qs, TensorData::from_floats(kf, DType::f32, {B, Hkv, n, D}),
                           TensorData::from_floats(vf, DType::f32, {B, Hkv, n, D}), std::nullopt);
-    expect_elementwise(got, want, DType::f32, "decode step " + std::to_string(step));
+    expect_attention_close(got, want, DType::f32, "decode step " + std::to_string(step));
     EXPECT_EQ(exe.variables().get("k_cache").data(), k_buffer);
   }
 }
