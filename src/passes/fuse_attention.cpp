@@ -8,8 +8,10 @@
 // as [1, B·H, S, D] through reshapes (views). Only q, k, v with matching dims (equal static
 // sizes or the same symbol), f32/f16/bf16, and only where the scores, the scaled and masked
 // scores and the probabilities have no other reader and are not outputs. A row whose keys are
-// all masked gives zeros instead of the unfused NaN (the fused op's rule). The device must have
-// a kernel for the fused node (the CUDA kernels' head dim limit).
+// all masked gives zeros instead of the unfused NaN (the fused op's rule). A constant mask that
+// is exactly the causal one (aligned to the end of the keys) becomes the op's causal option, so
+// the kernels skip the hidden keys and the mask-less tensor-core kernel can take the node. The
+// device must have a kernel for the fused node (the CUDA kernels' head dim limit).
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -210,8 +212,35 @@ struct Match {
   ir::Node* output = nullptr;    // matmul(probs, v)
   Operand q, k, v;
   std::optional<ir::Value> mask;
+  bool causal = false;  // the mask was a constant causal one, replaced by the op's option
   double scale = 1.0;
 };
+
+// Whether `mask` is a constant that hides exactly what the op's causal option hides for
+// scores [..., Sq, Skv] (Sq <= Skv, static): query i sees key j iff j <= i + Skv - Sq. Bool
+// masks are true where visible; additive ones 0 there and, where hidden, -inf or a value at
+// or below f16's lowest (HF's finfo(dtype).min), which exp takes to exactly 0 next to any
+// visible score. Leading dims may only repeat the pattern.
+bool is_causal_constant(const Ops& ops, ir::Value mask, const Shape& scores) {
+  const ir::TensorType& t = type_of(mask);
+  if (mask.node->op != &ops.constant || t.shape.size() < 2 || scores.size() < 2) return false;
+  const Dim& sq = scores[scores.size() - 2];
+  const Dim& skv = scores.back();
+  if (!sq.is_static() || !skv.is_static() || sq.value() > skv.value()) return false;
+  if (!same(t.shape[t.shape.size() - 2], sq) || !same(t.shape.back(), skv)) return false;
+  const std::vector<float> values = mask.node->attrs.get<TensorData>("value").to_floats();
+  const int64_t rows = sq.value(), keys = skv.value(), shift = keys - rows;
+  const bool boolean = t.dtype == DType::boolean;
+  constexpr float kLowestF16 = -65504.f;
+  for (size_t e = 0; e < values.size(); ++e) {
+    const int64_t j = int64_t(e) % keys, i = int64_t(e) / keys % rows;
+    const bool visible = j <= i + shift;
+    const float v = values[e];
+    const bool ok = boolean ? (v != 0.f) == visible : visible ? v == 0.f : v <= kLowestF16;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 // Makes the fused node (and any transpose or reshape it reads) before match.output and
 // points output's readers at it; false, changing nothing, when the op refuses the shapes.
@@ -270,7 +299,7 @@ bool rewrite(ir::Program& program, const PassContext& ctx, const Ops& ops, Match
     if (m.mask) inputs.push_back(*m.mask);
     auto fused = make_node(program, ops.attention, inputs,
                            {{"scale", m.scale},
-                            {"causal", false},
+                            {"causal", m.causal},
                             {"window", int64_t(0)},
                             {"has_mask", m.mask.has_value()},
                             {"has_kv_len", false}});
@@ -390,6 +419,10 @@ void fuse_attention(ir::Program& program, const PassContext& ctx) {
       mm = scores_below(x, sm, scale, steps);
     }
     if (!mm) continue;
+    if (m.mask && is_causal_constant(ops, *m.mask, st.shape)) {
+      m.mask.reset();  // the constant goes with dead_code
+      m.causal = true;
+    }
 
     // q from matmul's a, k from its b read as kᵀ (scalar muls on either are part of the
     // scale), v from the second matmul's b.

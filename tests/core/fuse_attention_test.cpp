@@ -2,6 +2,7 @@
 // graph compiled with the pass off, on the CPU; the fused graph must hold exactly one
 // scaled_dot_product_attention and no softmax, and graphs the pass must leave alone keep theirs.
 #include <cmath>
+#include <limits>
 
 #include "core/kernel_test_hooks.h"
 #include "loom/attention.h"
@@ -198,6 +199,57 @@ TEST(FuseAttention, GroupedQueryHeadsOddLengthsAndDtypes) {
           c.scale_by = ScaleBy::div;
           expect_fused(c);
         }
+}
+
+// The line of the fused node in a dump.
+std::string attention_line(const std::string& dump) {
+  const size_t at = dump.find("= scaled_dot_product_attention(");
+  if (at == std::string::npos) return "";
+  const size_t begin = dump.rfind('\n', at) + 1;
+  return dump.substr(begin, dump.find('\n', at) - begin);
+}
+
+// A constant mask that is exactly the causal one, aligned to the end of the keys (additive -inf,
+// additive HF-style finfo.min, or bool through where; square and chunked-prefill shapes), becomes
+// the op's causal option: the fused node reads no mask. One entry off the pattern keeps the mask.
+TEST(FuseAttention, ConstantCausalMaskBecomesTheCausalOption) {
+  enum Form { minus_inf, lowest, boolean, off_by_one };
+  for (Form form : {minus_inf, lowest, boolean, off_by_one})
+    for (auto [sq, skv] : {std::pair<int64_t, int64_t>{6, 6}, {3, 8}}) {
+      Graph g;
+      Tensor q = g.placeholder("q", {2, 4, sq, 16});
+      Tensor k = g.placeholder("k", {2, 4, skv, 16});
+      Tensor v = g.placeholder("v", {2, 4, skv, 16});
+      std::vector<float> add(size_t(sq * skv));
+      std::vector<bool> keep(size_t(sq * skv));
+      for (int64_t i = 0; i < sq; ++i)
+        for (int64_t j = 0; j < skv; ++j) {
+          const bool visible = j <= i + skv - sq;
+          keep[size_t(i * skv + j)] = visible;
+          add[size_t(i * skv + j)] = visible          ? 0.f
+                                     : form == lowest ? std::numeric_limits<float>::lowest()
+                                                      : -INFINITY;
+        }
+      if (form == off_by_one) add[size_t(skv - 1)] = 0.f;  // row 0 also sees the last key
+      Tensor scores = matmul(q, transpose(k, {0, 1, 3, 2})) * 0.25;
+      if (form == boolean)
+        scores = where(g.constant(TensorData::from_vector<bool>(keep, {sq, skv})), scores,
+                       g.constant(-INFINITY, DType::f32));
+      else
+        scores = scores + g.constant(TensorData::from_floats(add, DType::f32, {1, 1, sq, skv}));
+      Tensor y = matmul(softmax(scores, -1), v);
+      Feeds feeds{{"q", testing::random_tensor(DType::f32, {2, 4, sq, 16})},
+                  {"k", testing::random_tensor(DType::f32, {2, 4, skv, 16})},
+                  {"v", testing::random_tensor(DType::f32, {2, 4, skv, 16})}};
+      const std::string what = "form " + std::to_string(int(form)) + " " + std::to_string(sq) +
+                               "x" + std::to_string(skv);
+      Compiled r = compare(g, {y}, feeds, DType::f32, what);
+      const std::string line = attention_line(r.fused_dump);
+      ASSERT_FALSE(line.empty()) << what << r.fused_dump;
+      const bool causal = form != off_by_one;
+      EXPECT_EQ(line.find("causal=true") != std::string::npos, causal) << what << "\n" << line;
+      EXPECT_EQ(line.find("has_mask=true") != std::string::npos, !causal) << what << "\n" << line;
+    }
 }
 
 // Lengths as symbols (one compiled graph, several bindings), with a mask over both.
