@@ -2,6 +2,7 @@
 // (Executable::run into reused outputs), as a model's decode loop would see them.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -94,5 +95,58 @@ void BM_AddF32(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * 3 * n * 4);
 }
 BENCHMARK(BM_AddF32)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Decode attention over a 4096-position cache: q [1, 32, 1, 128], k and v [1, 8, 4096, 128]
+// f32 (GQA 4). Memory-bound: the rate is K and V's bytes per second, against the machine's
+// copy bandwidth (issue 15's target: 60% of it).
+void BM_AttentionDecodeL4096(benchmark::State& state) {
+  const int64_t hq = 32, hkv = 8, len = 4096, d = 128;
+  Graph g;
+  Tensor q = g.placeholder("q", {1, hq, 1, d});
+  Tensor k = g.placeholder("k", {1, hkv, len, d});
+  Tensor v = g.placeholder("v", {1, hkv, len, d});
+  time_runs(state, g, scaled_dot_product_attention(q, k, v),
+            {{"q", random_data({1, hq, 1, d}, 11)},
+             {"k", random_data({1, hkv, len, d}, 12)},
+             {"v", random_data({1, hkv, len, d}, 13)}});
+  state.SetBytesProcessed(int64_t(state.iterations()) * 2 * hkv * len * d * 4);
+}
+BENCHMARK(BM_AttentionDecodeL4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Causal prefill of 1024 positions, q, k, v [1, 8, 1024, 64] f32: the fused op (range 0)
+// against the same attention composed of matmul, scale, mask, softmax and matmul (range 1,
+// the fuse_attention pass off; issue 15's target: the fused op at least 3x faster).
+void BM_AttentionPrefillS1024(benchmark::State& state) {
+  const int64_t h = 8, len = 1024, d = 64;
+  const bool composed = state.range(0) == 1;
+  Graph g;
+  Tensor q = g.placeholder("q", {1, h, len, d});
+  Tensor k = g.placeholder("k", {1, h, len, d});
+  Tensor v = g.placeholder("v", {1, h, len, d});
+  std::vector<float> mask(size_t(len * len));
+  for (int64_t i = 0; i < len; ++i)
+    for (int64_t j = 0; j < len; ++j) mask[size_t(i * len + j)] = j <= i ? 0.f : -INFINITY;
+  // A mask fed at run time: fuse_attention keeps it as the op's mask input (a constant causal
+  // mask would become the causal option), so both sides do the same masked work.
+  Tensor m = g.placeholder("mask", {len, len});
+  Tensor scores = matmul(q, transpose(k, {0, 1, 3, 2})) * (1.0 / 8.0) + m;
+  Tensor y = matmul(softmax(scores, -1), v);
+  Feeds feeds{{"q", random_data({1, h, len, d}, 21)},
+              {"k", random_data({1, h, len, d}, 22)},
+              {"v", random_data({1, h, len, d}, 23)},
+              {"mask", TensorData::from_floats(mask, DType::f32, {len, len})}};
+  CompileOptions options;
+  options.outputs = {y};
+  if (composed) options.disabled_passes = {"fuse_attention"};
+  Executable exe = compile(g, options);
+  std::vector<TensorData> outputs;
+  exe.run(feeds, outputs);
+  for (auto _ : state) {
+    exe.run(feeds, outputs);
+    benchmark::DoNotOptimize(outputs.front().data());
+  }
+  state.SetLabel(composed ? "composed (fuse_attention off)" : "fused");
+}
+BENCHMARK(BM_AttentionPrefillS1024)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

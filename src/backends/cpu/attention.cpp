@@ -10,6 +10,7 @@
 
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/dispatch.h"
+#include "backends/cpu/exp_f32.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -223,10 +224,16 @@ struct Task {
     const KV* vb = v + (b * g.kv_heads + kvh) * g.kv_cap * D;
     for (int64_t j0 = lo_all; j0 < hi_all; j0 += kKeyTile) {
       int64_t tile = std::min(kKeyTile, hi_all - j0);
+      // The tile as f32 rows: f32 caches are read where they are (no copy).
+      const float* kt = kf.data();
+      const float* vt = vf.data();
       if constexpr (std::is_same_v<KV, int8_t>) {
         const int64_t scales = (b * g.kv_heads + kvh) * g.kv_cap + j0;
         i8_rows_to_f32(kb + j0 * D, g.k_scale + scales, kf.data(), tile, D);
         i8_rows_to_f32(vb + j0 * D, g.v_scale + scales, vf.data(), tile, D);
+      } else if constexpr (std::is_same_v<KV, float>) {
+        kt = kb + j0 * D;
+        vt = vb + j0 * D;
       } else {
         to_f32(kb + j0 * D, kf.data(), tile * D);
         to_f32(vb + j0 * D, vf.data(), tile * D);
@@ -240,7 +247,7 @@ struct Task {
         const float* qr = &qf[size_t(r * D)];
         float tile_max = kNegInf;
         for (int64_t j = lo; j < hi; ++j) {
-          float x = dot(qr, &kf[size_t(j * D)], D);
+          float x = dot(qr, kt + j * D, D);
           if (g.mask) x += mask_value(b, h, s, j0 + j);
           sc[j] = x;
           tile_max = std::max(tile_max, x);
@@ -251,11 +258,12 @@ struct Task {
         float* ar = &acc[size_t(r * D)];
         if (alpha != 1.f)
           for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+        // The tile's exponentials in one branch-free loop the compiler vectorises.
+        for (int64_t j = lo; j < hi; ++j) sc[j] = exp_f32(sc[j] - m_new);
         float sum = 0;
         for (int64_t j = lo; j < hi; ++j) {
-          float p = std::exp(sc[j] - m_new);
-          sum += p;
-          axpy(p, &vf[size_t(j * D)], ar, D);
+          sum += sc[j];
+          axpy(sc[j], vt + j * D, ar, D);
         }
         l[size_t(r)] = l[size_t(r)] * alpha + sum;
         m[size_t(r)] = m_new;
