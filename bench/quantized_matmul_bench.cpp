@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <utility>
 #include <vector>
@@ -160,5 +161,45 @@ void smollm2_decode_matmuls(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 BENCHMARK(smollm2_decode_matmuls)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// A 4096 x 4096 GEMV (M = 1) whose weight streams from memory: eight weights of the format
+// (75 MB of Q4_0, 142 MB of Q8_0, past any L3) taken in turn, so the rate is what DRAM gives,
+// for issue 16's target (70% of the copy bandwidth below). Default threads.
+void gemv_from_memory(benchmark::State& state, GgmlType type) {
+  const int64_t n = 4096, k = 4096;
+  const auto& t = loom::io::ggml_type_traits(type);
+  std::mt19937 gen(3);
+  std::vector<std::vector<uint8_t>> weights(8);
+  for (auto& blocks : weights) {
+    blocks.resize(static_cast<size_t>(n * k / 32 * t.bytes_per_block));
+    for (auto& b : blocks) b = uint8_t(gen());
+    for (size_t b = 0; b < blocks.size(); b += size_t(t.bytes_per_block))
+      blocks[b] = 0, blocks[b + 1] = 0x20;
+  }
+  std::vector<float> x(static_cast<size_t>(k), 0.25f), y(static_cast<size_t>(n));
+  size_t next = 0;
+  for (auto _ : state) {
+    const auto& w = weights[next++ % weights.size()];
+    loom::quant::ggml_matmul(uint32_t(type), w.data(), int64_t(w.size()), n, k, x.data(),
+                             loom::DType::f32, 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(weights[0].size()));
+}
+BENCHMARK_CAPTURE(gemv_from_memory, Q4_0, GgmlType::Q4_0)->UseRealTime();
+BENCHMARK_CAPTURE(gemv_from_memory, Q8_0, GgmlType::Q8_0)->UseRealTime();
+
+// The copy bandwidth the GEMV rates are held against: memcpy of 256 MB, bytes read plus
+// written per second (NumPy's copyto on this machine measures the same).
+void copy_bandwidth(benchmark::State& state) {
+  const size_t bytes = size_t(256) << 20;
+  std::vector<char> a(bytes, 1), b(bytes);
+  for (auto _ : state) {
+    std::memcpy(b.data(), a.data(), bytes);
+    benchmark::DoNotOptimize(b.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(2 * bytes));
+}
+BENCHMARK(copy_bandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
