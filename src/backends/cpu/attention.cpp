@@ -65,6 +65,16 @@ inline void axpy_portable(float p, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += p * x[i];
 }
 
+// Four rows at once (rows `stride` floats apart): four dot products with one k row, and one v
+// row added into four accumulator rows, so each k and v row is read once per four query rows.
+inline void dot4_portable(const float* q, int64_t stride, const float* k, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = dot_portable(q + r * stride, k, n);
+}
+
+inline void axpy4_portable(const float* p, const float* v, float* acc, int64_t stride, int64_t n) {
+  for (int r = 0; r < 4; ++r) axpy_portable(p[r], v, acc + r * stride, n);
+}
+
 #if LOOM_ATTENTION_AVX2
 // AVX2 + FMA (+ F16C for f16 tiles), chosen at run time: the build itself targets x86-64-v2.
 // Asked on first use (not in a static initialiser, which may run before the CPU-feature
@@ -104,6 +114,53 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float p, const float* x, floa
   for (; i < n; ++i) y[i] += p * x[i];
 }
 
+__attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_hadd_ps(h, h);
+  h = _mm_hadd_ps(h, h);
+  return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma"))) void dot4_avx2(const float* q, int64_t stride, const float* k,
+                                                   int64_t n, float* out) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 kv = _mm256_loadu_ps(k + i);
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + stride + i), kv, s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 2 * stride + i), kv, s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 3 * stride + i), kv, s3);
+  }
+  out[0] = horizontal_sum(s0);
+  out[1] = horizontal_sum(s1);
+  out[2] = horizontal_sum(s2);
+  out[3] = horizontal_sum(s3);
+  for (; i < n; ++i)
+    for (int r = 0; r < 4; ++r) out[r] += q[r * stride + i] * k[i];
+}
+
+__attribute__((target("avx2,fma"))) void axpy4_avx2(const float* p, const float* v, float* acc,
+                                                    int64_t stride, int64_t n) {
+  const __m256 p0 = _mm256_set1_ps(p[0]), p1 = _mm256_set1_ps(p[1]), p2 = _mm256_set1_ps(p[2]),
+               p3 = _mm256_set1_ps(p[3]);
+  float *a0 = acc, *a1 = acc + stride, *a2 = acc + 2 * stride, *a3 = acc + 3 * stride;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 vv = _mm256_loadu_ps(v + i);
+    _mm256_storeu_ps(a0 + i, _mm256_fmadd_ps(p0, vv, _mm256_loadu_ps(a0 + i)));
+    _mm256_storeu_ps(a1 + i, _mm256_fmadd_ps(p1, vv, _mm256_loadu_ps(a1 + i)));
+    _mm256_storeu_ps(a2 + i, _mm256_fmadd_ps(p2, vv, _mm256_loadu_ps(a2 + i)));
+    _mm256_storeu_ps(a3 + i, _mm256_fmadd_ps(p3, vv, _mm256_loadu_ps(a3 + i)));
+  }
+  for (; i < n; ++i) {
+    a0[i] += p[0] * v[i];
+    a1[i] += p[1] * v[i];
+    a2[i] += p[2] * v[i];
+    a3[i] += p[3] * v[i];
+  }
+}
+
 // n codes times one scale (a key's row of an int8 cache).
 __attribute__((target("avx2"))) void i8_row_to_f32(const int8_t* src, float scale, float* dst,
                                                    int64_t n) {
@@ -137,6 +194,20 @@ inline void axpy(float p, const float* x, float* y, int64_t n) {
   if (has_avx2()) return axpy_avx2(p, x, y, n);
 #endif
   axpy_portable(p, x, y, n);
+}
+
+inline void dot4(const float* q, int64_t stride, const float* k, int64_t n, float* out) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return dot4_avx2(q, stride, k, n, out);
+#endif
+  dot4_portable(q, stride, k, n, out);
+}
+
+inline void axpy4(const float* p, const float* v, float* acc, int64_t stride, int64_t n) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return axpy4_avx2(p, v, acc, stride, n);
+#endif
+  axpy4_portable(p, v, acc, stride, n);
 }
 
 template <class T>
@@ -189,11 +260,106 @@ struct Task {
     end_key.resize(rows);
   }
 
+  // The task run() is on: batch row, kv head, its first query head and count, first position.
+  int64_t b_ = 0, kvh_ = 0, head0_ = 0, heads_ = 1, s0_ = 0;
+  int64_t position_of(int64_t r) const { return s0_ + r / heads_; }
+  int64_t head_of(int64_t r) const { return kvh_ * g.group + head0_ + r % heads_; }
+
   float mask_value(int64_t b, int64_t h, int64_t s, int64_t j) const {
     int64_t at =
         b * g.mask_stride[0] + h * g.mask_stride[1] + s * g.mask_stride[2] + j * g.mask_stride[3];
     if (g.mask_bool) return static_cast<const uint8_t*>(g.mask)[at] ? 0.f : kNegInf;
     return float(load(static_cast<const T*>(g.mask) + at));
+  }
+
+  // One query row against keys [j0, j0 + tile) (K and V rows at kt, vt): scores, the online
+  // softmax update, P v into the row's accumulator.
+  void one_row(int64_t r, int64_t j0, int64_t tile, const float* kt, const float* vt) {
+    const int64_t D = g.dim;
+    int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0));
+    int64_t hi = std::min(end_key[size_t(r)] - j0, tile);
+    if (lo >= hi) return;
+    int64_t s = position_of(r), h = head_of(r);
+    float* sc = &scores[size_t(r * kKeyTile)];
+    const float* qr = &qf[size_t(r * D)];
+    float tile_max = kNegInf;
+    for (int64_t j = lo; j < hi; ++j) {
+      float x = dot(qr, kt + j * D, D);
+      if (g.mask) x += mask_value(b_, h, s, j0 + j);
+      sc[j] = x;
+      tile_max = std::max(tile_max, x);
+    }
+    if (tile_max == kNegInf) return;  // every key of this tile masked out
+    float m_new = std::max(m[size_t(r)], tile_max);
+    float alpha = std::exp(m[size_t(r)] - m_new);  // 0 when nothing was seen yet
+    float* ar = &acc[size_t(r * D)];
+    if (alpha != 1.f)
+      for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+    // The tile's exponentials in one branch-free loop the compiler vectorises.
+    for (int64_t j = lo; j < hi; ++j) sc[j] = exp_f32(sc[j] - m_new);
+    float sum = 0;
+    for (int64_t j = lo; j < hi; ++j) {
+      sum += sc[j];
+      axpy(sc[j], vt + j * D, ar, D);
+    }
+    l[size_t(r)] = l[size_t(r)] * alpha + sum;
+    m[size_t(r)] = m_new;
+  }
+
+  // Rows r0 .. r0 + 3 together: each K and V row of the tile is read once for the four (dot4,
+  // axpy4). Keys outside a row's own range (causal, window, kv_len) score -inf, so their
+  // weight is exactly 0 and they are not added.
+  void block_of_four(int64_t r0, int64_t j0, int64_t tile, const float* kt, const float* vt) {
+    const int64_t D = g.dim;
+    int64_t lo[4], hi[4], lo_all = tile, hi_all = 0;
+    for (int i = 0; i < 4; ++i) {
+      lo[i] = std::max(first_key[size_t(r0 + i)] - j0, int64_t(0));
+      hi[i] = std::min(end_key[size_t(r0 + i)] - j0, tile);
+      if (lo[i] < hi[i]) lo_all = std::min(lo_all, lo[i]), hi_all = std::max(hi_all, hi[i]);
+    }
+    if (lo_all >= hi_all) return;
+    float* sc[4];
+    for (int i = 0; i < 4; ++i) sc[i] = &scores[size_t((r0 + i) * kKeyTile)];
+    for (int64_t j = lo_all; j < hi_all; ++j) {
+      float x[4];
+      dot4(&qf[size_t(r0 * D)], D, kt + j * D, D, x);
+      for (int i = 0; i < 4; ++i) {
+        float v = kNegInf;
+        if (j >= lo[i] && j < hi[i]) {
+          v = x[i];
+          if (g.mask) v += mask_value(b_, head_of(r0 + i), position_of(r0 + i), j0 + j);
+        }
+        sc[i][j] = v;
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      float tile_max = kNegInf;
+      for (int64_t j = lo_all; j < hi_all; ++j) tile_max = std::max(tile_max, sc[i][j]);
+      if (tile_max == kNegInf) {  // every key of this tile hidden from this row
+        std::fill(sc[i] + lo_all, sc[i] + hi_all, 0.f);
+        continue;
+      }
+      const int64_t r = r0 + i;
+      float m_new = std::max(m[size_t(r)], tile_max);
+      float alpha = std::exp(m[size_t(r)] - m_new);  // 0 when nothing was seen yet
+      float* ar = &acc[size_t(r * D)];
+      if (alpha != 1.f)
+        for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+      float sum = 0;
+      for (int64_t j = lo_all; j < hi_all; ++j) sc[i][j] = exp_f32(sc[i][j] - m_new);
+      for (int64_t j = lo_all; j < hi_all; ++j) sum += sc[i][j];
+      l[size_t(r)] = l[size_t(r)] * alpha + sum;
+      m[size_t(r)] = m_new;
+    }
+    for (int64_t j = lo_all; j < hi_all; ++j) {
+      const float p[4] = {sc[0][j], sc[1][j], sc[2][j], sc[3][j]};
+      if (p[0] != 0.f && p[1] != 0.f && p[2] != 0.f && p[3] != 0.f) {
+        axpy4(p, vt + j * D, &acc[size_t(r0 * D)], D, D);
+      } else {
+        for (int i = 0; i < 4; ++i)
+          if (p[i] != 0.f) axpy(p[i], vt + j * D, &acc[size_t((r0 + i) * D)], D);
+      }
+    }
   }
 
   // Rows are (position, head) pairs, position-major: row r is position s0 + r / heads of
@@ -203,8 +369,11 @@ struct Task {
     const int64_t keys = valid_keys(g, b);
     const int64_t shift = keys - g.q_len;  // query s is at key position s + shift
     int64_t lo_all = keys, hi_all = 0;
-    auto position_of = [&](int64_t r) { return s0 + r / heads; };
-    auto head_of = [&](int64_t r) { return kvh * g.group + head0 + r % heads; };
+    b_ = b;
+    kvh_ = kvh;
+    head0_ = head0;
+    heads_ = heads;
+    s0_ = s0;
     for (int64_t r = 0; r < rows; ++r) {
       int64_t s = position_of(r), h = head_of(r);
       int64_t pos = s + shift;
@@ -238,36 +407,9 @@ struct Task {
         to_f32(kb + j0 * D, kf.data(), tile * D);
         to_f32(vb + j0 * D, vf.data(), tile * D);
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0));
-        int64_t hi = std::min(end_key[size_t(r)] - j0, tile);
-        if (lo >= hi) continue;
-        int64_t s = position_of(r), h = head_of(r);
-        float* sc = &scores[size_t(r * kKeyTile)];
-        const float* qr = &qf[size_t(r * D)];
-        float tile_max = kNegInf;
-        for (int64_t j = lo; j < hi; ++j) {
-          float x = dot(qr, kt + j * D, D);
-          if (g.mask) x += mask_value(b, h, s, j0 + j);
-          sc[j] = x;
-          tile_max = std::max(tile_max, x);
-        }
-        if (tile_max == kNegInf) continue;  // every key of this tile masked out
-        float m_new = std::max(m[size_t(r)], tile_max);
-        float alpha = std::exp(m[size_t(r)] - m_new);  // 0 when nothing was seen yet
-        float* ar = &acc[size_t(r * D)];
-        if (alpha != 1.f)
-          for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
-        // The tile's exponentials in one branch-free loop the compiler vectorises.
-        for (int64_t j = lo; j < hi; ++j) sc[j] = exp_f32(sc[j] - m_new);
-        float sum = 0;
-        for (int64_t j = lo; j < hi; ++j) {
-          sum += sc[j];
-          axpy(sc[j], vt + j * D, ar, D);
-        }
-        l[size_t(r)] = l[size_t(r)] * alpha + sum;
-        m[size_t(r)] = m_new;
-      }
+      int64_t r = 0;
+      for (; r + 4 <= rows; r += 4) block_of_four(r, j0, tile, kt, vt);
+      for (; r < rows; ++r) one_row(r, j0, tile, kt, vt);
     }
     for (int64_t r = 0; r < rows; ++r) {
       int64_t s = position_of(r), h = head_of(r);
