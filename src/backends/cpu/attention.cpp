@@ -23,6 +23,7 @@ namespace {
 
 constexpr int64_t kKeyTile = 64;
 constexpr int64_t kRowsPerTask = 64;  // query rows (heads x positions) per task
+constexpr int64_t kDecodeRows = 8;    // up to this many rows a task, K/V rows are read in place
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Geometry {
@@ -73,6 +74,28 @@ inline void dot4_portable(const float* q, int64_t stride, const float* k, int64_
 
 inline void axpy4_portable(const float* p, const float* v, float* acc, int64_t stride, int64_t n) {
   for (int r = 0; r < 4; ++r) axpy_portable(p[r], v, acc + r * stride, n);
+}
+
+// A whole tile as two small matrix products. Scores s[r][j] = q_r · k_j for `rows` rows of q
+// (stride D) and `n` keys given transposed, kt[d][j] (stride kKeyTile); s has stride
+// kKeyTile. Then acc[r][:] += sum_j p[r][j] v[j][:] (p stride kKeyTile, v rows stride D).
+inline void tile_scores_portable(const float* q, int64_t rows, int64_t D, const float* kt,
+                                 int64_t n, float* s) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * kKeyTile;
+    std::fill_n(sr, n, 0.f);
+    for (int64_t d = 0; d < D; ++d) {
+      const float qd = q[r * D + d];
+      const float* kd = kt + d * kKeyTile;
+      for (int64_t j = 0; j < n; ++j) sr[j] += qd * kd[j];
+    }
+  }
+}
+
+inline void tile_pv_portable(const float* p, int64_t rows, int64_t n, const float* v, int64_t D,
+                             float* acc) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) axpy_portable(p[r * kKeyTile + j], v + j * D, acc + r * D, D);
 }
 
 #if LOOM_ATTENTION_AVX2
@@ -161,6 +184,73 @@ __attribute__((target("avx2,fma"))) void axpy4_avx2(const float* p, const float*
   }
 }
 
+// tile_scores in blocks of 4 rows x 16 keys (8 accumulators; q broadcast, kᵀ rows loaded),
+// tile_pv in blocks of 4 rows x 16 dims (p broadcast, v rows loaded): no horizontal sums, each
+// loaded vector used by four rows. Edges go through the portable loops.
+__attribute__((target("avx2,fma"))) void tile_scores_avx2(const float* q, int64_t rows, int64_t D,
+                                                          const float* kt, int64_t n, float* s) {
+  const int64_t rows4 = rows / 4 * 4, n16 = n / 16 * 16;
+  for (int64_t r0 = 0; r0 < rows4; r0 += 4) {
+    for (int64_t j0 = 0; j0 < n16; j0 += 16) {
+      __m256 a[4][2];
+      for (int i = 0; i < 4; ++i) a[i][0] = a[i][1] = _mm256_setzero_ps();
+      for (int64_t d = 0; d < D; ++d) {
+        const __m256 k0 = _mm256_loadu_ps(kt + d * kKeyTile + j0);
+        const __m256 k1 = _mm256_loadu_ps(kt + d * kKeyTile + j0 + 8);
+        for (int i = 0; i < 4; ++i) {
+          const __m256 b = _mm256_broadcast_ss(q + (r0 + i) * D + d);
+          a[i][0] = _mm256_fmadd_ps(b, k0, a[i][0]);
+          a[i][1] = _mm256_fmadd_ps(b, k1, a[i][1]);
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(s + (r0 + i) * kKeyTile + j0, a[i][0]);
+        _mm256_storeu_ps(s + (r0 + i) * kKeyTile + j0 + 8, a[i][1]);
+      }
+    }
+    for (int64_t j = n16; j < n; ++j)
+      for (int i = 0; i < 4; ++i) {
+        float sum = 0;
+        for (int64_t d = 0; d < D; ++d) sum += q[(r0 + i) * D + d] * kt[d * kKeyTile + j];
+        s[(r0 + i) * kKeyTile + j] = sum;
+      }
+  }
+  tile_scores_portable(q + rows4 * D, rows - rows4, D, kt, n, s + rows4 * kKeyTile);
+}
+
+__attribute__((target("avx2,fma"))) void tile_pv_avx2(const float* p, int64_t rows, int64_t n,
+                                                      const float* v, int64_t D, float* acc) {
+  const int64_t rows4 = rows / 4 * 4, d16 = D / 16 * 16;
+  for (int64_t r0 = 0; r0 < rows4; r0 += 4) {
+    for (int64_t d0 = 0; d0 < d16; d0 += 16) {
+      __m256 a[4][2];
+      for (int i = 0; i < 4; ++i) {
+        a[i][0] = _mm256_loadu_ps(acc + (r0 + i) * D + d0);
+        a[i][1] = _mm256_loadu_ps(acc + (r0 + i) * D + d0 + 8);
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 v0 = _mm256_loadu_ps(v + j * D + d0);
+        const __m256 v1 = _mm256_loadu_ps(v + j * D + d0 + 8);
+        for (int i = 0; i < 4; ++i) {
+          const __m256 b = _mm256_broadcast_ss(p + (r0 + i) * kKeyTile + j);
+          a[i][0] = _mm256_fmadd_ps(b, v0, a[i][0]);
+          a[i][1] = _mm256_fmadd_ps(b, v1, a[i][1]);
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(acc + (r0 + i) * D + d0, a[i][0]);
+        _mm256_storeu_ps(acc + (r0 + i) * D + d0 + 8, a[i][1]);
+      }
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const float pj = p[(r0 + i) * kKeyTile + j];
+        for (int64_t d = d16; d < D; ++d) acc[(r0 + i) * D + d] += pj * v[j * D + d];
+      }
+  }
+  tile_pv_portable(p + rows4 * kKeyTile, rows - rows4, n, v, D, acc + rows4 * D);
+}
+
 // n codes times one scale (a key's row of an int8 cache).
 __attribute__((target("avx2"))) void i8_row_to_f32(const int8_t* src, float scale, float* dst,
                                                    int64_t n) {
@@ -210,6 +300,22 @@ inline void axpy4(const float* p, const float* v, float* acc, int64_t stride, in
   axpy4_portable(p, v, acc, stride, n);
 }
 
+inline void tile_scores(const float* q, int64_t rows, int64_t D, const float* kt, int64_t n,
+                        float* s) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return tile_scores_avx2(q, rows, D, kt, n, s);
+#endif
+  tile_scores_portable(q, rows, D, kt, n, s);
+}
+
+inline void tile_pv(const float* p, int64_t rows, int64_t n, const float* v, int64_t D,
+                    float* acc) {
+#if LOOM_ATTENTION_AVX2
+  if (has_avx2()) return tile_pv_avx2(p, rows, n, v, D, acc);
+#endif
+  tile_pv_portable(p, rows, n, v, D, acc);
+}
+
 template <class T>
 void to_f32(const T* src, float* dst, int64_t n) {
 #if LOOM_ATTENTION_AVX2
@@ -243,7 +349,7 @@ struct Task {
   const KV* v;
   T* out;
   // Work buffers of this thread.
-  std::vector<float> qf, acc, scores, kf, vf, m, l;
+  std::vector<float> qf, acc, scores, kf, vf, k_transposed, m, l;
   std::vector<int64_t> first_key, end_key;
 
   Task(const Geometry& geo, const T* q_, const KV* k_, const KV* v_, T* out_)
@@ -254,6 +360,7 @@ struct Task {
     scores.resize(rows * tile);
     kf.resize(tile * d);
     vf.resize(tile * d);
+    k_transposed.resize(tile * d);
     m.resize(rows);
     l.resize(rows);
     first_key.resize(rows);
@@ -304,6 +411,51 @@ struct Task {
     }
     l[size_t(r)] = l[size_t(r)] * alpha + sum;
     m[size_t(r)] = m_new;
+  }
+
+  // Without a mask, every row against keys [j0, j0 + tile) as two small matrix products: the
+  // scores of all rows over the keys any row sees (tile_scores on kᵀ), each row's hidden keys
+  // set to -inf (weight exactly 0: they are keys below kv_len, written values), the online
+  // softmax per row, then P v (tile_pv).
+  void whole_tile(int64_t rows, int64_t j0, int64_t tile, const float* kt, const float* vt) {
+    const int64_t D = g.dim;
+    int64_t first = tile, end = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0));
+      const int64_t hi = std::min(end_key[size_t(r)] - j0, tile);
+      if (lo < hi) first = std::min(first, lo), end = std::max(end, hi);
+    }
+    if (first >= end) return;
+    const int64_t n = end - first;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t d = 0; d < D; ++d)
+        k_transposed[size_t(d * kKeyTile + j)] = kt[(first + j) * D + d];
+    tile_scores(qf.data(), rows, D, k_transposed.data(), n, scores.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      float* sc = &scores[size_t(r * kKeyTile)];
+      const int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0)) - first;
+      const int64_t hi = std::min(end_key[size_t(r)] - j0, tile) - first;
+      float tile_max = kNegInf;
+      for (int64_t j = 0; j < n; ++j) {
+        if (j < lo || j >= hi) sc[j] = kNegInf;
+        tile_max = std::max(tile_max, sc[j]);
+      }
+      if (tile_max == kNegInf) {  // this row sees none of these keys
+        std::fill_n(sc, n, 0.f);
+        continue;
+      }
+      const float m_new = std::max(m[size_t(r)], tile_max);
+      const float alpha = std::exp(m[size_t(r)] - m_new);  // 0 when nothing was seen yet
+      float* ar = &acc[size_t(r * D)];
+      if (alpha != 1.f)
+        for (int64_t d = 0; d < D; ++d) ar[d] *= alpha;
+      for (int64_t j = 0; j < n; ++j) sc[j] = exp_f32(sc[j] - m_new);
+      float sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += sc[j];
+      l[size_t(r)] = l[size_t(r)] * alpha + sum;
+      m[size_t(r)] = m_new;
+    }
+    tile_pv(scores.data(), rows, n, vt + first * D, D, acc.data());
   }
 
   // Rows r0 .. r0 + 3 together: each K and V row of the tile is read once for the four (dot4,
@@ -406,6 +558,12 @@ struct Task {
       } else {
         to_f32(kb + j0 * D, kf.data(), tile * D);
         to_f32(vb + j0 * D, vf.data(), tile * D);
+      }
+      // Many rows (prefill) amortise whole_tile's transposed copy of K; a decode step's few
+      // rows (a group of heads) read K and V rows directly, four rows at a time.
+      if (!g.mask && rows > kDecodeRows) {
+        whole_tile(rows, j0, tile, kt, vt);
+        continue;
       }
       int64_t r = 0;
       for (; r + 4 <= rows; r += 4) block_of_four(r, j0, tile, kt, vt);
