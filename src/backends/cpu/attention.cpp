@@ -413,10 +413,25 @@ struct Task {
     m[size_t(r)] = m_new;
   }
 
-  // Without a mask, every row against keys [j0, j0 + tile) as two small matrix products: the
-  // scores of all rows over the keys any row sees (tile_scores on kᵀ), each row's hidden keys
-  // set to -inf (weight exactly 0: they are keys below kv_len, written values), the online
-  // softmax per row, then P v (tile_pv).
+  // The mask's values for row r at keys [key0, key0 + n) added to sc (bool: -inf where false).
+  void add_mask_row(int64_t r, int64_t key0, int64_t n, float* sc) const {
+    const int64_t at = b_ * g.mask_stride[0] + head_of(r) * g.mask_stride[1] +
+                       position_of(r) * g.mask_stride[2] + key0 * g.mask_stride[3];
+    const int64_t step = g.mask_stride[3];
+    if (g.mask_bool) {
+      const uint8_t* keep = static_cast<const uint8_t*>(g.mask) + at;
+      for (int64_t j = 0; j < n; ++j)
+        if (!keep[j * step]) sc[j] = kNegInf;
+    } else {
+      const T* add = static_cast<const T*>(g.mask) + at;
+      for (int64_t j = 0; j < n; ++j) sc[j] += float(load(add + j * step));
+    }
+  }
+
+  // Every row against keys [j0, j0 + tile) as two small matrix products: the scores of all rows
+  // over the keys any row sees (tile_scores on kᵀ), the mask added, each row's hidden keys set
+  // to -inf (weight exactly 0; like any matrix product, P v still multiplies their v rows,
+  // which are keys below kv_len), the online softmax per row, then P v (tile_pv).
   void whole_tile(int64_t rows, int64_t j0, int64_t tile, const float* kt, const float* vt) {
     const int64_t D = g.dim;
     int64_t first = tile, end = 0;
@@ -435,6 +450,7 @@ struct Task {
       float* sc = &scores[size_t(r * kKeyTile)];
       const int64_t lo = std::max(first_key[size_t(r)] - j0, int64_t(0)) - first;
       const int64_t hi = std::min(end_key[size_t(r)] - j0, tile) - first;
+      if (g.mask) add_mask_row(r, j0 + first, n, sc);
       float tile_max = kNegInf;
       for (int64_t j = 0; j < n; ++j) {
         if (j < lo || j >= hi) sc[j] = kNegInf;
@@ -561,7 +577,7 @@ struct Task {
       }
       // Many rows (prefill) amortise whole_tile's transposed copy of K; a decode step's few
       // rows (a group of heads) read K and V rows directly, four rows at a time.
-      if (!g.mask && rows > kDecodeRows) {
+      if (rows > kDecodeRows) {
         whole_tile(rows, j0, tile, kt, vt);
         continue;
       }
