@@ -83,3 +83,27 @@ TEST(OutputInPlace, AssignsReadTheOutputWhereItWasWritten) {
 }
 
 }  // namespace loom
+
+namespace loom {
+
+// Copies of 4 MB and more go through one memcpy per OpenMP thread (cpu_backend.cpp): a
+// pass-through output and a copied output of a size that does not split evenly (chunk
+// edges not at a multiple of the element count) come back bit for bit, as does a small one.
+TEST(OutputInPlace, LargeCopiesAreExactAcrossThreadChunks) {
+  for (int64_t n : {int64_t(1) << 20, (int64_t(1) << 21) + 37, int64_t(1000)}) {
+    Graph g;
+    Tensor x = g.placeholder("x", {n});
+    CompileOptions options;
+    options.outputs = {x, x * 1.0};
+    Executable exe = compile(g, options);
+    TensorData xv = testing::random_tensor(DType::f32, {n});
+    std::vector<TensorData> outputs = exe.run({{"x", xv}});
+    const std::vector<float> want = xv.to_vector<float>();
+    for (const TensorData& out : outputs) {
+      ASSERT_EQ(out.numel(), n);
+      EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size() * sizeof(float)), 0) << n;
+    }
+  }
+}
+
+}  // namespace loom

@@ -1,7 +1,10 @@
-// The CPU backend: host memory (64-byte aligned, for vector loads), memcpy copies, and the
-// kernels of every op family.
+// The CPU backend: host memory (64-byte aligned, for vector loads), memcpy copies (threaded
+// for large ones), and the kernels of every op family.
+#include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -46,8 +49,33 @@ class CpuBackend final : public Backend {
     if (dst_device != Device::cpu() || src_device != Device::cpu())
       fail(ErrorKind::internal, "CPU backend asked to copy to or from " +
                                     (dst_device != Device::cpu() ? dst_device : src_device).str());
-    if (bytes) std::memmove(dst, src, bytes);
+    copy_host(dst, src, bytes);
   }
+
+  // One memcpy per OpenMP thread for a large copy between buffers that do not overlap: one
+  // core's copy reaches about half of what two give on the development machine (64 MB: 5.5 ms
+  // with one thread, 3.0 ms with two), and feeds and outputs are copied this way. Overlapping
+  // or small copies are one memmove.
+  static void copy_host(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0) return;
+    const auto d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
+    const bool overlap = d < s + bytes && s < d + bytes;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (overlap || threads < 2 || bytes < kThreadedCopyBytes) {
+      std::memmove(dst, src, bytes);
+      return;
+    }
+    const size_t chunk = (bytes / size_t(threads) + 63) / 64 * 64;
+#pragma omp parallel num_threads(threads)
+    {
+      const size_t begin = std::min(bytes, size_t(omp_get_thread_num()) * chunk);
+      const size_t end = std::min(bytes, begin + chunk);
+      if (begin < end)
+        std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin,
+                    end - begin);
+    }
+  }
+  static constexpr size_t kThreadedCopyBytes = size_t(4) << 20;
 
   // The planner's gathers of views (runtime/views.h): the tiled, threaded copy of the
   // data-movement kernels rather than the element-at-a-time default.
