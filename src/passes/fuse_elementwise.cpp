@@ -4,12 +4,12 @@
 // Rank-0 constants become literals of the expression.
 //
 // Nodes are visited in program order. A node joins the groups of the elementwise producers
-// it reads (of its own shape), merging them, as long as each such group is still open: no
-// node outside it has read one of its members yet. So every reader of a group comes after
-// the group's last member, where the fused node is put, and the program stays in
-// topological order without reordering (a group never gets an input that depends on itself).
-// Nothing is computed twice: a member that something outside the group reads (or that is a
-// program output) becomes one of the fused node's outputs.
+// it reads (of its own shape, or one cheap op of a smaller shape read by it alone), merging them,
+// as long as each such group is still open: no node outside it has read one of its members yet. So
+// every reader of a group comes after the group's last member, where the fused node is put, and the
+// program stays in topological order without reordering (a group never gets an input that depends
+// on itself). Nothing is computed twice: a member that something outside the group reads (or that
+// is a program output) becomes one of the fused node's outputs.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -104,6 +104,26 @@ bool fusable(const ir::Node& n) {
   return reads_data;
 }
 
+// A producer of a smaller shape that a node of the group reads may join the group when
+// evaluating it once per element of the group's shape costs next to nothing: one cheap
+// arithmetic op, alone in its group, read by that node only and not a program output (so it
+// never has to be an output of the fused node, whose outputs have the group's shape). This
+// takes a reduction's scaled result into the update that reads it (`y * c + s * eps` is one
+// kernel, not two); anything larger stays computed once (DifferentShapesStayApart).
+bool cheap_broadcast_producer(const ir::Program& program, const ir::UseLists& uses,
+                              const ir::Node& producer, const ir::Node& reader) {
+  static const char* const kCheap[] = {"add", "sub",  "mul",     "div",
+                                       "neg", "cast", "maximum", "minimum"};
+  if (std::none_of(std::begin(kCheap), std::end(kCheap),
+                   [&](const char* op) { return producer.op_name() == op; }))
+    return false;
+  const auto& readers = uses.users(&producer);
+  if (readers.size() != 1 || readers[0] != &reader) return false;
+  for (const auto& out : program.outputs())
+    if (out.node == &producer) return false;
+  return true;
+}
+
 struct Group {
   std::vector<ir::Node*> members;  // in program order
   bool open = true;                // no node outside has read a member yet
@@ -181,6 +201,7 @@ void replace_group(ir::Program& program, const ir::UseLists& uses,
 }  // namespace
 
 void fuse_elementwise(ir::Program& program, const PassContext&) {
+  const ir::UseLists readers(program);  // the grouping below changes nothing in the program
   std::vector<Group> groups;
   std::unordered_map<const ir::Node*, int> group_of;  // a node's group (maybe merged since)
   for (const auto& node : program.nodes()) {
@@ -191,7 +212,10 @@ void fuse_elementwise(ir::Program& program, const PassContext&) {
         auto it = group_of.find(in.node);
         if (it == group_of.end()) continue;
         const int g = root(groups, it->second);
-        if (g == joined || !groups[size_t(g)].open || !(in.node->type().shape == n->type().shape))
+        if (g == joined || !groups[size_t(g)].open) continue;
+        if (!(in.node->type().shape == n->type().shape) &&
+            !(groups[size_t(g)].members.size() == 1 &&
+              cheap_broadcast_producer(program, readers, *in.node, *n)))
           continue;
         if (joined < 0) {
           joined = g;

@@ -208,6 +208,30 @@ TEST(FuseElementwise, DifferentShapesStayApart) {
   EXPECT_EQ(fused_nodes(c.fused), 2) << c.fused.dump();
 }
 
+// One cheap op of a smaller shape read only by the group (a reduction's result scaled, as in
+// `y * c + sum(y) * eps`) joins it: the update is one kernel, evaluating the scale per element
+// with the same roundings, so the bits are those of the unfused graph. Read by anything else,
+// it stays apart (computed once, its own output).
+TEST(FuseElementwise, CheapSmallerProducerJoinsItsOnlyReader) {
+  for (bool shared : {false, true}) {
+    Graph g;
+    Tensor y = g.placeholder("y", {64, 256}, DType::f32);
+    Tensor c = g.placeholder("c", {256}, DType::f32);
+    Tensor s = sum(y, {-1}, true);  // [64, 1]
+    Tensor scaled = s * 2.5e-6;
+    Tensor out = y * c + scaled;
+    const std::vector<Tensor> outputs =
+        shared ? std::vector<Tensor>{out, scaled + 1.0} : std::vector<Tensor>{out};
+    Compared cmp = expect_fusion_exact(g, outputs,
+                                       {{"y", testing::random_tensor(DType::f32, {64, 256})},
+                                        {"c", testing::random_tensor(DType::f32, {256})}});
+    const std::string dump = cmp.fused.dump();
+    EXPECT_EQ(fused_nodes(cmp.fused), 1) << dump;
+    // sum, then the fused update; shared: the scale and the other reader's add run apart.
+    EXPECT_EQ(cmp.fused.last_run_stats().kernels, shared ? 4u : 2u) << dump;
+  }
+}
+
 TEST(FuseElementwise, TurnedOffByName) {
   Graph g;
   Tensor x = g.placeholder("x", {8}, DType::f32);
