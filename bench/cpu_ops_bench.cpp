@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "loom/loom.h"
@@ -21,9 +23,11 @@ TensorData random_data(Extents shape, uint32_t seed) {
 }
 
 // Times exe.run(feeds, outputs) after one warm-up run that plans and allocates.
-void time_runs(benchmark::State& state, const Graph& g, Tensor output, const Feeds& feeds) {
+void time_runs(benchmark::State& state, const Graph& g, Tensor output, const Feeds& feeds,
+               std::set<std::string> disabled_passes = {}) {
   CompileOptions options;
   options.outputs = {output};
+  options.disabled_passes = std::move(disabled_passes);
   Executable exe = compile(g, options);
   std::vector<TensorData> outputs;
   exe.run(feeds, outputs);
@@ -142,16 +146,8 @@ void BM_AttentionPrefillS1024(benchmark::State& state) {
     Tensor scores = matmul(q, transpose(k, {0, 1, 3, 2})) * (1.0 / 8.0) + m;
     y = matmul(softmax(scores, -1), v);
   }
-  CompileOptions options;
-  options.outputs = {y};
-  if (variant == 1) options.disabled_passes = {"fuse_attention"};
-  Executable exe = compile(g, options);
-  std::vector<TensorData> outputs;
-  exe.run(feeds, outputs);
-  for (auto _ : state) {
-    exe.run(feeds, outputs);
-    benchmark::DoNotOptimize(outputs.front().data());
-  }
+  time_runs(state, g, y, feeds,
+            variant == 1 ? std::set<std::string>{"fuse_attention"} : std::set<std::string>{});
   const char* labels[] = {"op, causal", "composed (fuse_attention off)", "fused, mask input"};
   state.SetLabel(labels[variant]);
 }
