@@ -9,6 +9,7 @@
 
 #include "core/kernel_test_hooks.h"
 #include "cuda/cuda_test_util.h"
+#include "ops/attention_reference.h"
 
 namespace loom {
 namespace {
@@ -333,31 +334,7 @@ TEST(CudaAttention, Int8KvCacheDecodeReplays) {
   constexpr int64_t B = 2, Hkv = 2, Hq = 16, C = 300, D = 128, kSteps = 200;
   for (DType dtype : {DType::f16, DType::f32}) {
     Graph g;
-    Tensor k_cache = g.variable("k_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
-    Tensor v_cache = g.variable("v_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
-    Tensor k_scales = g.variable("k_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
-    Tensor v_scales = g.variable("v_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
-    Tensor q = g.placeholder("q", {B, Hq, 1, D}, dtype);
-    Tensor k_new = g.placeholder("k_new", {B, Hkv, 1, D}, dtype);
-    Tensor v_new = g.placeholder("v_new", {B, Hkv, 1, D}, dtype);
-    Tensor starts = g.placeholder("starts", {4}, DType::i32);
-    Tensor scale_starts = g.placeholder("scale_starts", {3}, DType::i32);
-    Tensor kv_len = g.placeholder("kv_len", {1}, DType::i32);
-    QuantizedKv kq = quantize_kv(k_new), vq = quantize_kv(v_new);
-    Tensor k_all = slice_update(g.read(k_cache), kq.codes, starts);
-    Tensor v_all = slice_update(g.read(v_cache), vq.codes, starts);
-    Tensor ks_all = slice_update(g.read(k_scales), kq.scale, scale_starts);
-    Tensor vs_all = slice_update(g.read(v_scales), vq.scale, scale_starts);
-    g.assign(k_cache, k_all);
-    g.assign(v_cache, v_all);
-    g.assign(k_scales, ks_all);
-    g.assign(v_scales, vs_all);
-    AttentionOptions options;
-    options.causal = true;
-    options.kv_len = kv_len;
-    options.k_scale = ks_all;
-    options.v_scale = vs_all;
-    Tensor y = scaled_dot_product_attention(q, k_all, v_all, options);
+    Tensor y = testing::int8_kv_decode_step(g, B, Hq, Hkv, C, D, dtype);
     auto make = [&](Device device) {
       CompileOptions co;
       co.device = device;
@@ -371,12 +348,9 @@ TEST(CudaAttention, Int8KvCacheDecodeReplays) {
       EXPECT_NE(gpu.dump().find("cuda.quantize_kv"), std::string::npos) << gpu.dump();
     }
     for (int32_t step = 0; step < kSteps; ++step) {
-      Feeds feeds{{"q", random_tensor(dtype, {B, Hq, 1, D})},
-                  {"k_new", random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f)},
-                  {"v_new", random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f)},
-                  {"starts", TensorData::from_vector<int32_t>({0, 0, step, 0}, {4})},
-                  {"scale_starts", TensorData::from_vector<int32_t>({0, 0, step}, {3})},
-                  {"kv_len", TensorData::from_vector<int32_t>({step + 1}, {1})}};
+      Feeds feeds = testing::int8_kv_decode_feeds(
+          random_tensor(dtype, {B, Hq, 1, D}), random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f),
+          random_tensor(dtype, {B, Hkv, 1, D}, -2.f, 2.f), step);
       auto want = cpu.run(feeds).at(0);
       auto got = gpu.run(feeds).at(0).to_host();
       const std::string what = std::string(dtype_name(dtype)) + " step " + std::to_string(step);

@@ -202,31 +202,7 @@ TEST(AttentionInt8Kv, AccuracyAgainstTheFloatCache) {
 TEST(AttentionInt8Kv, KvCacheDecodeMatchesFullRecompute) {
   constexpr int64_t B = 2, Hkv = 2, Hq = 8, C = 80, D = 64, kSteps = 64;
   Graph g;
-  Tensor k_cache = g.variable("k_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
-  Tensor v_cache = g.variable("v_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
-  Tensor k_scales = g.variable("k_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
-  Tensor v_scales = g.variable("v_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
-  Tensor q = g.placeholder("q", {B, Hq, 1, D});
-  Tensor k_new = g.placeholder("k_new", {B, Hkv, 1, D});
-  Tensor v_new = g.placeholder("v_new", {B, Hkv, 1, D});
-  Tensor starts = g.placeholder("starts", {4}, DType::i32);              // {0, 0, position, 0}
-  Tensor scale_starts = g.placeholder("scale_starts", {3}, DType::i32);  // {0, 0, position}
-  Tensor kv_len = g.placeholder("kv_len", {1}, DType::i32);
-  QuantizedKv kq = quantize_kv(k_new), vq = quantize_kv(v_new);
-  Tensor k_all = slice_update(g.read(k_cache), kq.codes, starts);
-  Tensor v_all = slice_update(g.read(v_cache), vq.codes, starts);
-  Tensor ks_all = slice_update(g.read(k_scales), kq.scale, scale_starts);
-  Tensor vs_all = slice_update(g.read(v_scales), vq.scale, scale_starts);
-  g.assign(k_cache, k_all);
-  g.assign(v_cache, v_all);
-  g.assign(k_scales, ks_all);
-  g.assign(v_scales, vs_all);
-  AttentionOptions options;
-  options.causal = true;
-  options.kv_len = kv_len;
-  options.k_scale = ks_all;
-  options.v_scale = vs_all;
-  Tensor y = scaled_dot_product_attention(q, k_all, v_all, options);
+  Tensor y = testing::int8_kv_decode_step(g, B, Hq, Hkv, C, D, DType::f32);
   CompileOptions co;
   co.outputs = {y};
   Executable exe = compile(g, co);
@@ -239,13 +215,7 @@ TEST(AttentionInt8Kv, KvCacheDecodeMatchesFullRecompute) {
     auto qs = random_tensor(DType::f32, {B, Hq, 1, D});
     auto ks = random_tensor(DType::f32, {B, Hkv, 1, D});
     auto vs = random_tensor(DType::f32, {B, Hkv, 1, D});
-    auto got = exe.run({{"q", qs},
-                        {"k_new", ks},
-                        {"v_new", vs},
-                        {"starts", TensorData::from_vector<int32_t>({0, 0, step, 0}, {4})},
-                        {"scale_starts", TensorData::from_vector<int32_t>({0, 0, step}, {3})},
-                        {"kv_len", TensorData::from_vector<int32_t>({step + 1}, {1})}})
-                   .at(0);
+    auto got = exe.run(testing::int8_kv_decode_feeds(qs, ks, vs, step)).at(0);
     const TensorData kc = exe.variables().get("k_cache").to_host();
     const TensorData vc = exe.variables().get("v_cache").to_host();
     const TensorData ksc = exe.variables().get("k_scale").to_host();

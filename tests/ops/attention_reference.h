@@ -1,7 +1,8 @@
 // The naive double-precision attention reference the CPU attention tests share
 // (tests/ops/attention_test.cpp, tests/ops/attention_int8_kv_test.cpp): one case's shape and
 // options, scores = q kᵀ * scale + mask, visibility (kv_len, causal aligned to the end,
-// window), softmax, times v; and the elementwise tolerance per dtype.
+// window), softmax, times v; the elementwise tolerance per dtype; and the int8-KV-cache decode
+// step the CPU and CUDA tests build alike.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/attention.h"
 #include "ops/byte_reference.h"
 
 namespace loom::testing {
@@ -118,6 +120,49 @@ inline void expect_attention_close(const TensorData& got, const std::vector<doub
     if (!(err <= atol + rtol * std::abs(want[i])) && reported++ < 5)
       ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", want " << want[i];
   }
+}
+
+// One decode step over an int8 KV cache in variables: k_cache, v_cache (codes [B, Hkv, C, D])
+// and k_scale, v_scale ([B, Hkv, C]); this step's k_new, v_new [B, Hkv, 1, D] quantized with
+// quantize_kv and written in place at the fed `starts` {0, 0, pos, 0} / `scale_starts`
+// {0, 0, pos}; then causal attention of q [B, Hq, 1, D] (q's dtype `dtype`) over `kv_len` keys.
+inline Tensor int8_kv_decode_step(Graph& g, int64_t B, int64_t Hq, int64_t Hkv, int64_t C,
+                                  int64_t D, DType dtype) {
+  Tensor k_cache = g.variable("k_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
+  Tensor v_cache = g.variable("v_cache", TensorData::zeros(DType::i8, {B, Hkv, C, D}));
+  Tensor k_scales = g.variable("k_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
+  Tensor v_scales = g.variable("v_scale", TensorData::zeros(DType::f32, {B, Hkv, C}));
+  Tensor q = g.placeholder("q", {B, Hq, 1, D}, dtype);
+  Tensor k_new = g.placeholder("k_new", {B, Hkv, 1, D}, dtype);
+  Tensor v_new = g.placeholder("v_new", {B, Hkv, 1, D}, dtype);
+  Tensor starts = g.placeholder("starts", {4}, DType::i32);
+  Tensor scale_starts = g.placeholder("scale_starts", {3}, DType::i32);
+  Tensor kv_len = g.placeholder("kv_len", {1}, DType::i32);
+  QuantizedKv kq = quantize_kv(k_new), vq = quantize_kv(v_new);
+  Tensor k_all = slice_update(g.read(k_cache), kq.codes, starts);
+  Tensor v_all = slice_update(g.read(v_cache), vq.codes, starts);
+  Tensor ks_all = slice_update(g.read(k_scales), kq.scale, scale_starts);
+  Tensor vs_all = slice_update(g.read(v_scales), vq.scale, scale_starts);
+  g.assign(k_cache, k_all);
+  g.assign(v_cache, v_all);
+  g.assign(k_scales, ks_all);
+  g.assign(v_scales, vs_all);
+  AttentionOptions options;
+  options.causal = true;
+  options.kv_len = kv_len;
+  options.k_scale = ks_all;
+  options.v_scale = vs_all;
+  return scaled_dot_product_attention(q, k_all, v_all, options);
+}
+
+// The feeds of that step at position `step` (kv_len = step + 1).
+inline Feeds int8_kv_decode_feeds(TensorData q, TensorData k_new, TensorData v_new, int32_t step) {
+  return Feeds{{"q", std::move(q)},
+               {"k_new", std::move(k_new)},
+               {"v_new", std::move(v_new)},
+               {"starts", TensorData::from_vector<int32_t>({0, 0, step, 0}, {4})},
+               {"scale_starts", TensorData::from_vector<int32_t>({0, 0, step}, {3})},
+               {"kv_len", TensorData::from_vector<int32_t>({step + 1}, {1})}};
 }
 
 }  // namespace loom::testing
