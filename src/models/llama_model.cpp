@@ -152,14 +152,14 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
   return m;
 }
 
-Feeds LlamaModel::feeds_for(std::span<const int32_t> tokens) const {
+Feeds LlamaModel::feeds_for(std::span<const int32_t> tokens, int64_t start) const {
   const int64_t n = int64_t(tokens.size());
   std::vector<int64_t> positions(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = position_ + i;
+  for (int64_t i = 0; i < n; ++i) positions[size_t(i)] = start + i;
   return Feeds{
       {"tokens", TensorData::from_vector<int32_t>({tokens.begin(), tokens.end()}, {1, n})},
       {"positions", TensorData::from_vector<int64_t>(positions, {n})},
-      {"cache_starts", TensorData::from_vector<int64_t>({0, 0, position_, 0}, {4})},
+      {"cache_starts", TensorData::from_vector<int64_t>({0, 0, start, 0}, {4})},
       {"last", TensorData::from_vector<int64_t>({n - 1}, {1})},
   };
 }
@@ -176,7 +176,7 @@ std::span<const float> LlamaModel::forward(std::span<const int32_t> tokens, bool
       fail(ErrorKind::value, "token id " + std::to_string(t) + " is outside the vocabulary of " +
                                  std::to_string(config_.vocab));
   Executable& exe = n == 1 ? *decode_ : *prefill_;
-  exe.run(feeds_for(tokens), outputs_);
+  exe.run(feeds_for(tokens, position_), outputs_);
   position_ += n;
   greedy_ = int32_t(outputs_[1].to_host().to_vector<int64_t>().at(0));
   if (!want_logits) return {};
@@ -190,17 +190,13 @@ std::vector<NodeTime> LlamaModel::profile_prefill(std::span<const int32_t> token
                                std::to_string(context_) + " are needed");
   for (int32_t t : tokens)
     if (t < 0 || t >= config_.vocab) fail(ErrorKind::value, "profile_prefill: bad token");
-  const int64_t at = position_;
-  position_ = 0;
-  Feeds feeds = feeds_for(tokens);
-  position_ = at;
-  return prefill_->profile(feeds);
+  return prefill_->profile(feeds_for(tokens, 0));
 }
 
 std::vector<NodeTime> LlamaModel::profile_decode(int32_t token) {
   if (token < 0 || token >= config_.vocab || position_ >= context_)
     fail(ErrorKind::value, "profile_decode: bad token or a full context");
-  return decode_->profile(feeds_for(std::span(&token, 1)));
+  return decode_->profile(feeds_for(std::span(&token, 1), position_));
 }
 
 }  // namespace loom::models

@@ -130,7 +130,8 @@ class LlamaModel {
   int64_t weight_bytes_ = 0;
   std::shared_ptr<VariableStore> store_;
   std::shared_ptr<Executable> prefill_, decode_;  // of the active variant
-  Feeds feeds_for(std::span<const int32_t> tokens) const;
+  // The graph's feeds for `tokens` at positions start, start + 1, ...
+  Feeds feeds_for(std::span<const int32_t> tokens, int64_t start) const;
 
   std::vector<TensorData> outputs_;
   std::vector<float> logits_;

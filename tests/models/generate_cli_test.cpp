@@ -62,6 +62,21 @@ TEST_F(GenerateCli, BenchPrintsLlamaBenchRows) {
   EXPECT_NE(out.find("| tg4 |"), std::string::npos) << out;
 }
 
+// --profile times a prefill (with -p) and a decode step node by node, each op's line naming
+// its kernel; a one-token prompt has no prefill to profile.
+TEST_F(GenerateCli, BenchProfilesPrefillAndDecode) {
+  std::string out;
+  ASSERT_EQ(run_cli("bench --model " + kModel + " --device cpu -p 8 -n 2 -r 1 --profile", &out), 0)
+      << out;
+  EXPECT_NE(out.find("profiled prefill of 8 tokens"), std::string::npos) << out;
+  EXPECT_NE(out.find("profiled decode step"), std::string::npos) << out;
+  EXPECT_NE(out.find("cpu.attention.flash"), std::string::npos) << out;
+  ASSERT_EQ(run_cli("bench --model " + kModel + " --device cpu -p 1 -n 2 -r 1 --profile", &out), 0)
+      << out;
+  EXPECT_EQ(out.find("profiled prefill"), std::string::npos) << out;
+  EXPECT_NE(out.find("profiled decode step"), std::string::npos) << out;
+}
+
 TEST(GenerateCliErrors, BadInputExitsNonZeroWithAMessage) {
   std::string out;
   EXPECT_NE(run_cli("generate --model /nonexistent.gguf -p hi", &out), 0);

@@ -57,11 +57,14 @@ class CpuBackend final : public Backend {
   // with one thread, 3.0 ms with two), and feeds and outputs are copied this way. Overlapping
   // or small copies are one memmove.
   static void copy_host(void* dst, const void* src, size_t bytes) {
-    if (bytes == 0) return;
+    if (bytes < kThreadedCopyBytes) {
+      if (bytes) std::memmove(dst, src, bytes);
+      return;
+    }
     const auto d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
     const bool overlap = d < s + bytes && s < d + bytes;
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (overlap || threads < 2 || bytes < kThreadedCopyBytes) {
+    if (overlap || threads < 2) {
       std::memmove(dst, src, bytes);
       return;
     }
