@@ -75,15 +75,24 @@ def torch_attention_ms(name):
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
     words = name.split()
-    b, h, s, d = (int(w[1:]) for w in words[1:5])
-    causal = words[5] == "causal"
-    q, k, v = (fill((b, h, s, d), torch.bfloat16, 40 + i) for i in range(3))
+    if words[1] == "decode":
+        # "attention decode B1 Hq32 Hkv8 L4096 D128": one query row over L keys, GQA; not
+        # causal in torch (its causal mask is aligned to the start: row 0 would see key 0).
+        b, hq, hkv, length, d = (int(w.lstrip("BHqkvLD")) for w in words[2:7])
+        q = fill((b, hq, 1, d), torch.bfloat16, 40)
+        k, v = (fill((b, hkv, length, d), torch.bfloat16, 41 + i) for i in range(2))
+        causal, gqa, iters = False, True, 20
+    else:
+        b, h, s, d = (int(w[1:]) for w in words[1:5])
+        causal, gqa, iters = words[5] == "causal", False, 10
+        q, k, v = (fill((b, h, s, d), torch.bfloat16, 40 + i) for i in range(3))
     times = []
     for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION):
         try:
             with sdpa_kernel(backend):
                 times.append(torch_time_ms(
-                    lambda i: F.scaled_dot_product_attention(q, k, v, is_causal=causal), 10))
+                    lambda i: F.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                                             enable_gqa=gqa), iters))
         except RuntimeError:
             times.append(None)
     return times
@@ -294,6 +303,8 @@ def main():
             # beside it.
             flash = row.get("torch_flash_ms")
             rate = f"{row['tflops']:.0f} TFLOP/s"
+            if " decode " in row["name"]:  # bound by the K/V bytes, not the FLOPs
+                rate = f"{row['gbps']:.0f} GB/s of K/V"
             frac = f"flash {flash:.4f} ms" if flash else "-"
         elif row["kind"] == "nvrtc":
             rate = "-"

@@ -319,6 +319,38 @@ void bench_fft(cudaStream_t stream) {
   }
 }
 
+// Decode attention, bf16, one query row per sequence over a cache of L keys, GQA Hq 32 / Hkv 8,
+// D 128 (issue 15's shapes); bytes are the K/V read once. The cache's capacity is L and kv_len
+// says all of it counts, as a decode step over a full cache.
+void bench_attention_decode(cudaStream_t stream) {
+  struct Shape {
+    int64_t batch, kv_len;
+  };
+  const int64_t hq = 32, hkv = 8, d = 128;
+  for (const Shape& s : {Shape{1, 4096}, Shape{1, 32768}, Shape{8, 8192}}) {
+    const DType dt = DType::bf16;
+    const Extents q_extents{s.batch, hq, 1, d}, kv_extents{s.batch, hkv, s.kv_len, d};
+    Graph g;
+    Tensor q = g.placeholder("q", to_shape(q_extents), dt);
+    Tensor k = g.placeholder("k", to_shape(kv_extents), dt);
+    Tensor v = g.placeholder("v", to_shape(kv_extents), dt);
+    Tensor kv_len = g.placeholder("kv_len", {1}, DType::i64);
+    AttentionOptions o;
+    o.causal = true;
+    o.kv_len = kv_len;
+    Tensor y = scaled_dot_product_attention(q, k, v, o);
+    TensorData len = TensorData::from_vector<int64_t>({s.kv_len}, {1}).to(Device::cuda());
+    std::vector<std::vector<TensorData>> sets = {{device_random(dt, q_extents, 41),
+                                                  device_random(dt, kv_extents, 42),
+                                                  device_random(dt, kv_extents, 43), len}};
+    const double bytes = 2.0 * double(storage_bytes(dt, numel(kv_extents)));
+    const double flops = 4.0 * double(s.batch * hq) * double(s.kv_len) * double(d);
+    const std::string label = "attention decode B" + std::to_string(s.batch) + " Hq32 Hkv8 L" +
+                              std::to_string(s.kv_len) + " D128";
+    bench_node("attention", label, y, sets, bytes, flops, stream, 20, "cuda.attention.decode");
+  }
+}
+
 // Fused attention, bf16, on the issue's prefill shapes (TFLOP/s counting causal work as half):
 // the tensor-core kernel alone and, where it takes seconds no longer, the CUDA-core one.
 void bench_attention(cudaStream_t stream) {
@@ -355,6 +387,7 @@ void bench_attention(cudaStream_t stream) {
       bench_node("attention", label + " tiled", y, sets, bytes, flops, stream, 3,
                  "cuda.attention.tiled");
   }
+  bench_attention_decode(stream);
 }
 
 // Wall time per run of an Executable (median of many runs).

@@ -41,7 +41,7 @@ struct Case {
   int64_t window = 0;
   int mask = 0;  // 0 none, 1 bool [B, 1, Sq, Skv], 2 float [Sq, Skv]
   std::vector<int32_t> kv_len;
-  const char* kernel = "cuda.attention.split_kv";
+  const char* kernel = nullptr;  // null: the decode kernel that serves the case (below)
 
   std::string str() const {
     std::string s = "B" + std::to_string(batch) + " Hq" + std::to_string(q_heads) + " Hkv" +
@@ -54,7 +54,19 @@ struct Case {
   }
 };
 
-void check(const Case& c) {
+// The register-resident decode kernel takes decode cases without a mask or int8 K/V whose
+// row is 8, 16 or 32 16-byte vectors and whose kv heads have at most 8 query rows; split_kv
+// takes the other decode cases.
+const char* decode_kernel_for(const Case& c) {
+  const int64_t vec = c.dtype == DType::f32 ? 4 : 8, lanes = c.dim / vec;
+  const bool lanes_ok = c.dim % vec == 0 && (lanes == 8 || lanes == 16 || lanes == 32);
+  const bool rows_ok = c.q_heads / c.kv_heads * c.q_len <= 8;
+  return lanes_ok && rows_ok && c.mask == 0 && !c.int8_kv ? "cuda.attention.decode"
+                                                          : "cuda.attention.split_kv";
+}
+
+void check(Case c) {
+  if (!c.kernel) c.kernel = decode_kernel_for(c);
   Graph g;
   Tensor q = g.placeholder("q", {c.batch, c.q_heads, c.q_len, c.dim}, c.dtype);
   const DType kv_dtype = c.int8_kv ? DType::i8 : c.dtype;
@@ -160,6 +172,32 @@ TEST(CudaAttention, DecodeLengthsAndOptions) {
         check(c);
       }
     }
+}
+
+// The register-resident decode kernel over query rows per kv head (group x Sq up to 8),
+// causal or not, windows, per-sequence kv_len, short and split caches.
+TEST(CudaAttention, DecodeKernelRowsWindowsAndLengths) {
+  LOOM_REQUIRE_CUDA();
+  for (DType dtype : {DType::bf16, DType::f32})
+    for (int64_t q_len : {1, 2, 4})
+      for (int64_t kv_cap : {1, 5, 33, 1000, 5000}) {
+        if (kv_cap < q_len) continue;
+        for (int variant = 0; variant < 4; ++variant) {
+          Case c;
+          c.dtype = dtype;
+          c.batch = 2;
+          c.q_heads = 6;
+          c.kv_heads = 3;
+          c.q_len = q_len;
+          c.kv_cap = kv_cap;
+          c.dim = variant % 2 ? 128 : 64;
+          c.causal = variant >= 1;
+          if (variant >= 2) c.kv_len = {int32_t(kv_cap), int32_t((kv_cap + q_len) / 2)};
+          if (variant == 3) c.window = std::max<int64_t>(1, kv_cap / 3);
+          c.kernel = "cuda.attention.decode";
+          check(c);
+        }
+      }
 }
 
 // An int8 KV cache read directly by both kernels, against the CPU kernel (which reads it the

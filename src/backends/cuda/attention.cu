@@ -431,30 +431,6 @@ __global__ void __launch_bounds__(kAttnThreads) attention_kernel(Params p) {
   if (tid == 0) p.arrivals[group] = 0;
 }
 
-// Per-node state: the partial-result buffer of the split-kv path, made on the first (eager)
-// run of a plan and reused by later runs and graph replays.
-struct Workspace {
-  void* data = nullptr;
-  size_t bytes = 0;
-  size_t groups = 0;  // arrival counts at its start, zeroed when it was made
-  ~Workspace() {
-    if (data) (void)cudaFree(data);
-  }
-};
-
-int sm_count() {
-  static int count = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return 132;
-    }
-    return n;
-  }();
-  return count;
-}
-
 // Element strides of a mask broadcast to [B, Hq, Sq, Skv] (right-aligned, 0 where size 1).
 void mask_strides(const TensorView& mask, int64_t out[4]) {
   for (int d = 0; d < 4; ++d) out[d] = 0;
@@ -551,28 +527,10 @@ void launch(KernelContext& ctx, const ir::Node& node, std::span<const TensorView
   cudaStream_t stream = stream_of(ctx);
   if (p.splits > 1) {
     int64_t rows = int64_t(p.batch) * p.q_heads * p.q_len;
-    // Arrival counts first (one per group of split blocks), then the partials.
-    size_t groups = size_t(base_blocks);
-    size_t counts_bytes = (groups * sizeof(unsigned) + 255) / 256 * 256;
-    size_t need =
-        counts_bytes + size_t(p.splits) * size_t(rows) * (size_t(p.dim) + 2) * sizeof(float);
-    auto* ws = ctx.state && *ctx.state ? static_cast<Workspace*>(ctx.state->get()) : nullptr;
-    if (!ws || ws->bytes < need || ws->groups != groups) {
-      auto fresh = std::make_shared<Workspace>();
-      check_cuda(cudaMalloc(&fresh->data, need), "scaled_dot_product_attention workspace");
-      // The arrival counts start at zero; every launch leaves them at zero.
-      check_cuda(cudaMemsetAsync(fresh->data, 0, groups * sizeof(unsigned), stream_of(ctx)),
-                 "scaled_dot_product_attention workspace");
-      fresh->groups = groups;
-      fresh->bytes = need;
-      ws = fresh.get();
-      if (ctx.state)
-        *ctx.state = fresh;
-      else
-        fail(ErrorKind::internal, "scaled_dot_product_attention needs a kernel state slot");
-    }
-    p.arrivals = static_cast<unsigned*>(ws->data);
-    p.partial_acc = reinterpret_cast<float*>(static_cast<char*>(ws->data) + counts_bytes);
+    SplitBuffers buffers = split_buffers(ctx, size_t(base_blocks),
+                                         size_t(p.splits) * size_t(rows) * (size_t(p.dim) + 2));
+    p.arrivals = buffers.arrivals;
+    p.partial_acc = buffers.partials;
     p.partial_ml = p.partial_acc + size_t(p.splits) * size_t(rows) * size_t(p.dim);
   }
   Layout lay = layout_of<KV>(p);
@@ -599,7 +557,11 @@ bool fits_decode(const ir::Node& node, std::span<const TensorView> in) {
   return fits(node, in) && in[0].shape[2] <= kDecodeQueries;
 }
 
-// Decode shapes take split_kv only. Timing the two at compile would be misleading: the keys
+bool fits_split_kv(const ir::Node& node, std::span<const TensorView> in) {
+  return fits_decode(node, in) && !attention_decode_fits(node, in);
+}
+
+// Decode shapes take a decode kernel only. Timing the two at compile would be misleading: the keys
 // in use (kv_len) are read on the device and are few or none when the plan is timed, where
 // one block per kv head wins, while a captured decode step later replays at every length and
 // one block walking thousands of keys is several times slower than the split (measured on
@@ -683,14 +645,71 @@ bool fits_quantize_kv(const ir::Node&, std::span<const TensorView> in) {
 
 }  // namespace
 
+// Per-node state: the split buffers, made on the first (eager) run of a plan and reused by
+// later runs and graph replays.
+namespace {
+struct SplitWorkspace {
+  void* data = nullptr;
+  size_t bytes = 0;
+  size_t groups = 0;  // arrival counts at its start, zeroed when it was made
+  ~SplitWorkspace() {
+    if (data) (void)cudaFree(data);
+  }
+};
+}  // namespace
+
+SplitBuffers split_buffers(KernelContext& ctx, size_t groups, size_t partial_floats) {
+  // Arrival counts first (one per group of split blocks), then the partials.
+  const size_t counts_bytes = (groups * sizeof(unsigned) + 255) / 256 * 256;
+  const size_t need = counts_bytes + partial_floats * sizeof(float);
+  auto* ws = ctx.state && *ctx.state ? static_cast<SplitWorkspace*>(ctx.state->get()) : nullptr;
+  if (!ws || ws->bytes < need || ws->groups != groups) {
+    auto fresh = std::make_shared<SplitWorkspace>();
+    check_cuda(cudaMalloc(&fresh->data, need), "scaled_dot_product_attention workspace");
+    // The arrival counts start at zero; every launch leaves them at zero.
+    check_cuda(cudaMemsetAsync(fresh->data, 0, groups * sizeof(unsigned), stream_of(ctx)),
+               "scaled_dot_product_attention workspace");
+    fresh->groups = groups;
+    fresh->bytes = need;
+    ws = fresh.get();
+    if (ctx.state)
+      *ctx.state = fresh;
+    else
+      fail(ErrorKind::internal, "scaled_dot_product_attention needs a kernel state slot");
+  }
+  return {static_cast<unsigned*>(ws->data),
+          reinterpret_cast<float*>(static_cast<char*>(ws->data) + counts_bytes)};
+}
+
+int sm_count() {
+  static int count = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 132;
+    }
+    return n;
+  }();
+  return count;
+}
+
 void run_attention_tiled(KernelContext& ctx, const ir::Node& node, std::span<const TensorView> in,
                          std::span<TensorView> out) {
   run_tiled(ctx, node, in, out);
 }
 
+void run_attention_split_kv(KernelContext& ctx, const ir::Node& node,
+                            std::span<const TensorView> in, std::span<TensorView> out) {
+  run_split_kv(ctx, node, in, out);
+}
+
 void register_attention_kernels(Backend& b) {
+  // The register-resident decode kernel first; split_kv serves the decode shapes it does not
+  // take (masks, int8 K/V, other head dims, more than 8 rows a kv head).
+  b.add_kernel("scaled_dot_product_attention", attention_decode_kernel());
   b.add_kernel("scaled_dot_product_attention",
-               Kernel{"cuda.attention.split_kv", run_split_kv, fits_decode});
+               Kernel{"cuda.attention.split_kv", run_split_kv, fits_split_kv});
   // The tensor-core kernel before the CUDA-core one: the first that supports a node runs
   // when tactics are not timed; timed, the faster wins.
   b.add_kernel("scaled_dot_product_attention", attention_mma_kernel());
