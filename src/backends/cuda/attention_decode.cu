@@ -160,19 +160,31 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(Decode
   const T* kg = static_cast<const T*>(p.k) + kv_base;
   const T* vg = static_cast<const T*>(p.v) + kv_base;
   // The loop is the same for every team (the shuffles need whole warps); keys past k_end
-  // are not loaded and score -inf.
-  for (int j0 = k_begin; j0 < k_end; j0 += kTeams * kUnroll) {
-    uint4 kr[kUnroll], vr[kUnroll];
+  // are not loaded and score -inf. The next keys' loads are issued before the current keys
+  // are used, so two rounds of K/V are in flight per team.
+  constexpr int kStep = kTeams * kUnroll;
+  uint4 k_next[kUnroll], v_next[kUnroll];
+  auto issue = [&](int j0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int key = j0 + team + u * kTeams;
       if (key < k_end) {
-        kr[u] = load_stream(kg + int64_t(key) * D);
-        vr[u] = load_stream(vg + int64_t(key) * D);
+        k_next[u] = load_stream(kg + int64_t(key) * D);
+        v_next[u] = load_stream(vg + int64_t(key) * D);
       } else {
-        kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
+        k_next[u] = v_next[u] = make_uint4(0, 0, 0, 0);
       }
     }
+  };
+  if (k_begin < k_end) issue(k_begin);
+  for (int j0 = k_begin; j0 < k_end; j0 += kStep) {
+    uint4 kr[kUnroll], vr[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      kr[u] = k_next[u];
+      vr[u] = v_next[u];
+    }
+    if (j0 + kStep < k_end) issue(j0 + kStep);
     float s[kUnroll][kRows];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
