@@ -19,8 +19,10 @@ void ModelFlags::add_to(CLI::App& cmd) {
                "expand quantized weights to --dtype at load (default: keep their GGUF blocks "
                "and multiply by them directly)");
   cmd.add_flag("--exact-matmul", exact,
-               "CPU: multiply quantized weights by f32 activations (slower; the default rounds "
-               "activations to int8 per block of 32 for integer dot products, as llama.cpp does)");
+               "compute exactly in f32 (slower): by default the CPU rounds activations to int8 "
+               "per block of 32 for integer dot products with quantized weights (as llama.cpp "
+               "does), and CUDA rounds prefill's activations to f16 for tensor-core projections "
+               "and attention");
   cmd.add_option("--disable-pass", disabled_passes,
                  "leave out a compiler pass by name (repeatable), e.g. fuse_qkv_rope to measure "
                  "what it gains (the passes are listed in DESIGN.md)");

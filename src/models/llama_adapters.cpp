@@ -18,6 +18,8 @@ LlamaModel::Variant& LlamaModel::variant(const std::set<std::string>& targets) {
     LlamaGraphOptions options = graph_options_;
     options.seq = seq;
     options.lora_targets = targets;
+    // Decode keeps the model's dtype: its fused kernels read and write the caches as they are.
+    if (!seq.is_static()) options.attention_dtype = prefill_attention_dtype_;
     LlamaGraph lg = build_llama_graph(config_, options, source_ ? source_ : from_store);
     CompileOptions co;
     co.device = device_;

@@ -95,7 +95,15 @@ struct Builder {
     AttentionOptions attention_options;
     attention_options.causal = true;  // aligned to the end: query s sits at kv_len - S + s
     attention_options.kv_len = kv_len;
-    Tensor out = scaled_dot_product_attention(q, keys, values, attention_options);
+    Tensor out;
+    if (o.attention_dtype && *o.attention_dtype != o.dtype) {
+      const DType dt = *o.attention_dtype;
+      out = cast(scaled_dot_product_attention(cast(q, dt), cast(keys, dt), cast(values, dt),
+                                              attention_options),
+                 o.dtype);
+    } else {
+      out = scaled_dot_product_attention(q, keys, values, attention_options);
+    }
     out = transpose(out, {0, 2, 1, 3});  // [B, S, Hq, hd]
     return linear(reshape(out, {o.batch, o.seq, c.heads * c.head_dim}), p + "attn_output");
   }

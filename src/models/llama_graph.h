@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -27,6 +28,11 @@ struct LlamaGraphOptions {
   DType dtype = DType::f32;       // activations, KV cache and dense weights
   // quantized_matmul's int8_activations (CPU): integer dot products, or exact float ones.
   bool int8_activations = true;
+  // The dtype attention computes in, when not `dtype`: q and the updated caches are cast to
+  // it before scaled_dot_product_attention and its output back (the caches keep `dtype`).
+  // LlamaModel sets f16 for CUDA prefill of an f32 model with int8_activations, where the
+  // tensor-core attention kernel takes f16 and bf16 only.
+  std::optional<DType> attention_dtype;
   // Projections ("blk.3.attn_q") whose output gets a LoRA term from a callable:
   // y + call(lora_symbol(name), {x}), x [B, S, in] -> [B, S, out] (models/lora_model.h makes
   // the callees). The adapter is bound, and swapped, without recompiling the graph.

@@ -139,6 +139,15 @@ LlamaModel LlamaModel::load(const std::string& gguf_path, const LlamaLoadOptions
   m.graph_options_.cache_capacity = m.context_;
   m.graph_options_.dtype = m.dtype_;
   m.graph_options_.int8_activations = options.int8_activations;
+  if (options.prefill_attention_dtype && !is_float(*options.prefill_attention_dtype))
+    fail(ErrorKind::dtype, std::string("prefill attention computes in f32, f16 or bf16, not ") +
+                               dtype_name(*options.prefill_attention_dtype));
+  // Prefill of an f32 model on CUDA with rounded activations allowed: attention in f16, on
+  // tensor cores (their kernel takes f16 and bf16 only).
+  m.prefill_attention_dtype_ = options.prefill_attention_dtype.value_or(
+      m.device_.kind == DeviceKind::cuda && m.dtype_ == DType::f32 && options.int8_activations
+          ? DType::f16
+          : m.dtype_);
   m.disabled_passes_ = {options.disabled_passes.begin(), options.disabled_passes.end()};
   m.progress_ = options.progress;
   if (!options.lora.empty() && !options.lora_merge) {

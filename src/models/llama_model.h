@@ -29,12 +29,18 @@ struct LlamaLoadOptions {
   // Keep quantized weights in their GGUF blocks (quantized_matmul reads them as they are)
   // where the device has a kernel for the format; false expands every weight to `dtype`.
   bool quantized = true;
-  // CPU, quantized weights: round activations to int8 per block of 32 for integer dot
-  // products (Q4_0, Q4_1, Q8_0; as llama.cpp does); false multiplies exactly in f32.
+  // Let kernels round f32 activations: on the CPU to int8 per block of 32 for integer dot
+  // products with quantized weights (Q4_0, Q4_1, Q8_0; as llama.cpp does); on CUDA, in
+  // prefill, to f16 for the tensor cores (quantized projections and attention). false
+  // computes exactly in f32.
   bool int8_activations = true;
   // Activations, the KV cache and dense weights. Default: f32, except f16 on CUDA when
   // every weight is dense (quantized_matmul gives f32, so f32 saves a cast per projection).
   std::optional<DType> dtype;
+  // The dtype prefill's attention computes in (q and the caches cast to it, the caches kept
+  // in `dtype`). Default: f16 on CUDA for an f32 model with int8_activations (the
+  // tensor-core kernel takes f16 and bf16), else `dtype`. Decode always uses `dtype`.
+  std::optional<DType> prefill_attention_dtype;
   // Compiler passes to leave out by name (CompileOptions::disabled_passes), e.g. to measure
   // what a fusion gains.
   std::vector<std::string> disabled_passes;
@@ -124,6 +130,7 @@ class LlamaModel {
   LlamaConfig config_;
   Device device_;
   DType dtype_ = DType::f32;
+  DType prefill_attention_dtype_ = DType::f32;  // LlamaLoadOptions::prefill_attention_dtype
   int64_t context_ = 0;
   int64_t position_ = 0;
   int64_t quantized_weights_ = 0;
