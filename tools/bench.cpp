@@ -25,6 +25,7 @@ struct BenchFlags {
   int64_t prompt = 512;
   int64_t generate = 128;
   int64_t repetitions = 5;
+  int64_t depth = 0;  // tokens already in the KV cache when each test starts (llama-bench's -d)
   bool profile = false;
 };
 
@@ -70,7 +71,7 @@ double seconds(std::chrono::steady_clock::time_point start) {
 
 void run_bench(const BenchFlags& f) {
   models::LlamaLoadOptions options = f.model.load_options(false);
-  options.context = std::max<int64_t>(f.model.context, f.prompt + f.generate + 1);
+  options.context = std::max<int64_t>(f.model.context, f.depth + f.prompt + f.generate + 1);
   const std::string path = f.model.model_path();
   models::LlamaModel model = models::LlamaModel::load(path, options);
   const auto& c = model.config();
@@ -78,18 +79,26 @@ void run_bench(const BenchFlags& f) {
   std::uniform_int_distribution<int32_t> token(0, int32_t(c.vocab) - 1);
 
   std::vector<double> prefill_rates, decode_rates;
+  // Each test starts from an empty cache, or one holding `depth` tokens (not timed).
+  auto start_at_depth = [&] {
+    model.reset();
+    if (f.depth == 0) return;
+    std::vector<int32_t> ids(static_cast<size_t>(f.depth));
+    for (auto& t : ids) t = token(rng);
+    model.forward(ids, false);
+  };
   // One warm-up of each path, then the timed repetitions.
   for (int64_t rep = -1; rep < f.repetitions; ++rep) {
     if (f.prompt > 0) {
       std::vector<int32_t> ids(static_cast<size_t>(f.prompt));
       for (auto& t : ids) t = token(rng);
-      model.reset();
+      start_at_depth();
       auto start = std::chrono::steady_clock::now();
       model.forward(ids, false);
       if (rep >= 0) prefill_rates.push_back(double(f.prompt) / seconds(start));
     }
     if (f.generate > 0) {
-      model.reset();
+      start_at_depth();
       int32_t t = token(rng);
       auto start = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < f.generate; ++i) {
@@ -122,8 +131,9 @@ void run_bench(const BenchFlags& f) {
                c.architecture, c.name, mib, backend, threads, weights, dtype_name(model.dtype()),
                test, m.mean, m.deviation);
   };
-  if (f.prompt > 0) row("pp" + std::to_string(f.prompt), prefill_rates);
-  if (f.generate > 0) row("tg" + std::to_string(f.generate), decode_rates);
+  const std::string at = f.depth > 0 ? " @ d" + std::to_string(f.depth) : "";
+  if (f.prompt > 0) row("pp" + std::to_string(f.prompt) + at, prefill_rates);
+  if (f.generate > 0) row("tg" + std::to_string(f.generate) + at, decode_rates);
 }
 
 }  // namespace
@@ -139,6 +149,10 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   cmd->add_option("-r,--repetitions", f->repetitions, "Timed repetitions of each test")
       ->check(positive_integer(1000));
+  cmd->add_option("-d,--n-depth", f->depth,
+                  "Tokens in the KV cache before each test (prefilled, not timed), as "
+                  "llama-bench's -d")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   cmd->add_flag("--profile", f->profile,
                 "After the tests, time each node of a prefill (with -p) and of one decode step, "
                 "and print the time per op");

@@ -62,6 +62,16 @@ TEST_F(GenerateCli, BenchPrintsLlamaBenchRows) {
   EXPECT_NE(out.find("| tg4 |"), std::string::npos) << out;
 }
 
+// -d fills the cache before each test, as llama-bench's -d; the rows say so.
+TEST_F(GenerateCli, BenchAtDepth) {
+  std::string out;
+  ASSERT_EQ(run_cli("bench --model " + kModel + " --device cpu -p 4 -n 2 -r 1 -d 8", &out), 0)
+      << out;
+  EXPECT_NE(out.find("| pp4 @ d8 |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| tg2 @ d8 |"), std::string::npos) << out;
+  EXPECT_NE(run_cli("bench --model " + kModel + " --device cpu -d -1", &out), 0) << out;
+}
+
 // --profile times a prefill (with -p) and a decode step node by node, each op's line naming
 // its kernel; a one-token prompt has no prefill to profile.
 TEST_F(GenerateCli, BenchProfilesPrefillAndDecode) {
