@@ -3,7 +3,10 @@
 # the CUDA tests and the CUDA benchmark (build-gpu), writes the random-weight SmolLM2-shaped
 # GGUF (as scripts/gpu_extra.sh), runs the CUDA tests that FILTER names (a gtest filter), then
 # `loom bench --profile` on that model (quantized and --dense) and, when COMPARE names one,
-# `compare_torch.py --only COMPARE`. Logs under $OUT (default build-gpu/logs).
+# `compare_torch.py --only COMPARE`. Optional: DEPTH=4096 adds the decode test at that depth
+# (`loom bench -d`); BIG="llama2-7b:q4_0 llama3-8b:q8_0" writes random-weight files of those
+# shapes (every tensor of that type) and benchmarks them too. Logs under $OUT (default
+# build-gpu/logs).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +38,19 @@ build-gpu/loom bench --model "$model" --device cuda -p 512 -n 128 -r 5 --profile
 cat "$logs/bench.md"
 grep -A12 'profiled' "$logs/bench.err"
 build-gpu/loom bench --model "$model" --device cuda --dense -p 512 -n 128 -r 5 2>&1 | tail -2
+if [ -n "${DEPTH:-}" ]; then
+  build-gpu/loom bench --model "$model" --device cuda -p 0 -n 128 -r 3 -d "$DEPTH" 2>&1 | tail -1
+fi
+for big in ${BIG:-}; do
+  shape=${big%%:*} type=${big##*:}
+  file=/tmp/$shape-$type.gguf
+  PYTHONPATH=/tmp/lc/llama.cpp/gguf-py python3 "$peers/random_llama_gguf.py" \
+    "$peers/smol-template.gguf" "$file" "$shape" "$type" "$type" "$type" >"$logs/model-$shape.log" 2>&1 ||
+    { tail -3 "$logs/model-$shape.log"; continue; }
+  echo "$shape $type: $(du -h "$file" | cut -f1)"
+  build-gpu/loom bench --model "$file" --device cuda -p 512 -n 128 -r 3 2>&1 | tail -2
+  rm -f "$file"
+done
 if [ -n "${COMPARE:-}" ]; then
   python3 bench/cuda/compare_torch.py --bench build-gpu/bench/cuda/loom_cuda_bench \
     --only "$COMPARE" 2>&1 | tail -14
